@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "ship",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ship", targets: ["ship"]),
+        .executable(name: "ship-agent", targets: ["ship-agent"]),
+        .library(name: "Shipper", targets: ["Shipper"]),
+        .library(name: "Hooks", targets: ["Hooks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+    ],
+    targets: [
+        // libgit2 from the system (Debian: libgit2-dev).
+        .systemLibrary(
+            name: "CGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // zlib from the system (Debian: zlib1g-dev): deflate with a fixed gzip header.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        // The lifecycle-hook engine, shared by the controller and the agent. Foundation only.
+        .target(name: "Hooks"),
+        // The controller's core: configuration, packaging, transport, orchestration, backups.
+        .target(
+            name: "Shipper",
+            dependencies: [
+                "Hooks", "CGit2", "CZlib",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The CLI: parse, call Shipper, render, exit code.
+        .executableTarget(
+            name: "ship",
+            dependencies: [
+                "Shipper",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The host agent: Hooks and Foundation only, so it links statically and copies to hosts.
+        .executableTarget(name: "ship-agent", dependencies: ["Hooks"]),
+        .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,114 @@
+import Foundation
+
+/// The `backup:` section of an environment (CONTRACT.md section 6).
+extension ShipConfigDecoder {
+    static func decodeBackup(_ node: ConfigNode, directory: String) throws(ShipError) -> BackupConfig {
+        let map = try node.mapping(allowed: backupKeys)
+        let storeNode = try map.required("store", expected: "a local directory or s3://bucket/prefix")
+        let storeText = try storeNode.nonEmptyString(expected: "a local directory or s3://bucket/prefix")
+        let store: BackupConfig.Store
+        if storeText.hasPrefix("s3://") {
+            let rest = storeText.dropFirst("s3://".count)
+            let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            let bucket = parts.first.map(String.init) ?? ""
+            guard bucket.range(of: #"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"#, options: .regularExpression) != nil else {
+                throw storeNode.error("expected s3://bucket/prefix with a valid bucket name, found \(storeNode.found)")
+            }
+            let prefix = parts.count > 1 ? String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
+            store = .s3(bucket: bucket, prefix: prefix)
+        } else if storeText.contains("://") {
+            throw storeNode.error("expected a local directory or s3://bucket/prefix, found \(storeNode.found)")
+        } else {
+            store = .local(try localPath(storeNode, directory: directory))
+        }
+
+        var s3: BackupConfig.S3Settings?
+        if let s3Node = map["s3"] {
+            let s3Map = try s3Node.mapping(allowed: ["endpoint", "region"])
+            var endpoint: String?
+            if let endpointNode = s3Map["endpoint"] {
+                let text = try endpointNode.nonEmptyString(expected: "an http(s):// URL")
+                guard text.hasPrefix("http://") || text.hasPrefix("https://") else {
+                    throw endpointNode.error("expected an http:// or https:// URL, found \(endpointNode.found)")
+                }
+                endpoint = text.hasSuffix("/") ? String(text.dropLast()) : text
+            }
+            let region = try s3Map["region"]?.nonEmptyString(expected: "a region name, e.g. us-east-1") ?? "us-east-1"
+            s3 = .init(endpoint: endpoint, region: region)
+        }
+        if s3 != nil, case .local = store {
+            throw map["s3"]!.error("s3 settings given, but store is a local directory",
+                                   hint: "set store: s3://bucket/prefix, or remove the s3 section")
+        }
+
+        let keep = try map["keep"]?.int(atLeast: 1) ?? 7
+        let beforeMigrate = try map["before_migrate"]?.bool() ?? false
+        let db = try map["db"].map { node throws(ShipError) in try decodeDatabase(node) }
+        var assets: BackupConfig.Assets?
+        if let assetsNode = map["assets"] {
+            let assetsMap = try assetsNode.mapping(allowed: ["host", "dirs"])
+            let site = try decodeSite(try assetsMap.required("host", expected: "a host, or `local`"))
+            let dirsNode = try assetsMap.required("dirs", expected: "a list of directories relative to deploy_to")
+            var dirs: [String] = []
+            for item in try dirsNode.list(expected: "a list of directories relative to deploy_to") {
+                dirs.append(try relativePath(item, under: "deploy_to"))
+            }
+            guard !dirs.isEmpty else { throw dirsNode.error("expected at least one directory") }
+            assets = .init(site: site, dirs: dirs)
+        }
+        if beforeMigrate && db == nil {
+            throw map["before_migrate"]!.error("before_migrate needs a db section to know what to back up",
+                                               hint: "add backup.db (engine, name, …) or remove before_migrate")
+        }
+        return BackupConfig(store: store, keep: keep, s3: s3, beforeMigrate: beforeMigrate, db: db, assets: assets)
+    }
+
+    static func decodeSite(_ node: ConfigNode) throws(ShipError) -> BackupConfig.Site {
+        let text = try node.nonEmptyString(expected: "a host, or `local`")
+        if text == "local" { return .local }
+        return .host(try parseHostName(node).description)
+    }
+
+    static func decodeDatabase(_ node: ConfigNode) throws(ShipError) -> BackupConfig.Database {
+        let map = try node.mapping(allowed: databaseKeys)
+        let site = try decodeSite(try map.required("host", expected: "the host the dump runs on, or `local`"))
+        let engineNode = try map.required("engine", expected: "mysql, postgres or command")
+        let engine = try engineNode.oneOf(BackupConfig.Engine.self)
+        var db = BackupConfig.Database(site: site, engine: engine)
+        db.name = try map["name"]?.nonEmptyString(expected: "a database name")
+        db.user = try map["user"]?.nonEmptyString(expected: "a database user")
+        if let address = map["address"] {
+            let text = try address.nonEmptyString(expected: "host:port or a unix socket path")
+            if !text.hasPrefix("/") {
+                let parts = text.split(separator: ":")
+                guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else {
+                    throw address.error("expected host:port or an absolute unix socket path, found \(address.found)")
+                }
+            }
+            db.address = text
+        }
+        if let passwordEnv = map["password_env"] {
+            let name = try passwordEnv.nonEmptyString(expected: "the name of an environment variable")
+            guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                throw passwordEnv.error("expected the name of an environment variable (never the password itself)",
+                                        hint: "e.g. password_env: SHOP_DB_PASSWORD, and export SHOP_DB_PASSWORD where ship runs")
+            }
+            db.passwordEnv = name
+        }
+        db.dumpCommand = try map["dump_command"]?.nonEmptyString(expected: "a command line")
+        db.restoreCommand = try map["restore_command"]?.nonEmptyString(expected: "a command line")
+        switch engine {
+        case .command:
+            _ = try map.required("dump_command", expected: "a command that writes the dump to stdout, e.g. drush sql-dump")
+            _ = try map.required("restore_command", expected: "a command that reads a dump on stdin, e.g. drush sql-cli")
+        case .mysql, .postgres:
+            _ = try map.required("name", expected: "the database name")
+            for key in ["dump_command", "restore_command"] {
+                if let node = map[key] {
+                    throw node.error("\(key) is for engine: command only", hint: "remove it, or set engine: command")
+                }
+            }
+        }
+        return db
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+
+/// The deploy configuration of one application, read from `ship.yml` (CONTRACT.md section 1).
+public struct ShipConfig: Sendable {
+    /// The path of the ship.yml it was read from.
+    public var file: String
+    /// The directory holding ship.yml; relative paths in it are relative to this.
+    public var directory: String
+    public var app: String
+    public var deployTo: String
+    public var keepReleases: Int
+    public var ssh: SSHSettings
+    public var shared: SharedPaths
+    public var defaultEnvironment: String?
+    /// In the order they are declared.
+    public var environments: [Environment]
+
+    /// The environment a command names, else `default_environment`, else the only one.
+    public func environment(named name: String?) throws(ShipError) -> Environment {
+        if let name {
+            guard let environment = environments.first(where: { $0.name == name }) else {
+                let names = environments.map(\.name)
+                throw ShipError.usage("unknown environment '\(name)' in \(file)",
+                                      hint: Suggestion.didYouMean(name, among: names)
+                                          ?? "environments: \(names.joined(separator: ", "))")
+            }
+            return environment
+        }
+        if let defaultEnvironment, let environment = environments.first(where: { $0.name == defaultEnvironment }) {
+            return environment
+        }
+        if environments.count == 1 { return environments[0] }
+        throw ShipError.usage("which environment? \(file) has \(environments.map(\.name).joined(separator: ", "))",
+                              hint: "name one (e.g. `ship deploy \(environments[0].name)`) or set default_environment")
+    }
+}
+
+public struct SSHSettings: Sendable, Equatable {
+    public var user: String?
+    public var port: Int?
+    /// Absolute path (`~` expanded, relative paths resolved against ship.yml's directory).
+    public var identityFile: String?
+    /// Absolute path, passed to ssh as `-F`.
+    public var configFile: String?
+    public var options: [String]
+
+    public init(user: String? = nil, port: Int? = nil, identityFile: String? = nil,
+                configFile: String? = nil, options: [String] = []) {
+        self.user = user
+        self.port = port
+        self.identityFile = identityFile
+        self.configFile = configFile
+        self.options = options
+    }
+}
+
+/// Paths under `deploy_to/shared` linked into every release.
+public struct SharedPaths: Sendable, Equatable {
+    public var dirs: [String]
+    public var files: [String]
+
+    public init(dirs: [String] = [], files: [String] = []) {
+        self.dirs = dirs
+        self.files = files
+    }
+}
+
+/// One target host of an environment.
+public struct Host: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// What ssh is given: an alias, name or IP, possibly `user@`.
+    public var name: String
+    public var port: Int?
+    public var roles: [String]
+
+    public init(name: String, port: Int? = nil, roles: [String] = []) {
+        self.name = name
+        self.port = port
+        self.roles = roles
+    }
+
+    /// The host as written in ship.yml, used to label its output.
+    public var description: String {
+        port.map { "\(name):\($0)" } ?? name
+    }
+}
+
+/// One step of a rolling deployment's batch sizes.
+public enum BatchSize: Sendable, Equatable, CustomStringConvertible {
+    case count(Int)
+    case percent(Int)
+
+    public var description: String {
+        switch self {
+        case .count(let n): "\(n)"
+        case .percent(let p): "\(p)%"
+        }
+    }
+}
+
+/// Batch sizes in order; the last one repeats (Ansible's `serial`).
+public struct BatchSpec: Sendable, Equatable, CustomStringConvertible {
+    public var sizes: [BatchSize]
+
+    public init(_ sizes: [BatchSize]) {
+        self.sizes = sizes
+    }
+
+    public static let one = BatchSpec([.count(1)])
+
+    public var description: String {
+        sizes.count == 1 ? sizes[0].description : "[" + sizes.map(\.description).joined(separator: ", ") + "]"
+    }
+}
+
+public enum RollbackMode: String, Sendable, CaseIterable {
+    case auto
+    case manual
+}
+
+public struct Environment: Sendable {
+    public var name: String
+    /// The default revision to deploy; nil means HEAD.
+    public var revision: String?
+    public var hosts: [Host]
+    public var batch: BatchSpec
+    public var maxFail: Int
+    public var rollback: RollbackMode
+    /// A push of this branch deploys this environment.
+    public var deployOnPush: String?
+    /// Extra hook environment, in declaration order.
+    public var env: [(name: String, value: String)]
+    public var backup: BackupConfig?
+}
+
+public struct BackupConfig: Sendable {
+    public enum Store: Sendable, Equatable {
+        /// An absolute local directory.
+        case local(String)
+        case s3(bucket: String, prefix: String)
+    }
+
+    public struct S3Settings: Sendable, Equatable {
+        public var endpoint: String?
+        public var region: String
+    }
+
+    /// Where a dump runs.
+    public enum Site: Sendable, Equatable {
+        /// On the controller's machine.
+        case local
+        /// Over ssh on this host.
+        case host(String)
+    }
+
+    public enum Engine: String, Sendable, CaseIterable {
+        case mysql
+        case postgres
+        case command
+    }
+
+    public struct Database: Sendable, Equatable {
+        public var site: Site
+        public var engine: Engine
+        public var name: String?
+        public var user: String?
+        public var address: String?
+        /// The name of a controller environment variable holding the password.
+        public var passwordEnv: String?
+        public var dumpCommand: String?
+        public var restoreCommand: String?
+    }
+
+    public struct Assets: Sendable, Equatable {
+        public var site: Site
+        /// Relative to deploy_to.
+        public var dirs: [String]
+    }
+
+    public var store: Store
+    public var keep: Int
+    public var s3: S3Settings?
+    public var beforeMigrate: Bool
+    public var db: Database?
+    public var assets: Assets?
+}

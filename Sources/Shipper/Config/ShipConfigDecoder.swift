@@ -1,0 +1,281 @@
+import Foundation
+
+/// Turns the YAML of a ship.yml into a validated `ShipConfig`, or the first error with its
+/// file, line and key path.
+enum ShipConfigDecoder {
+    static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments"]
+    static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
+    static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup"]
+    static let backupKeys = ["store", "keep", "s3", "before_migrate", "db", "assets"]
+    static let databaseKeys = ["host", "engine", "name", "user", "address", "password_env", "dump_command", "restore_command"]
+
+    static func decode(yaml: String, file: String, displayName: String) throws(ShipError) -> ShipConfig {
+        let root = try ConfigNode.parse(yaml: yaml, file: displayName)
+        let top = try root.mapping(allowed: topKeys, expected: "a mapping of settings (app, deploy_to, environments, …)")
+        let directory = (file as NSString).deletingLastPathComponent
+
+        let appNode = try top.required("app", expected: "the application's name, [a-z0-9][a-z0-9-]*")
+        let app = try appNode.string(expected: "the application's name")
+        guard app.range(of: #"^[a-z0-9][a-z0-9-]*$"#, options: .regularExpression) != nil else {
+            throw appNode.error("expected a name of lowercase letters, digits and '-' starting with a letter or digit, found \(appNode.found)",
+                                hint: "e.g. app: \(sanitizedAppName(app))")
+        }
+
+        let deployToNode = try top.required("deploy_to", expected: "an absolute path on every host, e.g. /srv/\(app)")
+        let deployTo = try absoluteRemotePath(deployToNode)
+
+        let keepReleases = try top["keep_releases"]?.int(atLeast: 1) ?? 5
+        let ssh = try top["ssh"].map { node throws(ShipError) in try decodeSSH(node, directory: directory) } ?? SSHSettings()
+        let shared = try top["shared"].map { node throws(ShipError) in try decodeShared(node) } ?? SharedPaths()
+
+        let environmentsNode = try top.required("environments", expected: "a mapping of environment names to hosts",
+                                                hint: "e.g.\n  environments:\n    prod:\n      hosts: [web1, web2]")
+        var environments: [Environment] = []
+        for (key, value) in try environmentsNode.mappingEntries(expected: "a mapping of environment names to settings") {
+            let keyNode = ConfigNode(node: key.node, file: displayName, path: environmentsNode.path + [key.text])
+            guard key.text.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.-]*$"#, options: .regularExpression) != nil else {
+                throw keyNode.error("an environment name is letters, digits, '_', '.' and '-'")
+            }
+            environments.append(try decodeEnvironment(name: key.text, value, directory: directory))
+        }
+        guard !environments.isEmpty else {
+            throw environmentsNode.error("expected at least one environment", hint: "e.g.\n  environments:\n    prod:\n      hosts: [web1]")
+        }
+
+        var defaultEnvironment: String?
+        if let node = top["default_environment"] {
+            let name = try node.nonEmptyString(expected: "the name of an environment")
+            guard environments.contains(where: { $0.name == name }) else {
+                let names = environments.map(\.name)
+                throw node.error("no environment named '\(name)'",
+                                 hint: Suggestion.didYouMean(name, among: names) ?? "environments: \(names.joined(separator: ", "))")
+            }
+            defaultEnvironment = name
+        }
+
+        return ShipConfig(file: file, directory: directory, app: app, deployTo: deployTo, keepReleases: keepReleases,
+                          ssh: ssh, shared: shared, defaultEnvironment: defaultEnvironment, environments: environments)
+    }
+
+    static func sanitizedAppName(_ text: String) -> String {
+        let lowered = text.lowercased().map { ch -> Character in
+            (ch.isASCII && (ch.isLetter || ch.isNumber)) ? ch : "-"
+        }
+        let trimmed = String(lowered).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        return trimmed.isEmpty ? "app" : trimmed
+    }
+
+    // MARK: - Paths
+
+    static func absoluteRemotePath(_ node: ConfigNode) throws(ShipError) -> String {
+        let path = try node.nonEmptyString(expected: "an absolute path")
+        guard path.hasPrefix("/") else {
+            throw node.error("expected an absolute path, found \(node.found)", hint: "e.g. /srv/app")
+        }
+        let components = path.split(separator: "/")
+        guard !components.contains(".."), !components.contains(".") else {
+            throw node.error("expected a normalised absolute path without '.' or '..', found \(node.found)")
+        }
+        guard !components.isEmpty else { throw node.error("'/' cannot be deploy_to; use a directory of its own, e.g. /srv/app") }
+        guard path.rangeOfCharacter(from: .controlCharacters) == nil else {
+            throw node.error("a path cannot contain control characters")
+        }
+        return "/" + components.joined(separator: "/")
+    }
+
+    /// A path relative to a base directory on the host: no leading '/', no '..'.
+    static func relativePath(_ node: ConfigNode, under base: String) throws(ShipError) -> String {
+        let path = try node.nonEmptyString(expected: "a path relative to \(base)")
+        let components = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard !path.hasPrefix("/") else {
+            throw node.error("expected a path relative to \(base), found \(node.found)")
+        }
+        guard !components.contains(".."), !components.contains("."), !components.isEmpty else {
+            throw node.error("expected a path inside \(base) without '.' or '..', found \(node.found)")
+        }
+        guard path.rangeOfCharacter(from: .controlCharacters) == nil else {
+            throw node.error("a path cannot contain control characters")
+        }
+        return components.joined(separator: "/")
+    }
+
+    /// A local path from ship.yml: `~` expanded, relative paths resolved against ship.yml's directory.
+    static func localPath(_ node: ConfigNode, directory: String) throws(ShipError) -> String {
+        let path = try node.nonEmptyString(expected: "a path")
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") { return (expanded as NSString).standardizingPath }
+        return ((directory as NSString).appendingPathComponent(expanded) as NSString).standardizingPath
+    }
+
+    // MARK: - Sections
+
+    static func decodeSSH(_ node: ConfigNode, directory: String) throws(ShipError) -> SSHSettings {
+        let map = try node.mapping(allowed: sshKeys)
+        var ssh = SSHSettings()
+        if let user = map["user"] { ssh.user = try user.nonEmptyString(expected: "a user name") }
+        if let port = map["port"] { ssh.port = try decodePort(port) }
+        if let identity = map["identity_file"] { ssh.identityFile = try localPath(identity, directory: directory) }
+        if let config = map["config_file"] { ssh.configFile = try localPath(config, directory: directory) }
+        if let options = map["options"] {
+            ssh.options = try options.stringList(expected: "a list of ssh arguments, e.g. [\"-o\", \"ConnectTimeout=10\"]")
+        }
+        return ssh
+    }
+
+    static func decodePort(_ node: ConfigNode) throws(ShipError) -> Int {
+        let port = try node.int(expected: "a port number 1-65535")
+        guard (1...65535).contains(port) else { throw node.error("expected a port number 1-65535, found \(port)") }
+        return port
+    }
+
+    static func decodeShared(_ node: ConfigNode) throws(ShipError) -> SharedPaths {
+        let map = try node.mapping(allowed: ["dirs", "files"])
+        var shared = SharedPaths()
+        var seen: [String: String] = [:]
+        for key in ["dirs", "files"] {
+            guard let list = map[key] else { continue }
+            for item in try list.list(expected: "a list of paths relative to the release") {
+                let path = try relativePath(item, under: "the release")
+                if let earlier = seen[path] {
+                    throw item.error("'\(path)' is already listed in shared.\(earlier)")
+                }
+                seen[path] = key
+                if key == "dirs" { shared.dirs.append(path) } else { shared.files.append(path) }
+            }
+        }
+        return shared
+    }
+
+    static func decodeEnvironment(name: String, _ node: ConfigNode, directory: String) throws(ShipError) -> Environment {
+        let map = try node.mapping(allowed: environmentKeys, expected: "a mapping with hosts (and revision, batch, …)")
+        let revision = try map["revision"]?.nonEmptyString(expected: "a branch, tag or commit")
+        let hostsNode = try map.required("hosts", expected: "a list of hosts", hint: "e.g. hosts: [web1, web2]")
+        var hosts: [Host] = []
+        for item in try hostsNode.list(expected: "a list of hosts") {
+            let host = try decodeHost(item)
+            if hosts.contains(where: { $0.name == host.name && $0.port == host.port }) {
+                throw item.error("host '\(host)' is listed twice")
+            }
+            hosts.append(host)
+        }
+        guard !hosts.isEmpty else { throw hostsNode.error("expected at least one host") }
+
+        let batch = try map["batch"].map { node throws(ShipError) in try decodeBatch(node) } ?? .one
+        let maxFail = try map["max_fail"]?.int(atLeast: 0) ?? 0
+        let rollback = try map["rollback"]?.oneOf(RollbackMode.self) ?? .auto
+        var deployOnPush: String?
+        if let branch = map["deploy_on_push"] {
+            var text = try branch.nonEmptyString(expected: "a branch name")
+            if text.hasPrefix("refs/heads/") { text.removeFirst("refs/heads/".count) }
+            deployOnPush = text
+        }
+        var env: [(name: String, value: String)] = []
+        if let envNode = map["env"] {
+            for (key, value) in try envNode.mappingEntries(expected: "a mapping of variable names to values") {
+                let keyNode = ConfigNode(node: key.node, file: node.file, path: envNode.path + [key.text])
+                guard key.text.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                    throw keyNode.error("not a valid environment variable name")
+                }
+                guard !key.text.hasPrefix("SHIP_") else {
+                    throw keyNode.error("SHIP_* variables are set by ship itself", hint: "choose another name")
+                }
+                env.append((key.text, try value.string(expected: "a value (string, number or boolean)")))
+            }
+        }
+        let backup = try map["backup"].map { node throws(ShipError) in try decodeBackup(node, directory: directory) }
+        return Environment(name: name, revision: revision, hosts: hosts, batch: batch, maxFail: maxFail,
+                           rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
+    }
+
+    static func decodeHost(_ node: ConfigNode) throws(ShipError) -> Host {
+        if case .mapping = node.node {
+            let map = try node.mapping(allowed: ["host", "roles"], expected: "a host")
+            let hostNode = try map.required("host", expected: "a host name, alias or address")
+            var host = try parseHostName(hostNode)
+            if let roles = map["roles"] {
+                for item in try roles.list(expected: "a list of role names") {
+                    let role = try item.nonEmptyString(expected: "a role name")
+                    guard role.range(of: #"^[A-Za-z0-9][A-Za-z0-9_-]*$"#, options: .regularExpression) != nil else {
+                        throw item.error("a role name is letters, digits, '_' and '-', found \(item.found)")
+                    }
+                    host.roles.append(role)
+                }
+            }
+            return host
+        }
+        return try parseHostName(node)
+    }
+
+    /// `name`, `user@name`, `name:port`, `[v6addr]:port`.
+    static func parseHostName(_ node: ConfigNode) throws(ShipError) -> Host {
+        let text = try node.nonEmptyString(expected: "a host name, alias or address (\"name:port\" allowed)")
+        guard text.rangeOfCharacter(from: .whitespacesAndNewlines.union(.controlCharacters)) == nil,
+              !text.hasPrefix("-") else {
+            throw node.error("not a host name: \(node.found)", hint: "a host is an ssh alias, a name or an IP address")
+        }
+        if text.hasPrefix("[") || text.contains("@[") {
+            // [v6]:port
+            if let close = text.lastIndex(of: "]") {
+                let after = text[text.index(after: close)...]
+                if after.isEmpty { return Host(name: text) }
+                if after.hasPrefix(":"), let port = Int(after.dropFirst()), (1...65535).contains(port) {
+                    return Host(name: String(text[..<close]).replacingOccurrences(of: "[", with: ""), port: port)
+                }
+            }
+            throw node.error("not a host: \(node.found)", hint: "write IPv6 addresses as [addr]:port")
+        }
+        let colons = text.filter { $0 == ":" }.count
+        if colons == 1, let index = text.lastIndex(of: ":") {
+            let portText = text[text.index(after: index)...]
+            guard let port = Int(portText), (1...65535).contains(port) else {
+                throw node.error("expected \"name:port\" with a port 1-65535, found \(node.found)")
+            }
+            return Host(name: String(text[..<index]), port: port)
+        }
+        return Host(name: text)
+    }
+
+    static let batchExpectation = #"an integer, "N%" or a list"#
+
+    static func decodeBatch(_ node: ConfigNode) throws(ShipError) -> BatchSpec {
+        if case .sequence = node.node {
+            let items = try node.list()
+            guard !items.isEmpty else { throw node.error("expected \(batchExpectation), found an empty list") }
+            var sizes: [BatchSize] = []
+            for item in items {
+                sizes.append(try decodeBatchSize(item))
+            }
+            return BatchSpec(sizes)
+        }
+        return BatchSpec([try decodeBatchSize(node)])
+    }
+
+    static func decodeBatchSize(_ node: ConfigNode) throws(ShipError) -> BatchSize {
+        let hint = #"e.g. batch: 2, batch: "25%" or batch: [1, "50%"]"#
+        guard case .scalar = node.node, !node.isNull else {
+            throw node.error("expected \(batchExpectation), found \(node.found)", hint: hint)
+        }
+        if let value = try? node.int() {
+            guard value >= 1 else { throw node.error("expected a batch size >= 1, found \(value)", hint: hint) }
+            return .count(value)
+        }
+        let text = try node.string()
+        if text.hasSuffix("%"), let percent = Int(text.dropLast()) {
+            guard (1...100).contains(percent) else {
+                throw node.error("expected a percentage from 1% to 100%, found \(node.found)", hint: hint)
+            }
+            return .percent(percent)
+        }
+        throw node.error("expected \(batchExpectation), found \(node.found)", hint: hint)
+    }
+
+    static func decodeBatchSpec(commandLine text: String) throws(ShipError) -> BatchSpec {
+        let yaml = text.contains(",") && !text.hasPrefix("[") ? "[\(text)]" : text
+        let node = try ConfigNode.parse(yaml: "batch: \(yaml)\n", file: "--batch")
+        do {
+            return try decodeBatch(try node.mapping(allowed: ["batch"]).required("batch", expected: batchExpectation))
+        } catch {
+            throw ShipError.usage("--batch \(text): expected \(batchExpectation)", hint: #"e.g. --batch 2, --batch 25% or --batch 1,50%"#)
+        }
+    }
+}

@@ -1,0 +1,4 @@
+/// ship's version, shared by the controller and the agent's protocol handshake.
+public enum ShipperVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,4 @@
+import Foundation
+import Hooks
+
+print("ship-agent")

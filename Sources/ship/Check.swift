@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import Hooks
+import Shipper
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate ship.yml and the appspec.yml beside it."
+    )
+
+    @Argument(help: "The environment to check (default: every environment).")
+    var environment: String?
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let environments = try environment.map { [try config.environment(named: $0)] } ?? config.environments
+        let cwd = FileManager.default.currentDirectoryPath
+        print("\(ConfigLoader.display(config.file, relativeTo: cwd)): ok (app \(config.app), deploy_to \(config.deployTo), keep_releases \(config.keepReleases))")
+        for env in environments {
+            let hosts = env.hosts.map(\.description).joined(separator: ", ")
+            var line = "  \(env.name): \(env.hosts.count) host\(env.hosts.count == 1 ? "" : "s") (\(hosts)), batch \(env.batch), "
+                + "max_fail \(env.maxFail), rollback \(env.rollback.rawValue), revision \(env.revision ?? "HEAD")"
+            if let branch = env.deployOnPush { line += ", deploys on push to \(branch)" }
+            if env.backup != nil { line += ", backups configured" }
+            print(line)
+        }
+        let appspecPath = ConfigLoader.display((config.directory as NSString).appendingPathComponent(ConfigLoader.appspecName), relativeTo: cwd)
+        if let appspec = try ConfigLoader.loadAppspec(besides: config) {
+            let counts = LifecycleEvent.order.map { "\($0.rawValue) \(appspec.hooks(for: $0).count)" }.joined(separator: ", ")
+            let format = appspec.format == .ship ? "version 1" : "AWS CodeDeploy 0.0"
+            print("\(appspecPath): ok (\(format); hooks: \(counts))")
+        } else {
+            print("\(appspecPath): none (the deployed revision's appspec.yml is used; without one, no hooks run)")
+        }
+    }
+}

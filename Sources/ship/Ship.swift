@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Shipper
+
+@main
+struct Ship: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ship",
+        abstract: "Deploy web applications to a pool of Linux servers over SSH.",
+        discussion: """
+            ship packages a Git revision, sends it to every host, runs the lifecycle hooks of its \
+            appspec.yml (stop, install, migrate, start, validate) in rolling batches, and rolls back \
+            automatically when a host fails.
+
+            Exit codes: 0 success · 1 failed (rolled back as configured) · 2 usage or configuration \
+            error · 3 failed and a rollback failed too · 4 environment locked · 5 preflight failed · \
+            130 interrupted.
+            """,
+        version: ShipperVersion.current,
+        subcommands: [Init.self, Check.self, PackageCommand.self]
+    )
+
+    /// Runs the command line and exits with the contract's exit codes: usage errors are 2, not
+    /// ArgumentParser's 64, and a `ShipError` is rendered once with its hint.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as ShipError {
+            ErrorRenderer.render(error)
+            Foundation.exit(error.exitCode.rawValue)
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(ShipError.ExitCode.usage.rawValue)
+        }
+    }
+}
+
+/// Options every command that reads ship.yml takes.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Path to ship.yml (default: ./ship.yml or the nearest parent's).", valueName: "FILE"))
+    var config: String?
+
+    func load() throws -> ShipConfig {
+        try ConfigLoader.load(explicitPath: config)
+    }
+}
+
+enum ErrorRenderer {
+    static func render(_ error: ShipError) {
+        var text = "error: \(error.description)\n"
+        if let hint = error.hint {
+            text += "hint: " + hint.replacingOccurrences(of: "\n", with: "\n      ") + "\n"
+        }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
