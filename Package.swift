@@ -49,7 +49,7 @@ let package = Package(
         ),
         // The host agent: Hooks and Foundation only, so it links statically and copies to hosts.
         .executableTarget(name: "ship-agent", dependencies: ["Hooks"]),
-        .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks"]),
+        .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks", "ship"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,7 +2,7 @@ import CGit2
 import Foundation
 
 /// A packaged revision: a deterministic tar.gz of one commit's tree.
-public struct Bundle: Sendable, Equatable {
+public struct RevisionBundle: Sendable, Equatable {
     public var path: String
     /// SHA-256 of the tar.gz file, hex.
     public var sha256: String
@@ -21,7 +21,7 @@ public struct Bundle: Sendable, Equatable {
 public enum BundleWriter {
     static let chunkSize = 1 << 20
 
-    public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String) throws(ShipError) -> Bundle {
+    public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String) throws(ShipError) -> RevisionBundle {
         let directory = (output as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((output as NSString).lastPathComponent).\(getpid()).tmp"
         unlink(temporary)
@@ -57,7 +57,7 @@ public enum BundleWriter {
             unlink(temporary)
             throw ShipError("cannot write \(output): \(reason)")
         }
-        return Bundle(path: output, sha256: sha256, bytes: gzip.bytesWritten, revision: revision, entries: walker.entries)
+        return RevisionBundle(path: output, sha256: sha256, bytes: gzip.bytesWritten, revision: revision, entries: walker.entries)
     }
 }
 

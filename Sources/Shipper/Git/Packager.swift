@@ -3,7 +3,7 @@ import Foundation
 /// `ship package`: resolve a revision in the repository holding ship.yml and bundle it.
 public enum Packager {
     public static func package(config: ShipConfig, revision: String, output: String?,
-                               currentDirectory: String = FileManager.default.currentDirectoryPath) throws(ShipError) -> Bundle {
+                               currentDirectory: String = FileManager.default.currentDirectoryPath) throws(ShipError) -> RevisionBundle {
         let repository = try GitRepository.open(containing: config.directory)
         let resolved = try repository.resolve(revision)
         let path: String

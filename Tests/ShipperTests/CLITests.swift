@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+/// The `ship` executable as users run it: output, exit codes, and no crash on bad input.
+@Suite("ship CLI")
+struct CLITests {
+    @Test("ship init writes files that ship check accepts, and refuses to overwrite them")
+    func initThenCheck() throws {
+        let dir = try TemporaryDirectory("my-shop")
+        let initResult = try ship(["init"], in: dir.path)
+        #expect(initResult.status == 0, "\(initResult.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("ship.yml")))
+        #expect(FileManager.default.fileExists(atPath: dir.file("appspec.yml")))
+        let check = try ship(["check"], in: dir.path)
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains("ship.yml: ok"))
+        #expect(check.stdout.contains("appspec.yml: ok (version 1"))
+
+        let again = try ship(["init"], in: dir.path)
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("already exist"))
+        #expect(again.stderr.contains("hint: "))
+    }
+
+    @Test("ship check of a bad ship.yml exits 2 with file:line: key: message and a hint, never a crash")
+    func badConfiguration() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n    batch: lots\n")
+        let result = try ship(["check"], in: dir.path)
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix(#"error: ship.yml:6: environments.prod.batch: expected an integer, "N%" or a list, found "lots""#))
+        #expect(result.stderr.contains("hint: "))
+        #expect(!result.stderr.contains("Fatal error"))
+        #expect(!result.stderr.contains("Stack dump"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("ship check reports a bad appspec.yml beside ship.yml")
+    func badAppspec() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n")
+        try dir.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n  AfterInstal:\n    - location: x.sh\n")
+        let result = try ship(["check"], in: dir.path)
+        #expect(result.status == 2)
+        #expect(result.stderr.hasPrefix("error: appspec.yml:4: hooks.AfterInstal: unknown CodeDeploy lifecycle event"))
+        #expect(result.stderr.contains("hint: did you mean 'AfterInstall'?"))
+    }
+
+    @Test("usage errors exit 2: unknown environment, unknown option, no ship.yml")
+    func usageErrors() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n")
+        let unknownEnv = try ship(["check", "staging"], in: dir.path)
+        #expect(unknownEnv.status == 2)
+        #expect(unknownEnv.stderr.contains("unknown environment 'staging'"))
+        let unknownOption = try ship(["check", "--frobnicate"], in: dir.path)
+        #expect(unknownOption.status == 2)
+        let empty = try TemporaryDirectory()
+        let noConfig = try ship(["check"], in: empty.path)
+        #expect(noConfig.status == 2)
+        #expect(noConfig.stderr.contains("no ship.yml"))
+        #expect(noConfig.stderr.contains("ship init"))
+        let help = try ship(["--help"], in: empty.path)
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("package"))
+    }
+
+    @Test("ship package prints the bundle's path and SHA-256 and finds ship.yml from a subdirectory")
+    func packageCommand() throws {
+        let repo = try TestRepository()
+        try repo.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n")
+        try repo.write("src/app.php", "<?php\n")
+        let commit = try repo.commitAll()
+        let result = try ship(["package"], in: repo.directory.file("src"))
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        let expectedPath = repo.directory.file("src/shop-\(commit.prefix(12)).tar.gz")
+        #expect(lines.first == expectedPath)
+        let sum = try run("sha256sum", [expectedPath])
+        #expect(sum.stdout.hasPrefix(lines.last ?? "-"))
+
+        let json = try ship(["package", "HEAD", "--output", "out.tar.gz", "--json"], in: repo.path)
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["event"] as? String == "packaged")
+        #expect(object?["revision"] as? String == commit)
+        #expect(object?["sha256"] as? String == lines.last)
+
+        let unknown = try ship(["package", "v9.9"], in: repo.path)
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("unknown revision 'v9.9'"))
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Hooks
+import Testing
+@testable import Shipper
+
+private func decode(_ yaml: String) throws(ShipError) -> ShipConfig {
+    try ConfigLoader.decode(yaml: yaml, file: "/work/app/ship.yml", displayName: "ship.yml")
+}
+
+/// The error `yaml` gives, as `ship` prints it (`FILE:LINE: KEY: MESSAGE`), and its hint.
+private func failure(_ yaml: String) -> ShipError? {
+    do {
+        _ = try decode(yaml)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+private let minimal = """
+    app: shop
+    deploy_to: /srv/shop
+    environments:
+      prod:
+        hosts: [web1]
+
+    """
+
+@Suite("ship.yml")
+struct ShipConfigTests {
+    @Test("a full configuration decodes into typed values")
+    func fullConfiguration() throws {
+        let config = try decode("""
+            app: shop
+            deploy_to: /srv/shop/
+            keep_releases: 3
+            ssh:
+              user: deploy
+              port: 2222
+              identity_file: keys/id_ed25519
+              config_file: ssh_config
+              options: ["-o", "ConnectTimeout=10"]
+            shared:
+              dirs: [sites/default/files]
+              files: [sites/default/settings.local.php]
+            default_environment: prod
+            environments:
+              prod:
+                revision: main
+                hosts:
+                  - web1
+                  - web3:2200
+                  - deploy@10.0.0.5
+                  - host: web2
+                    roles: [web, migrate]
+                batch: [1, "50%"]
+                max_fail: 1
+                rollback: manual
+                deploy_on_push: refs/heads/main
+                env: { PATH: "/usr/local/bin:/usr/bin:/bin", APP_ENV: prod, DEBUG: false }
+                backup:
+                  store: s3://shop-backups/prod
+                  keep: 4
+                  s3: { endpoint: http://127.0.0.1:9000, region: eu-west-1 }
+                  before_migrate: true
+                  db: { host: db1, engine: mysql, name: shop, user: shop, address: 127.0.0.1:3306, password_env: SHOP_DB_PASSWORD }
+                  assets: { host: web1, dirs: [shared/sites/default/files] }
+              staging:
+                hosts: [stage1]
+            """)
+        #expect(config.app == "shop")
+        #expect(config.deployTo == "/srv/shop")
+        #expect(config.keepReleases == 3)
+        #expect(config.ssh == SSHSettings(user: "deploy", port: 2222, identityFile: "/work/app/keys/id_ed25519",
+                                          configFile: "/work/app/ssh_config", options: ["-o", "ConnectTimeout=10"]))
+        #expect(config.shared == SharedPaths(dirs: ["sites/default/files"], files: ["sites/default/settings.local.php"]))
+        let prod = try config.environment(named: nil)
+        #expect(prod.name == "prod")
+        #expect(prod.hosts == [Host(name: "web1"), Host(name: "web3", port: 2200), Host(name: "deploy@10.0.0.5"),
+                               Host(name: "web2", roles: ["web", "migrate"])])
+        #expect(prod.batch == BatchSpec([.count(1), .percent(50)]))
+        #expect(prod.maxFail == 1)
+        #expect(prod.rollback == .manual)
+        #expect(prod.deployOnPush == "main")
+        #expect(prod.env.map(\.name) == ["PATH", "APP_ENV", "DEBUG"])
+        #expect(prod.env.map(\.value) == ["/usr/local/bin:/usr/bin:/bin", "prod", "false"])
+        let backup = try #require(prod.backup)
+        #expect(backup.store == .s3(bucket: "shop-backups", prefix: "prod"))
+        #expect(backup.keep == 4)
+        #expect(backup.s3 == .init(endpoint: "http://127.0.0.1:9000", region: "eu-west-1"))
+        #expect(backup.beforeMigrate)
+        #expect(backup.db?.engine == .mysql)
+        #expect(backup.db?.passwordEnv == "SHOP_DB_PASSWORD")
+        #expect(backup.assets == .init(site: .host("web1"), dirs: ["shared/sites/default/files"]))
+        #expect(try config.environment(named: "staging").hosts == [Host(name: "stage1")])
+    }
+
+    @Test("defaults: keep_releases 5, batch 1, max_fail 0, rollback auto, revision HEAD")
+    func defaults() throws {
+        let config = try decode(minimal)
+        let env = try config.environment(named: nil)
+        #expect(config.keepReleases == 5)
+        #expect(env.batch == .one)
+        #expect(env.maxFail == 0)
+        #expect(env.rollback == .auto)
+        #expect(env.revision == nil)
+        #expect(config.ssh == SSHSettings())
+    }
+
+    @Test("YAML anchors and merge keys are honoured")
+    func mergeKeys() throws {
+        let config = try decode("""
+            app: shop
+            deploy_to: /srv/shop
+            environments:
+              prod: &base
+                hosts: [web1, web2]
+                batch: 2
+              staging:
+                <<: *base
+                hosts: [stage1]
+            """)
+        let staging = try config.environment(named: "staging")
+        #expect(staging.hosts == [Host(name: "stage1")])
+        #expect(staging.batch == BatchSpec([.count(2)]))
+    }
+
+    struct ErrorCase: CustomTestStringConvertible, Sendable {
+        var name: String
+        var yaml: String
+        var expected: String
+        var hint: String?
+        var testDescription: String { name }
+    }
+
+    static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "wrong type: batch", yaml: minimal + "    batch: {size: 2}\n",
+                  expected: #"ship.yml:6: environments.prod.batch: expected an integer, "N%" or a list, found a mapping"#),
+        ErrorCase(name: "wrong type: batch percent out of range", yaml: minimal + "    batch: [1, \"150%\"]\n",
+                  expected: #"ship.yml:6: environments.prod.batch[1]: expected a percentage from 1% to 100%, found "150%""#),
+        ErrorCase(name: "wrong type: keep_releases", yaml: "keep_releases: five\n" + minimal,
+                  expected: #"ship.yml:1: keep_releases: expected an integer >= 1, found "five""#),
+        ErrorCase(name: "quoted number is not an integer", yaml: "keep_releases: \"5\"\n" + minimal,
+                  expected: #"ship.yml:1: keep_releases: expected an integer >= 1, found "5""#),
+        ErrorCase(name: "keep_releases below 1", yaml: "keep_releases: 0\n" + minimal,
+                  expected: "ship.yml:1: keep_releases: expected an integer >= 1, found 0"),
+        ErrorCase(name: "wrong type: hosts", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: web1\n",
+                  expected: #"ship.yml:5: environments.prod.hosts: expected a list of hosts, found "web1""#),
+        ErrorCase(name: "missing app", yaml: "deploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n",
+                  expected: "ship.yml:1: app: missing required key (expected the application's name, [a-z0-9][a-z0-9-]*)"),
+        ErrorCase(name: "missing hosts", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    batch: 1\n",
+                  expected: "ship.yml:5: environments.prod.hosts: missing required key (expected a list of hosts)"),
+        ErrorCase(name: "missing environments", yaml: "app: shop\ndeploy_to: /srv/shop\n",
+                  expected: "ship.yml:1: environments: missing required key (expected a mapping of environment names to hosts)"),
+        ErrorCase(name: "unknown key with a suggestion", yaml: "keep_release: 3\n" + minimal,
+                  expected: "ship.yml:1: keep_release: unknown key", hint: "did you mean 'keep_releases'?"),
+        ErrorCase(name: "unknown nested key", yaml: minimal + "    rollbak: auto\n",
+                  expected: "ship.yml:6: environments.prod.rollbak: unknown key", hint: "did you mean 'rollback'?"),
+        ErrorCase(name: "unknown key without a close match lists the allowed ones", yaml: minimal.replacingOccurrences(of: "app: shop", with: "app: shop\nssh: { colour: blue }"),
+                  expected: "ship.yml:2: ssh.colour: unknown key", hint: "allowed here: user, port, identity_file, config_file, options"),
+        ErrorCase(name: "malformed YAML", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1\n",
+                  expected: "ship.yml:6: malformed YAML"),
+        ErrorCase(name: "tab indentation", yaml: "app: shop\nenvironments:\n\tprod: {}\n",
+                  expected: "ship.yml:3: malformed YAML"),
+        ErrorCase(name: "duplicate key", yaml: "app: shop\napp: other\ndeploy_to: /srv/shop\nenvironments: {prod: {hosts: [a]}}\n",
+                  expected: "ship.yml:1: duplicate key 'app' in one mapping"),
+        ErrorCase(name: "bad app name", yaml: minimal.replacingOccurrences(of: "app: shop", with: "app: My Shop"),
+                  expected: "ship.yml:1: app: expected a name of lowercase letters, digits and '-' starting with a letter or digit, found \"My Shop\"",
+                  hint: "e.g. app: my-shop"),
+        ErrorCase(name: "relative deploy_to", yaml: minimal.replacingOccurrences(of: "/srv/shop", with: "srv/shop"),
+                  expected: #"ship.yml:2: deploy_to: expected an absolute path, found "srv/shop""#),
+        ErrorCase(name: "shared path escaping the release", yaml: minimal + "shared:\n  dirs: [../etc]\n",
+                  expected: #"ship.yml:7: shared.dirs[0]: expected a path inside the release without '.' or '..', found "../etc""#),
+        ErrorCase(name: "unknown default_environment", yaml: minimal + "default_environment: prd\n",
+                  expected: "ship.yml:6: default_environment: no environment named 'prd'", hint: "did you mean 'prod'?"),
+        ErrorCase(name: "rollback value", yaml: minimal + "    rollback: sometimes\n",
+                  expected: #"ship.yml:6: environments.prod.rollback: expected auto or manual, found "sometimes""#),
+        ErrorCase(name: "host port", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [\"web1:99999\"]\n",
+                  expected: #"ship.yml:5: environments.prod.hosts[0]: expected "name:port" with a port 1-65535, found "web1:99999""#),
+        ErrorCase(name: "duplicate host", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1, web1]\n",
+                  expected: "ship.yml:5: environments.prod.hosts[1]: host 'web1' is listed twice"),
+        ErrorCase(name: "reserved env var", yaml: minimal + "    env: { SHIP_APP: x }\n",
+                  expected: "ship.yml:6: environments.prod.env.SHIP_APP: SHIP_* variables are set by ship itself"),
+        ErrorCase(name: "password instead of password_env", yaml: minimal + "    backup:\n      store: backups\n      db: { host: db1, engine: mysql, name: shop, password_env: \"hunter 2\" }\n",
+                  expected: "ship.yml:8: environments.prod.backup.db.password_env: expected the name of an environment variable (never the password itself)"),
+        ErrorCase(name: "command engine without commands", yaml: minimal + "    backup:\n      store: backups\n      db: { host: local, engine: command }\n",
+                  expected: "ship.yml:8: environments.prod.backup.db.dump_command: missing required key (expected a command that writes the dump to stdout, e.g. drush sql-dump)"),
+        ErrorCase(name: "before_migrate without db", yaml: minimal + "    backup:\n      store: backups\n      before_migrate: true\n",
+                  expected: "ship.yml:8: environments.prod.backup.before_migrate: before_migrate needs a db section to know what to back up"),
+        ErrorCase(name: "not a mapping at all", yaml: "- app\n- shop\n",
+                  expected: "ship.yml:1: expected a mapping of settings (app, deploy_to, environments, …), found a list"),
+    ]
+
+    @Test("every configuration error names the file, the line and the key", arguments: errorCases)
+    func configurationErrors(_ testCase: ErrorCase) throws {
+        let error = try #require(failure(testCase.yaml))
+        #expect(error.description.hasPrefix(testCase.expected), "got: \(error.description)")
+        #expect(error.exitCode == .usage)
+        if let hint = testCase.hint {
+            #expect(error.hint == hint)
+        }
+    }
+
+    @Test("--batch accepts the same forms as ship.yml")
+    func commandLineBatch() throws {
+        #expect(try ConfigLoader.batchSpec(commandLine: "2") == BatchSpec([.count(2)]))
+        #expect(try ConfigLoader.batchSpec(commandLine: "25%") == BatchSpec([.percent(25)]))
+        #expect(try ConfigLoader.batchSpec(commandLine: "1,50%") == BatchSpec([.count(1), .percent(50)]))
+        #expect(throws: ShipError.self) { try ConfigLoader.batchSpec(commandLine: "lots") }
+    }
+
+    @Test("an unknown environment is a usage error with a suggestion")
+    func unknownEnvironment() throws {
+        let config = try decode(minimal)
+        #expect(throws: ShipError.usage("unknown environment 'prdo' in /work/app/ship.yml", hint: "did you mean 'prod'?")) {
+            try config.environment(named: "prdo")
+        }
+    }
+}

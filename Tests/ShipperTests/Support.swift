@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// The output of a finished process.
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program to completion, feeding `input` on stdin.
+@discardableResult
+func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
+         environment: [String: String] = [:], input: String? = nil) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
+    process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let out = Pipe(), err = Pipe(), inPipe = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = inPipe
+    try process.run()
+    if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
+    try inPipe.fileHandleForWriting.close()
+    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+    let group = DispatchGroup()
+    nonisolated(unsafe) var errData = Data()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A fresh temporary directory, removed when the value is deinitialised.
+final class TemporaryDirectory {
+    let path: String
+
+    init(_ label: String = "ship-test") throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        path = base.path
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path) // best effort: a leftover temp dir harms nothing
+    }
+
+    func file(_ relative: String) -> String {
+        (path as NSString).appendingPathComponent(relative)
+    }
+
+    func write(_ relative: String, _ text: String, executable: Bool = false) throws {
+        let full = file(relative)
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: full, atomically: false, encoding: .utf8)
+        if executable { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: full) }
+    }
+}
+
+/// A real Git repository in a temporary directory, driven with the git CLI.
+final class TestRepository {
+    let directory: TemporaryDirectory
+    var path: String { directory.path }
+    private var tick = 0
+
+    init(bare: Bool = false) throws {
+        directory = try TemporaryDirectory("ship-repo")
+        try git(bare ? ["init", "-q", "--bare", "-b", "main"] : ["init", "-q", "-b", "main"])
+    }
+
+    @discardableResult
+    func git(_ arguments: [String]) throws -> String {
+        tick += 1
+        let date = "\(1_700_000_000 + tick * 60) +0000"
+        let result = try run("git", ["-c", "user.name=Test", "-c", "user.email=test@example.com",
+                                     "-c", "commit.gpgsign=false", "-c", "core.autocrlf=false"] + arguments,
+                             in: path, environment: ["GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date])
+        guard result.status == 0 else {
+            throw TestFailure("git \(arguments.joined(separator: " ")) failed: \(result.stderr)")
+        }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func write(_ relative: String, _ text: String, executable: Bool = false) throws {
+        try directory.write(relative, text, executable: executable)
+    }
+
+    /// Stages everything and commits; returns the commit id.
+    @discardableResult
+    func commitAll(_ message: String = "change") throws -> String {
+        try git(["add", "-A"])
+        try git(["commit", "-q", "-m", message])
+        return try git(["rev-parse", "HEAD"])
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The directory holding the built products (`ship`, `ship-agent`) next to the test bundle.
+var productsDirectory: String {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" {
+        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("ship").path),
+           url.lastPathComponent != "ship" {
+            return url.path
+        }
+        url.deleteLastPathComponent()
+    }
+    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug").path
+}
+
+/// Runs the built `ship` CLI.
+func ship(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> ProcessResult {
+    try run((productsDirectory as NSString).appendingPathComponent("ship"), arguments, in: directory, environment: environment)
+}
+
+/// Lists a tar.gz with the system tar: `mode type path -> target` lines.
+func listTar(_ path: String) throws -> [String] {
+    let result = try run("tar", ["-tvzf", path, "--numeric-owner"])
+    guard result.status == 0 else { throw TestFailure("tar failed: \(result.stderr)") }
+    return result.stdout.split(separator: "\n").map(String.init)
+}
