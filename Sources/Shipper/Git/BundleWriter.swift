@@ -19,38 +19,20 @@ public struct RevisionBundle: Sendable, Equatable {
 /// `export-ignore` in the commit's `.gitattributes` (or `$GIT_DIR/info/attributes`) are left
 /// out, like `git archive`. A `REVISION` file holding the commit id comes first.
 public enum BundleWriter {
-    static let chunkSize = 1 << 20
-
     public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String) throws(ShipError) -> RevisionBundle {
         let directory = (output as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((output as NSString).lastPathComponent).\(getpid()).tmp"
         unlink(temporary)
-        let gzip = try GzipFileWriter(creating: temporary)
-        let pipe = ChunkPipe()
-        let compressor = CompressorThread(gzip: gzip, pipe: pipe)
-        let thread = Thread { compressor.run() }
-        thread.start()
-
-        var walker = TreeWalker(repository: repository, revision: revision, pipe: pipe)
-        var produceError: ShipError?
+        let gzip = try ParallelGzipWriter(creating: temporary)
+        var walker = TreeWalker(repository: repository, revision: revision, gzip: gzip)
+        let sha256: String
         do {
             try walker.writeArchive()
+            sha256 = try gzip.finish()
         } catch {
-            produceError = error
-        }
-        pipe.close()
-        do {
-            try pipe.waitForConsumer()
-        } catch {
-            produceError = produceError ?? error
-        }
-        if let produceError {
+            gzip.abandon()
             unlink(temporary)
-            throw produceError
-        }
-        guard let sha256 = compressor.sha256 else {
-            unlink(temporary)
-            throw ShipError("writing \(output) failed")
+            throw error
         }
         guard rename(temporary, output) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -61,45 +43,22 @@ public enum BundleWriter {
     }
 }
 
-/// The consumer side: compress, hash and write every chunk.
-private final class CompressorThread: @unchecked Sendable {
-    let gzip: GzipFileWriter
-    let pipe: ChunkPipe
-    var sha256: String?
-
-    init(gzip: GzipFileWriter, pipe: ChunkPipe) {
-        self.gzip = gzip
-        self.pipe = pipe
-    }
-
-    func run() {
-        do {
-            while let chunk = pipe.take() {
-                try gzip.write(chunk)
-            }
-            sha256 = try gzip.finish()
-            pipe.consumerFinished(error: nil)
-        } catch {
-            pipe.consumerFinished(error: error)
-        }
-    }
-}
-
 /// The producer side: walk the tree and emit tar bytes in chunks.
 private struct TreeWalker {
     let repository: GitRepository
     let revision: ResolvedRevision
-    let pipe: ChunkPipe
+    let gzip: ParallelGzipWriter
+    let blockSize = ParallelGzipWriter.blockSize
     var chunk: [UInt8] = []
     var archiveSize = 0
     var entries = 0
     var attributeOptions = git_attr_options()
 
-    init(repository: GitRepository, revision: ResolvedRevision, pipe: ChunkPipe) {
+    init(repository: GitRepository, revision: ResolvedRevision, gzip: ParallelGzipWriter) {
         self.repository = repository
         self.revision = revision
-        self.pipe = pipe
-        chunk.reserveCapacity(BundleWriter.chunkSize)
+        self.gzip = gzip
+        chunk.reserveCapacity(blockSize)
     }
 
     mutating func writeArchive() throws(ShipError) {
@@ -112,21 +71,22 @@ private struct TreeWalker {
         defer { git_tree_free(tree) }
 
         // Attributes come from the commit being packaged (and $GIT_DIR/info/attributes), never from
-        // the work tree or the index: give the repository an empty in-memory index for the lookups.
+        // the work tree or the on-disk index: the repository gets an in-memory index holding just
+        // the commit's .gitattributes files, which libgit2 reads and caches by blob id.
         var index: OpaquePointer?
         guard git_index_new(&index) == 0, let index else { throw GitRepository.failure("cannot create an index") }
         defer { git_index_free(index) }
+        try addAttributeFiles(of: tree, prefix: "", to: index)
         git_repository_set_index(repository.pointer, index)
         attributeOptions.version = UInt32(GIT_ATTR_OPTIONS_VERSION)
-        attributeOptions.flags = UInt32(GIT_ATTR_CHECK_INDEX_ONLY) | UInt32(GIT_ATTR_CHECK_INCLUDE_COMMIT)
-        attributeOptions.attr_commit_id = git_commit_id(commit).pointee
+        attributeOptions.flags = UInt32(GIT_ATTR_CHECK_INDEX_ONLY)
 
         let revisionFile = Array((revision.commit + "\n").utf8)
         try emitHeader(path: Array("REVISION".utf8), type: .file, mode: 0o644, size: revisionFile.count)
         try emitData(revisionFile)
         try walk(tree: tree, prefix: [])
         try emit(TarFormat.trailer(archiveSizeSoFar: archiveSize))
-        if !chunk.isEmpty { try pipe.put(chunk) }
+        if !chunk.isEmpty { try gzip.write(chunk) }
     }
 
     mutating func walk(tree: OpaquePointer, prefix: [UInt8]) throws(ShipError) {
@@ -176,6 +136,32 @@ private struct TreeWalker {
         }
     }
 
+    /// Adds every `.gitattributes` blob of the tree to `index`, recursing into subtrees.
+    func addAttributeFiles(of tree: OpaquePointer, prefix: String, to index: OpaquePointer) throws(ShipError) {
+        for i in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, i) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let mode = git_tree_entry_filemode(entry)
+            if mode == GIT_FILEMODE_TREE {
+                var subtree: OpaquePointer?
+                guard git_tree_lookup(&subtree, repository.pointer, git_tree_entry_id(entry)) == 0, let subtree else {
+                    throw GitRepository.failure("cannot read tree \(prefix)\(name)")
+                }
+                defer { git_tree_free(subtree) }
+                try addAttributeFiles(of: subtree, prefix: prefix + name + "/", to: index)
+            } else if name == ".gitattributes" && (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) {
+                var indexEntry = git_index_entry()
+                indexEntry.mode = UInt32(GIT_FILEMODE_BLOB.rawValue)
+                indexEntry.id = git_tree_entry_id(entry).pointee
+                let status = (prefix + name).withCString { path -> Int32 in
+                    indexEntry.path = path
+                    return git_index_add(index, &indexEntry)
+                }
+                guard status == 0 else { throw GitRepository.failure("cannot read \(prefix)\(name)") }
+            }
+        }
+    }
+
     func checkSafe(name: [UInt8], path: [UInt8]) throws(ShipError) {
         let lowered = name.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
         if name.isEmpty || name == [0x2E] || name == [0x2E, 0x2E] || lowered == Array(".git".utf8) || name.contains(0x2F) {
@@ -221,29 +207,33 @@ private struct TreeWalker {
         try emit(TarFormat.padding(content.count))
     }
 
-    /// Appends small byte arrays (headers, padding) to the current chunk.
+    /// Appends bytes, handing every full block to the compressor. Blocks are cut at exact
+    /// multiples of the block size, so the compressed output depends on the tar bytes alone.
     mutating func emit(_ bytes: [UInt8]) throws(ShipError) {
         archiveSize += bytes.count
-        chunk.append(contentsOf: bytes)
-        if chunk.count >= BundleWriter.chunkSize { try flush() }
+        var offset = 0
+        while offset < bytes.count {
+            let take = min(blockSize - chunk.count, bytes.count - offset)
+            chunk.append(contentsOf: bytes[offset..<(offset + take)])
+            offset += take
+            if chunk.count == blockSize { try flush() }
+        }
     }
 
-    mutating func flush() throws(ShipError) {
-        try pipe.put(chunk)
-        chunk = []
-        chunk.reserveCapacity(BundleWriter.chunkSize)
-    }
-
-    /// Appends to the current chunk, handing full chunks to the compressor.
     mutating func emit(_ bytes: UnsafeRawBufferPointer) throws(ShipError) {
         archiveSize += bytes.count
         var offset = 0
         while offset < bytes.count {
-            let room = max(1, BundleWriter.chunkSize - chunk.count)
-            let take = min(room, bytes.count - offset)
-            chunk.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
+            let take = min(blockSize - chunk.count, bytes.count - offset)
+            chunk.append(contentsOf: UnsafeBufferPointer(rebasing: bytes.assumingMemoryBound(to: UInt8.self)[offset..<(offset + take)]))
             offset += take
-            if chunk.count >= BundleWriter.chunkSize { try flush() }
+            if chunk.count == blockSize { try flush() }
         }
+    }
+
+    mutating func flush() throws(ShipError) {
+        try gzip.write(chunk)
+        chunk = []
+        chunk.reserveCapacity(blockSize)
     }
 }
