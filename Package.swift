@@ -28,8 +28,11 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        // The lifecycle-hook engine, shared by the controller and the agent. Foundation only.
-        .target(name: "Hooks"),
+        // posix_spawn helpers the Swift importer cannot see (addchdir_np needs _GNU_SOURCE).
+        .target(name: "CSpawn"),
+        // The lifecycle-hook engine, shared by the controller and the agent: the Swift standard
+        // library and libc only, so the agent stays small.
+        .target(name: "Hooks", dependencies: ["CSpawn"]),
         // The controller's core: configuration, packaging, transport, orchestration, backups.
         .target(
             name: "Shipper",

@@ -1,5 +1,182 @@
-/// The version of the JSON protocol between `ship` and `ship-agent`. The controller refuses an
-/// agent speaking another version and uploads its own.
+/// The JSON protocol between `ship` (the controller) and `ship-agent` (on each host).
+///
+/// The controller runs `<deploy_to>/.ship/bin/ship-agent OP` over ssh and writes one JSON
+/// `AgentRequest` line on its stdin (for `receive-bundle`, the bundle's bytes follow). The agent
+/// answers with JSON `AgentEvent` lines on stdout; the last one has kind `result`. A request of
+/// another protocol version is refused, and the controller uploads its own agent.
 public enum AgentProtocol {
     public static let version = 1
+}
+
+public enum AgentOperation: String, Codable, Sendable, CaseIterable {
+    /// Check the host: deploy_to writable, shared files present; create shared dirs.
+    case preflight
+    case lock
+    case unlock
+    /// Is the bundle with this SHA-256 cached on the host?
+    case hasBundle = "has-bundle"
+    /// Store the bundle that follows the request line on stdin, verifying its SHA-256.
+    case receiveBundle = "receive-bundle"
+    /// Unpack a cached bundle into a new release, link shared paths, record its appspec.
+    case prepare
+    /// Run one lifecycle event's hooks of a release.
+    case runHooks = "run-hooks"
+    /// Point `current` at a release (atomically).
+    case switchCurrent = "switch"
+    /// Remove a release that never became current (a failed deployment's).
+    case discard
+    /// Remove old releases and bundles.
+    case prune
+    /// Current release, releases, lock, recent journal.
+    case state
+    /// Append to the host's journal.
+    case record
+}
+
+/// Who holds an environment's deploy lock.
+public struct LockInfo: Codable, Sendable, Equatable {
+    public var deploymentId: String
+    /// `user@machine` of the controller.
+    public var holder: String
+    /// ISO 8601.
+    public var started: String
+
+    public init(deploymentId: String, holder: String, started: String) {
+        self.deploymentId = deploymentId
+        self.holder = holder
+        self.started = started
+    }
+}
+
+/// One line of a host's journal (`<deploy_to>/.ship/journal.jsonl`).
+public struct JournalEntry: Codable, Sendable, Equatable {
+    public var time: String
+    public var deploymentId: String
+    /// `deploy` or `rollback`.
+    public var kind: String
+    /// What happened: `started`, `prepared`, `switched`, `hook`, `finished`, …
+    public var step: String
+    public var release: String?
+    public var previousRelease: String?
+    public var revision: String?
+    public var status: String?
+    public var user: String?
+    public var environment: String?
+    public var detail: String?
+
+    public init(time: String, deploymentId: String, kind: String, step: String, release: String? = nil,
+                previousRelease: String? = nil, revision: String? = nil, status: String? = nil,
+                user: String? = nil, environment: String? = nil, detail: String? = nil) {
+        self.time = time
+        self.deploymentId = deploymentId
+        self.kind = kind
+        self.step = step
+        self.release = release
+        self.previousRelease = previousRelease
+        self.revision = revision
+        self.status = status
+        self.user = user
+        self.environment = environment
+        self.detail = detail
+    }
+}
+
+public struct SharedSpec: Codable, Sendable, Equatable {
+    public var dirs: [String]
+    public var files: [String]
+
+    public init(dirs: [String], files: [String]) {
+        self.dirs = dirs
+        self.files = files
+    }
+}
+
+public struct AgentRequest: Codable, Sendable {
+    public var protocolVersion: Int
+    public var operation: AgentOperation
+    public var deployTo: String
+    public var lock: LockInfo?
+    public var force: Bool?
+    public var bundleSHA256: String?
+    public var release: String?
+    public var revision: String?
+    public var shared: SharedSpec?
+    public var appspec: Appspec?
+    public var event: LifecycleEvent?
+    /// The hook environment (ship's and CodeDeploy's variables, and the environment's `env`).
+    public var hookEnvironment: [String: String]?
+    public var keepReleases: Int?
+    /// Releases prune must keep besides current (e.g. the rollback target).
+    public var protectedReleases: [String]?
+    public var journal: JournalEntry?
+    public var journalLimit: Int?
+
+    public init(operation: AgentOperation, deployTo: String) {
+        protocolVersion = AgentProtocol.version
+        self.operation = operation
+        self.deployTo = deployTo
+    }
+}
+
+/// What the agent knows about one release it holds.
+public struct ReleaseRecord: Codable, Sendable, Equatable {
+    public var release: String
+    public var revision: String
+    public var deploymentId: String?
+    public var appspec: Appspec
+    public var bundleSHA256: String?
+
+    public init(release: String, revision: String, deploymentId: String?, appspec: Appspec, bundleSHA256: String?) {
+        self.release = release
+        self.revision = revision
+        self.deploymentId = deploymentId
+        self.appspec = appspec
+        self.bundleSHA256 = bundleSHA256
+    }
+}
+
+public struct AgentResult: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var message: String?
+    public var currentRelease: String?
+    public var currentRevision: String?
+    public var previousRelease: String?
+    public var releases: [String]?
+    public var lock: LockInfo?
+    public var present: Bool?
+    public var missing: [String]?
+    public var pruned: [String]?
+    public var journal: [JournalEntry]?
+    public var hostname: String?
+
+    public init(ok: Bool, message: String? = nil) {
+        self.ok = ok
+        self.message = message
+    }
+}
+
+public struct AgentEvent: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable {
+        case output
+        case hookStarted = "hook_started"
+        case hookFinished = "hook_finished"
+        case result
+    }
+
+    public var kind: Kind
+    public var line: String?
+    public var hook: String?
+    public var event: LifecycleEvent?
+    public var outcome: HookOutcome?
+    public var result: AgentResult?
+
+    public init(kind: Kind, line: String? = nil, hook: String? = nil, event: LifecycleEvent? = nil,
+                outcome: HookOutcome? = nil, result: AgentResult? = nil) {
+        self.kind = kind
+        self.line = line
+        self.hook = hook
+        self.event = event
+        self.outcome = outcome
+        self.result = result
+    }
 }

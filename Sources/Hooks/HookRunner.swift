@@ -1,0 +1,213 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CSpawn
+
+/// How one hook ended.
+public struct HookOutcome: Sendable, Equatable, Codable {
+    /// The exit status, when the hook exited.
+    public var exitStatus: Int32?
+    /// The signal that ended it, when a signal did.
+    public var signal: Int32?
+    public var timedOut: Bool
+    /// Wall-clock seconds.
+    public var duration: Double
+
+    public var succeeded: Bool { exitStatus == 0 && !timedOut }
+
+    public var summary: String {
+        if timedOut { return "timed out after \(Int(duration.rounded()))s" }
+        if let exitStatus { return exitStatus == 0 ? "ok" : "exit status \(exitStatus)" }
+        if let signal { return "killed by signal \(signal)" }
+        return "failed to start"
+    }
+}
+
+/// Runs one hook: `/bin/sh -c RUN` (or a script) in the release directory, in a process group
+/// of its own, with a timeout that kills the whole group.
+///
+/// The hook's stdout and stderr go to a log file, which is read as it grows and handed over
+/// line by line. A hook is finished when its own process exits: a daemon it leaves running in
+/// the background keeps the log file open without holding the deployment (no pipe to fill,
+/// no SIGPIPE to kill it later).
+public enum HookRunner {
+    public struct Invocation: Sendable {
+        public var command: HookSpec.Command
+        public var workingDirectory: String
+        /// The hook's whole environment.
+        public var environment: [String: String]
+        public var timeout: Int
+        public var runas: String?
+        /// Where the hook's output is appended.
+        public var logFile: String
+
+        public init(command: HookSpec.Command, workingDirectory: String, environment: [String: String],
+                    timeout: Int, runas: String?, logFile: String) {
+            self.command = command
+            self.workingDirectory = workingDirectory
+            self.environment = environment
+            self.timeout = timeout
+            self.runas = runas
+            self.logFile = logFile
+        }
+    }
+
+    /// Seconds between SIGTERM and SIGKILL on timeout.
+    static let killGrace = 5.0
+    /// How often the log is read and the hook checked while it runs.
+    static let tick: Int32 = 25
+
+    public static func argv(for invocation: Invocation) -> [String] {
+        var argv: [String]
+        switch invocation.command {
+        case .shell(let line): argv = ["/bin/sh", "-c", line]
+        case .script(let path): argv = [invocation.workingDirectory + "/" + path]
+        }
+        if let user = invocation.runas {
+            if geteuid() == 0 {
+                argv = ["runuser", "-u", user, "--"] + argv
+            } else {
+                // sudo resets the environment: hand it over explicitly.
+                argv = ["sudo", "-n", "-u", user, "--", "env"]
+                    + invocation.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + argv
+            }
+        }
+        return argv
+    }
+
+    public static func run(_ invocation: Invocation, onLine: (String) -> Void) -> HookOutcome {
+        let start = monotonicSeconds()
+        let logFD = open(invocation.logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        let readFD = open(invocation.logFile, O_RDONLY | O_CLOEXEC)
+        guard logFD >= 0, readFD >= 0 else {
+            onLine("ship-agent: cannot open \(invocation.logFile): \(errorText())")
+            return HookOutcome(exitStatus: nil, signal: nil, timedOut: false, duration: 0)
+        }
+        defer { close(readFD) }
+        _ = lseek(readFD, 0, SEEK_END)
+
+        let argv = argv(for: invocation)
+        var environment = invocation.environment
+        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+        let spawned = spawn(argv: argv, environment: environment, directory: invocation.workingDirectory, output: logFD)
+        close(logFD)
+        guard case .success(let pid) = spawned else {
+            if case .failure(let message) = spawned { onLine("ship-agent: cannot start hook: \(message)") }
+            return HookOutcome(exitStatus: 127, signal: nil, timedOut: false, duration: monotonicSeconds() - start)
+        }
+
+        var reader = LineReader(fd: readFD)
+        var status: Int32 = 0
+        var timedOut = false
+        var killDeadline: Double?
+        while true {
+            reader.readAvailable(onLine)
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid { break }
+            if waited < 0 && errno != EINTR { break }
+            let now = monotonicSeconds()
+            if !timedOut && now - start >= Double(invocation.timeout) {
+                timedOut = true
+                kill(-pid, SIGTERM)
+                killDeadline = now + killGrace
+            } else if let deadline = killDeadline, now >= deadline {
+                kill(-pid, SIGKILL)
+                killDeadline = nil
+            }
+            _ = poll(nil, 0, tick)
+        }
+        if timedOut {
+            // The whole group goes, including children the hook started.
+            kill(-pid, SIGKILL)
+        }
+        reader.readAvailable(onLine)
+        reader.flush(onLine)
+        let exited = (status & 0x7F) == 0
+        return HookOutcome(exitStatus: exited ? (status >> 8) & 0xFF : nil,
+                           signal: exited ? nil : status & 0x7F,
+                           timedOut: timedOut, duration: monotonicSeconds() - start)
+    }
+
+    enum SpawnResult { case success(pid_t), failure(String) }
+
+    /// posix_spawn in a new process group, stdin from /dev/null, stdout and stderr to `output`.
+    static func spawn(argv: [String], environment: [String: String], directory: String, output: Int32) -> SpawnResult {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, output, 2)
+        ship_spawn_file_actions_addchdir(&actions, directory)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGTERM)
+        sigaddset(&defaults, SIGHUP)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArguments.forEach { free($0) }
+            cEnvironment.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
+        guard result == 0 else { return .failure("\(argv[0]): \(String(cString: strerror(result)))") }
+        return .success(pid)
+    }
+
+    static func monotonicSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    static func errorText() -> String { String(cString: strerror(errno)) }
+}
+
+/// Splits bytes read from a file descriptor into lines.
+struct LineReader {
+    let fd: Int32
+    var pending: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    mutating func readAvailable(_ onLine: (String) -> Void) {
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return }
+            pending += buffer[0..<count]
+            while let newline = pending.firstIndex(of: 0x0A) {
+                var line = Array(pending[..<newline])
+                if line.last == 0x0D { line.removeLast() }
+                onLine(String(decoding: line, as: UTF8.self))
+                pending.removeSubrange(...newline)
+            }
+        }
+    }
+
+    mutating func flush(_ onLine: (String) -> Void) {
+        if !pending.isEmpty {
+            onLine(String(decoding: pending, as: UTF8.self))
+            pending.removeAll()
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Crypto
+import Foundation
+import Hooks
+
+/// The `ship-agent` executable the controller uploads to hosts.
+public struct AgentBinary: Sendable {
+    public var path: String
+    public var sha256: String
+
+    /// The agent beside the running `ship` (or `$SHIP_AGENT`).
+    public static func locate() throws(ShipError) -> AgentBinary {
+        var candidates: [String] = []
+        if let override = ProcessInfo.processInfo.environment["SHIP_AGENT"] { candidates.append(override) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        candidates += [executable.appendingPathComponent("ship-agent").path,
+                       executable.deletingLastPathComponent().appendingPathComponent("libexec/ship/ship-agent").path]
+        guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ShipError("ship-agent not found (looked at \(candidates.joined(separator: ", ")))",
+                            hint: "build it (`swift build --product ship-agent`) or set SHIP_AGENT to its path",
+                            exitCode: .preflight)
+        }
+        return try AgentBinary(path: path)
+    }
+
+    public init(path: String) throws(ShipError) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ShipError("cannot read the agent at \(path)", exitCode: .preflight)
+        }
+        self.path = path
+        sha256 = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// A failed step on one host: what, where, and what the host said.
+public struct HostError: Error, Sendable, CustomStringConvertible {
+    public var host: String
+    public var step: String
+    public var message: String
+    /// ssh could not reach the host (exit 255) rather than the command failing.
+    public var unreachable: Bool
+
+    public var description: String { "\(host): \(step): \(message)" }
+}
+
+/// Speaks the agent protocol with one host over a transport.
+public struct AgentClient: Sendable {
+    public let transport: any Transport
+    public let deployTo: String
+
+    public init(transport: any Transport, deployTo: String) {
+        self.transport = transport
+        self.deployTo = deployTo
+    }
+
+    var hostName: String { transport.host.description }
+    var agentPath: String { deployTo + "/.ship/bin/ship-agent" }
+
+    /// Uploads the agent when the host has none or another one (compared by SHA-256).
+    /// Returns whether it uploaded.
+    @discardableResult
+    public func install(_ agent: AgentBinary) async throws(HostError) -> Bool {
+        let output = SendableBox<String>("")
+        let probe = await transport.run(ShellLine(RemoteCommand(["sha256sum", agentPath])), input: .none) { line in
+            output.value += line
+        }
+        try failIfUnreachable(probe, step: "connect")
+        if probe.status == 0, output.value.hasPrefix(agent.sha256) { return false }
+        let directory = deployTo + "/.ship/bin"
+        let temporary = directory + "/.ship-agent.\(UUID().uuidString.prefix(8)).tmp"
+        let upload = ShellLine(all: [
+            RemoteCommand(["mkdir", "-p", directory]),
+            RemoteCommand(["dd", "of=" + temporary, "bs=65536", "status=none"]),
+            RemoteCommand(["chmod", "755", temporary]),
+            RemoteCommand(["mv", "-f", temporary, agentPath]),
+        ])
+        let result = await transport.run(upload, input: .dataThenFile(Data(), path: agent.path)) { _ in }
+        try failIfUnreachable(result, step: "install agent")
+        guard result.status == 0 else {
+            throw HostError(host: hostName, step: "install agent",
+                            message: "cannot install the agent in \(directory) (exit \(result.status)): \(result.stderr)",
+                            unreachable: false)
+        }
+        return true
+    }
+
+    /// Runs one agent operation; agent events other than the result go to `onEvent`.
+    public func call(_ request: AgentRequest, bundle: String? = nil,
+                     onEvent: @escaping @Sendable (AgentEvent) -> Void = { _ in }) async throws(HostError) -> AgentResult {
+        let step = request.operation.rawValue
+        var line: Data
+        do {
+            line = try JSONEncoder().encode(request)
+        } catch {
+            throw HostError(host: hostName, step: step, message: "cannot encode the request: \(error)", unreachable: false)
+        }
+        line.append(0x0A)
+        let resultBox = SendableBox<AgentResult?>(nil)
+        let strayOutput = SendableBox<[String]>([])
+        let input: TransportInput = bundle.map { .dataThenFile(line, path: $0) } ?? .data(line)
+        let command = await transport.run(ShellLine(RemoteCommand([agentPath, request.operation.rawValue])), input: input) { text in
+            guard let event = try? JSONDecoder().decode(AgentEvent.self, from: Data(text.utf8)) else {
+                strayOutput.value.append(text)
+                return
+            }
+            if event.kind == .result {
+                resultBox.value = event.result
+            } else {
+                onEvent(event)
+            }
+        }
+        try failIfUnreachable(command, step: step)
+        guard let result = resultBox.value else {
+            let said = (strayOutput.value + [command.stderr]).filter { !$0.isEmpty }.joined(separator: "\n")
+            throw HostError(host: hostName, step: step,
+                            message: "the agent gave no answer (exit \(command.status))" + (said.isEmpty ? "" : ": \(said)"),
+                            unreachable: false)
+        }
+        return result
+    }
+
+    /// Like `call`, but a result that is not ok is an error.
+    public func require(_ request: AgentRequest, bundle: String? = nil,
+                        onEvent: @escaping @Sendable (AgentEvent) -> Void = { _ in }) async throws(HostError) -> AgentResult {
+        let result = try await call(request, bundle: bundle, onEvent: onEvent)
+        guard result.ok else {
+            throw HostError(host: hostName, step: request.operation.rawValue, message: result.message ?? "failed", unreachable: false)
+        }
+        return result
+    }
+
+    func failIfUnreachable(_ result: CommandResult, step: String) throws(HostError) {
+        if result.status == 255 {
+            let reason = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw HostError(host: hostName, step: step, message: reason.isEmpty ? "ssh failed (exit 255)" : reason, unreachable: true)
+        }
+    }
+
+    public func request(_ operation: AgentOperation) -> AgentRequest {
+        AgentRequest(operation: operation, deployTo: deployTo)
+    }
+}
+
+/// A mutable value shared with a callback that runs on another thread.
+final class SendableBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: Value
+
+    init(_ value: Value) {
+        _value = value
+    }
+
+    var value: Value {
+        get { lock.withLock { _value } }
+        set { lock.withLock { _value = newValue } }
+    }
+}

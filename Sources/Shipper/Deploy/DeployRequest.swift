@@ -1,0 +1,60 @@
+import Foundation
+
+/// What `ship deploy` was asked to do.
+public struct DeployRequest: Sendable {
+    public var environment: String?
+    public var revision: String?
+    public var ignoreStopFailures: Bool
+    /// Seconds to wait for a held lock; nil fails at once (exit 4).
+    public var lockWait: Double?
+
+    public init(environment: String? = nil, revision: String? = nil, ignoreStopFailures: Bool = false, lockWait: Double? = nil) {
+        self.environment = environment
+        self.revision = revision
+        self.ignoreStopFailures = ignoreStopFailures
+        self.lockWait = lockWait
+    }
+}
+
+/// How a deployment ended.
+public struct DeploymentResult: Sendable {
+    public enum Status: String, Sendable {
+        case succeeded
+        case failed
+        case rolledBack = "rolled_back"
+    }
+
+    public var status: Status
+    public var exitCode: ShipError.ExitCode?
+    public var deploymentId: String
+    public var release: String
+    public var message: String?
+}
+
+/// Names shared by every host of one deployment.
+public enum ReleaseName {
+    /// `YYYYMMDDHHMMSS` in UTC: sorts by time, the same on every host.
+    public static func make(at date: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMddHHmmss"
+        return formatter.string(from: date)
+    }
+
+    public static func deploymentId() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "d" + String(UInt32.random(in: 0...UInt32.max, using: &generator), radix: 16).leftPadded(to: 8)
+    }
+
+    /// `user@machine` of this controller.
+    public static var holder: String {
+        "\(ProcessInfo.processInfo.userName)@\(ProcessInfo.processInfo.hostName)"
+    }
+}
+
+extension String {
+    func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import Hooks
+
+/// What happened during a deployment, emitted by the orchestrator and rendered by a reporter
+/// (plain lines, JSON lines). One source of truth for the output, the journal and history.
+public struct Event: Sendable {
+    public enum Kind: Sendable {
+        case deploymentStarted(deploymentId: String, environment: String, revision: String, release: String, hosts: [String])
+        case lockWaiting(holder: LockInfo)
+        case hostStep(step: String)
+        case bundleSent(bytes: Int64)
+        case hookStarted(event: LifecycleEvent, hook: String)
+        case hookOutput(event: LifecycleEvent?, line: String)
+        case hookFinished(event: LifecycleEvent, hook: String, outcome: HookOutcome)
+        case hostSwitched(release: String, previous: String?)
+        case hostSucceeded(release: String)
+        case hostFailed(step: String, message: String)
+        case hostRolledBack(release: String?)
+        case deploymentFinished(status: String, release: String, deploymentId: String, message: String?)
+    }
+
+    public var time: Date
+    public var host: String?
+    public var kind: Kind
+
+    public init(host: String? = nil, _ kind: Kind, time: Date = Date()) {
+        self.time = time
+        self.host = host
+        self.kind = kind
+    }
+
+    /// The event's name in JSON lines.
+    public var name: String {
+        switch kind {
+        case .deploymentStarted: "deployment_started"
+        case .lockWaiting: "lock_waiting"
+        case .hostStep: "host_step"
+        case .bundleSent: "bundle_sent"
+        case .hookStarted: "hook_started"
+        case .hookOutput: "hook_output"
+        case .hookFinished: "hook_finished"
+        case .hostSwitched: "host_switched"
+        case .hostSucceeded: "host_succeeded"
+        case .hostFailed: "host_failed"
+        case .hostRolledBack: "host_rolled_back"
+        case .deploymentFinished: "deployment_finished"
+        }
+    }
+
+    /// The JSON object of CONTRACT.md section 5: `event`, `time`, `host` for host events,
+    /// `hook` and `status` for hook events.
+    public var jsonObject: [String: Any] {
+        var object: [String: Any] = ["event": name, "time": Event.timestamp(time)]
+        if let host { object["host"] = host }
+        switch kind {
+        case .deploymentStarted(let id, let environment, let revision, let release, let hosts):
+            object["deployment_id"] = id
+            object["environment"] = environment
+            object["revision"] = revision
+            object["release"] = release
+            object["hosts"] = hosts
+        case .lockWaiting(let holder):
+            object["holder"] = holder.holder
+            object["deployment_id"] = holder.deploymentId
+        case .hostStep(let step):
+            object["step"] = step
+        case .bundleSent(let bytes):
+            object["bytes"] = bytes
+        case .hookStarted(let event, let hook):
+            object["hook"] = event.rawValue
+            object["command"] = hook
+            object["status"] = "started"
+        case .hookOutput(let event, let line):
+            if let event { object["hook"] = event.rawValue }
+            object["line"] = line
+        case .hookFinished(let event, let hook, let outcome):
+            object["hook"] = event.rawValue
+            object["command"] = hook
+            object["status"] = outcome.succeeded ? "succeeded" : (outcome.timedOut ? "timed_out" : "failed")
+            object["duration"] = (outcome.duration * 1000).rounded() / 1000
+            if let code = outcome.exitStatus { object["exit_status"] = Int(code) }
+        case .hostSwitched(let release, let previous):
+            object["release"] = release
+            object["previous_release"] = previous ?? NSNull()
+        case .hostSucceeded(let release):
+            object["release"] = release
+        case .hostFailed(let step, let message):
+            object["step"] = step
+            object["message"] = message
+        case .hostRolledBack(let release):
+            object["release"] = release ?? NSNull()
+        case .deploymentFinished(let status, let release, let id, let message):
+            object["status"] = status
+            object["release"] = release
+            object["deployment_id"] = id
+            if let message { object["message"] = message }
+        }
+        return object
+    }
+
+    /// The human line, without timestamp and host prefix.
+    public var text: String {
+        switch kind {
+        case .deploymentStarted(let id, let environment, let revision, let release, let hosts):
+            "deploying \(revision.prefix(12)) to \(environment) (\(hosts.count) host\(hosts.count == 1 ? "" : "s")) as release \(release), deployment \(id)"
+        case .lockWaiting(let holder):
+            "waiting for the lock held by \(holder.holder) (deployment \(holder.deploymentId), since \(holder.started))"
+        case .hostStep(let step): step
+        case .bundleSent(let bytes): "bundle sent (\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)))"
+        case .hookStarted(let event, let hook): "\(event.rawValue): \(hook)"
+        case .hookOutput(_, let line): "  " + line
+        case .hookFinished(let event, _, let outcome):
+            "\(event.rawValue): \(outcome.summary) (\(String(format: "%.1f", outcome.duration))s)"
+        case .hostSwitched(let release, let previous):
+            "current -> \(release)" + (previous.map { " (was \($0))" } ?? "")
+        case .hostSucceeded(let release): "done: \(release)"
+        case .hostFailed(let step, let message): "FAILED at \(step): \(message)"
+        case .hostRolledBack(let release): "rolled back to \(release ?? "nothing")"
+        case .deploymentFinished(let status, let release, let id, let message):
+            "deployment \(id) \(status.replacingOccurrences(of: "_", with: " ")): release \(release)" + (message.map { ": \($0)" } ?? "")
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
+
+/// Turns events into output.
+public protocol Reporter: Sendable {
+    func report(_ event: Event)
+}
+
+/// Timestamped plain lines, each prefixed by its host: for pipes, CI and logs.
+public final class PlainReporter: Reporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private let handle: FileHandle
+
+    public init(handle: FileHandle = .standardOutput) {
+        self.handle = handle
+    }
+
+    public func report(_ event: Event) {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "HH:mm:ss"
+        var line = formatter.string(from: event.time) + " "
+        if let host = event.host { line += host + " | " }
+        line += event.text + "\n"
+        lock.withLock { handle.write(Data(line.utf8)) }
+    }
+}
+
+/// One JSON object per line (`--json`).
+public final class JSONLinesReporter: Reporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private let handle: FileHandle
+
+    public init(handle: FileHandle = .standardOutput) {
+        self.handle = handle
+    }
+
+    public func report(_ event: Event) {
+        guard var data = try? JSONSerialization.data(withJSONObject: event.jsonObject, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        data.append(0x0A)
+        lock.withLock { handle.write(data) }
+    }
+}

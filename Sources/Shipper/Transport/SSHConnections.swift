@@ -1,0 +1,34 @@
+import Foundation
+
+/// The multiplexed ssh connections of one ship run: a private control-socket directory, one
+/// transport per host, all closed and the directory removed at the end.
+public final class SSHConnections: @unchecked Sendable {
+    public let settings: SSHSettings
+    public let directory: String
+    private let lock = NSLock()
+    private var transports: [String: OpenSSHTransport] = [:]
+
+    public init(settings: SSHSettings) throws(ShipError) {
+        self.settings = settings
+        var template = Array((NSTemporaryDirectory() + "/ship-ssh-XXXXXX").utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw ShipError("cannot create a directory for ssh control sockets: \(String(cString: strerror(errno)))")
+        }
+        directory = String(cString: created)
+    }
+
+    public func transport(for host: Host) -> any Transport {
+        lock.withLock {
+            if let existing = transports[host.description] { return existing }
+            let transport = OpenSSHTransport(host: host, settings: settings, controlDirectory: directory)
+            transports[host.description] = transport
+            return transport
+        }
+    }
+
+    public func closeAll() async {
+        let all = lock.withLock { Array(transports.values) }
+        for transport in all { await transport.close() }
+        try? FileManager.default.removeItem(atPath: directory) // only sockets live here; a leftover is harmless in tmp
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// What a command's stdin gets.
+public enum TransportInput: Sendable {
+    case none
+    case data(Data)
+    /// `data` first, then the whole file at `path` (a request line followed by a bundle).
+    case dataThenFile(Data, path: String)
+}
+
+/// How a remote command ended.
+public struct CommandResult: Sendable {
+    public var status: Int32
+    /// The last lines of stderr, for messages.
+    public var stderr: String
+}
+
+/// Where commands run: a host over OpenSSH, or this machine. Orchestration never knows which.
+public protocol Transport: Sendable {
+    var host: Host { get }
+    /// Runs the line on the host; every stdout line goes to `onLine` as it arrives.
+    func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult
+    /// Ends shared connections.
+    func close() async
+}
+
+/// A shell line built only from `RemoteCommand`s: the one way to get text onto a remote shell.
+public struct ShellLine: Sendable, Equatable, CustomStringConvertible {
+    public let text: String
+
+    public init(_ command: RemoteCommand) {
+        text = command.rendered
+    }
+
+    /// Commands run one after another, each only if the one before succeeded.
+    public init(all commands: [RemoteCommand]) {
+        text = commands.map(\.rendered).joined(separator: " && ")
+    }
+
+    public var description: String { text }
+}

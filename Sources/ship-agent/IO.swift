@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import FoundationEssentials
+import Hooks
+
+struct AgentError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+enum Output {
+    static func emit(_ event: AgentEvent) {
+        guard var data = try? JSONEncoder().encode(event) else { return }
+        data.append(0x0A)
+        writeAll(1, data)
+    }
+
+    static func line(_ text: String) {
+        emit(AgentEvent(kind: .output, line: text))
+    }
+
+    static func fail(_ message: String, exitCode: Int32) -> Never {
+        writeAll(2, Data(("ship-agent: " + message + "\n").utf8))
+        exit(exitCode)
+    }
+
+    static func writeAll(_ fd: Int32, _ data: Data) {
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return // the controller went away; carry on with the step
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+enum Input {
+    /// The first line of stdin, read byte by byte so nothing after it (a bundle) is consumed.
+    static func readLine() -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while true {
+            let count = read(0, &byte, 1)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { return bytes.isEmpty ? nil : bytes }
+            if byte == 0x0A { return bytes }
+            bytes.append(byte)
+            if bytes.count > 16 << 20 { return nil }
+        }
+    }
+
+    /// Copies the rest of stdin into `fd`; returns the byte count.
+    static func copyRest(to fd: Int32) throws -> Int {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw AgentError("reading the bundle failed: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { return total }
+            var offset = 0
+            while offset < count {
+                let written = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, count - offset) }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw AgentError("writing the bundle failed: \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+            total += count
+        }
+    }
+}
+
+/// Runs a helper program (tar, sha256sum, rm) to completion, capturing its output.
+enum Helper {
+    static func run(_ argv: [String]) -> (status: Int32, output: String) {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { return (127, "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, argv[0], &actions, nil, cArguments, environ)
+        close(pipeFDs[1])
+        guard spawned == 0 else {
+            close(pipeFDs[0])
+            return (127, "\(argv[0]): \(String(cString: strerror(spawned)))")
+        }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            output += buffer[0..<count]
+        }
+        close(pipeFDs[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitStatus, String(decoding: output, as: UTF8.self))
+    }
+}
+
+extension String {
+    /// Without leading and trailing whitespace and newlines.
+    var trimmed: String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(scalars[first...last])
+    }
+}

@@ -1,0 +1,411 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import FoundationEssentials
+import Hooks
+
+/// The agent's operations: host-local steps, each leaving the host consistent.
+struct Operations {
+    let layout: HostLayout
+    let request: AgentRequest
+    let files = FileManager.default
+
+    func perform() throws -> AgentResult {
+        switch request.operation {
+        case .preflight: return try preflight()
+        case .lock: return try takeLock()
+        case .unlock: return try releaseLock()
+        case .hasBundle: return try hasBundle()
+        case .receiveBundle: return try receiveBundle()
+        case .prepare: return try prepare()
+        case .runHooks: return try runHooks()
+        case .switchCurrent: return try switchCurrent()
+        case .discard: return try discard()
+        case .prune: return try prune()
+        case .state: return try state()
+        case .record: return try record()
+        }
+    }
+
+    // MARK: - Preflight and lock
+
+    func preflight() throws -> AgentResult {
+        var result = AgentResult(ok: true)
+        result.hostname = Self.hostname()
+        let missing = (request.shared?.files ?? []).filter { !files.fileExists(atPath: layout.shared + "/" + $0) }
+        result.missing = missing
+        if !missing.isEmpty {
+            result.ok = false
+            result.message = "shared file\(missing.count == 1 ? "" : "s") missing: "
+                + missing.map { layout.shared + "/" + $0 }.joined(separator: ", ")
+        }
+        try makeDirectories()
+        guard access(layout.deployTo, W_OK) == 0 else {
+            throw AgentError("\(layout.deployTo) is not writable by \(Self.userName())")
+        }
+        result.currentRelease = layout.currentRelease()
+        result.lock = readLock()
+        return result
+    }
+
+    func makeDirectories() throws {
+        for directory in [layout.deployTo, layout.releases, layout.shared, layout.state, layout.bundles, layout.records, layout.logs] {
+            do {
+                try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw AgentError("cannot create \(directory) as \(Self.userName()): \(error)")
+            }
+        }
+    }
+
+    func readLock() -> LockInfo? {
+        guard let data = files.contents(atPath: layout.lock) else { return nil }
+        return (try? JSONDecoder().decode(LockInfo.self, from: data))
+            ?? LockInfo(deploymentId: "unknown", holder: "unreadable lock file \(layout.lock)", started: "")
+    }
+
+    func takeLock() throws -> AgentResult {
+        guard let lock = request.lock else { throw AgentError("lock: no lock holder given") }
+        try makeDirectories()
+        let fd = open(layout.lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            guard errno == EEXIST else { throw AgentError("cannot create \(layout.lock): \(String(cString: strerror(errno)))") }
+            let holder = readLock()
+            var result = AgentResult(ok: holder?.deploymentId == lock.deploymentId)
+            result.lock = holder
+            if !result.ok { result.message = "locked by \(holder?.holder ?? "?") (deployment \(holder?.deploymentId ?? "?"))" }
+            return result
+        }
+        var data = try JSONEncoder().encode(lock)
+        data.append(0x0A)
+        Output.writeAll(fd, data)
+        fsync(fd)
+        close(fd)
+        var result = AgentResult(ok: true)
+        result.lock = lock
+        return result
+    }
+
+    func releaseLock() throws -> AgentResult {
+        guard let holder = readLock() else { return AgentResult(ok: true, message: "not locked") }
+        if request.force != true && holder.deploymentId != request.lock?.deploymentId {
+            var result = AgentResult(ok: false, message: "the lock belongs to deployment \(holder.deploymentId) of \(holder.holder)")
+            result.lock = holder
+            return result
+        }
+        guard unlink(layout.lock) == 0 || errno == ENOENT else {
+            throw AgentError("cannot remove \(layout.lock): \(String(cString: strerror(errno)))")
+        }
+        var result = AgentResult(ok: true)
+        result.lock = holder
+        return result
+    }
+
+    // MARK: - Bundles
+
+    func bundleSHA() throws -> String {
+        guard let sha = request.bundleSHA256, sha.count == 64, sha.allSatisfy(\.isHexDigit) else {
+            throw AgentError("no valid bundle SHA-256 given")
+        }
+        return sha.lowercased()
+    }
+
+    func hasBundle() throws -> AgentResult {
+        var result = AgentResult(ok: true)
+        result.present = files.fileExists(atPath: layout.bundle(try bundleSHA()))
+        return result
+    }
+
+    func receiveBundle() throws -> AgentResult {
+        let sha = try bundleSHA()
+        try makeDirectories()
+        let temporary = layout.bundle(sha) + ".\(getpid()).partial"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AgentError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let bytes: Int
+        do {
+            bytes = try Input.copyRest(to: fd)
+            guard fsync(fd) == 0 else { throw AgentError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+            close(fd)
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        let sum = Helper.run(["sha256sum", temporary])
+        let actual = sum.output.split(separator: " ").first.map(String.init) ?? ""
+        guard sum.status == 0, actual == sha else {
+            unlink(temporary)
+            throw AgentError("bundle SHA-256 mismatch after \(bytes) bytes: expected \(sha), got \(actual.isEmpty ? sum.output : actual)")
+        }
+        chmod(temporary, 0o644)
+        guard rename(temporary, layout.bundle(sha)) == 0 else {
+            unlink(temporary)
+            throw AgentError("cannot store the bundle: \(String(cString: strerror(errno)))")
+        }
+        var result = AgentResult(ok: true)
+        result.present = true
+        return result
+    }
+
+    // MARK: - Releases
+
+    func releaseName() throws -> String {
+        guard let name = request.release, HostLayout.validName(name) else { throw AgentError("no valid release name given") }
+        return name
+    }
+
+    func prepare() throws -> AgentResult {
+        let name = try releaseName()
+        let sha = try bundleSHA()
+        guard let revision = request.revision, let appspec = request.appspec else {
+            throw AgentError("prepare: revision and appspec are required")
+        }
+        try makeDirectories()
+        let target = layout.release(name)
+        if files.fileExists(atPath: target) {
+            guard layout.readRecord(name)?.deploymentId == request.journal?.deploymentId, layout.currentRelease() != name else {
+                throw AgentError("release \(name) already exists on this host")
+            }
+            try remove(target) // a partial attempt of this same deployment
+        }
+        guard files.fileExists(atPath: layout.bundle(sha)) else { throw AgentError("bundle \(sha) is not on this host") }
+        let partial = layout.releases + "/." + name + ".partial"
+        try remove(partial)
+        try files.createDirectory(atPath: partial, withIntermediateDirectories: true)
+        // GNU tar refuses absolute names and '..' members, and extracts symlinks that point
+        // outside the directory as placeholders until the end, so nothing is written through them.
+        let untar = Helper.run(["tar", "-xzf", layout.bundle(sha), "-C", partial, "--no-same-owner", "--delay-directory-restore"])
+        guard untar.status == 0 else {
+            try? remove(partial) // best effort: the partial directory is hidden and removed on the next attempt
+            throw AgentError("unpacking the bundle failed: \(untar.output.trimmed)")
+        }
+        do {
+            try checkContained(partial)
+            try linkShared(into: partial)
+        } catch {
+            try? remove(partial) // best effort, as above
+            throw error
+        }
+        let record = ReleaseRecord(release: name, revision: revision, deploymentId: request.journal?.deploymentId, appspec: appspec,
+                                   bundleSHA256: sha)
+        try writeAtomically(try JSONEncoder().encode(record), to: layout.record(name))
+        guard rename(partial, target) == 0 else {
+            throw AgentError("cannot move the release into place: \(String(cString: strerror(errno)))")
+        }
+        fsyncDirectory(layout.releases)
+        if let entry = request.journal { try appendJournal(entry) }
+        var result = AgentResult(ok: true)
+        result.currentRelease = layout.currentRelease()
+        return result
+    }
+
+    /// Every symlink in the unpacked release must resolve inside it.
+    func checkContained(_ root: String) throws {
+        let paths = try files.subpathsOfDirectory(atPath: root)
+        for path in paths {
+            let full = root + "/" + path
+            guard let target = try? files.destinationOfSymbolicLink(atPath: full) else { continue }
+            if target.hasPrefix("/") { throw AgentError("refusing the bundle: symlink \(path) points outside the release (\(target))") }
+            var components = path.split(separator: "/").dropLast().map(String.init)
+            for part in target.split(separator: "/") {
+                if part == "." { continue }
+                if part == ".." {
+                    guard !components.isEmpty else {
+                        throw AgentError("refusing the bundle: symlink \(path) points outside the release (\(target))")
+                    }
+                    components.removeLast()
+                } else {
+                    components.append(String(part))
+                }
+            }
+        }
+    }
+
+    func linkShared(into release: String) throws {
+        guard let shared = request.shared else { return }
+        for dir in shared.dirs {
+            try files.createDirectory(atPath: layout.shared + "/" + dir, withIntermediateDirectories: true)
+        }
+        for path in shared.dirs + shared.files {
+            let link = release + "/" + path
+            try remove(link)
+            let parent = String(link[..<link.lastIndex(of: "/")!])
+            try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            try files.createSymbolicLink(atPath: link, withDestinationPath: layout.shared + "/" + path)
+        }
+    }
+
+    func switchCurrent() throws -> AgentResult {
+        let name = try releaseName()
+        guard files.fileExists(atPath: layout.release(name)), layout.readRecord(name) != nil else {
+            throw AgentError("release \(name) is not complete on this host")
+        }
+        let previous = layout.currentRelease()
+        let temporary = layout.deployTo + "/.current.\(getpid())"
+        unlink(temporary)
+        guard symlink("releases/" + name, temporary) == 0 else {
+            throw AgentError("cannot create a symlink in \(layout.deployTo): \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, layout.current) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw AgentError("cannot switch current: \(reason)")
+        }
+        fsyncDirectory(layout.deployTo)
+        if var entry = request.journal {
+            entry.release = name
+            entry.previousRelease = previous
+            entry.revision = layout.readRecord(name)?.revision
+            try appendJournal(entry)
+        }
+        var result = AgentResult(ok: true)
+        result.currentRelease = name
+        result.previousRelease = previous
+        return result
+    }
+
+    func discard() throws -> AgentResult {
+        let name = try releaseName()
+        guard layout.currentRelease() != name else { throw AgentError("release \(name) is current; not removing it") }
+        try remove(layout.release(name))
+        unlink(layout.record(name))
+        return AgentResult(ok: true)
+    }
+
+    func prune() throws -> AgentResult {
+        let keep = max(1, request.keepReleases ?? 5)
+        let current = layout.currentRelease()
+        let protected = Set((request.protectedReleases ?? []) + (current.map { [$0] } ?? []))
+        let names = layout.releaseNames()
+        let newest = Set(names.suffix(keep))
+        var pruned: [String] = []
+        for name in names where !newest.contains(name) && !protected.contains(name) {
+            try remove(layout.release(name))
+            unlink(layout.record(name))
+            pruned.append(name)
+        }
+        // Bundles no kept release came from go too.
+        let kept = layout.releaseNames()
+        let keptBundles = Set(kept.compactMap { layout.readRecord($0)?.bundleSHA256 })
+        for file in (try? files.contentsOfDirectory(atPath: layout.bundles)) ?? [] where file.hasSuffix(".tar.gz") {
+            let sha = String(file.dropLast(".tar.gz".count))
+            if !keptBundles.contains(sha) { unlink(layout.bundles + "/" + file) }
+        }
+        for file in (try? files.contentsOfDirectory(atPath: layout.records)) ?? [] where file.hasSuffix(".json") {
+            if !kept.contains(String(file.dropLast(".json".count))) { unlink(layout.records + "/" + file) }
+        }
+        var result = AgentResult(ok: true)
+        result.pruned = pruned
+        result.releases = kept
+        return result
+    }
+
+    func state() throws -> AgentResult {
+        var result = AgentResult(ok: true)
+        result.hostname = Self.hostname()
+        result.currentRelease = layout.currentRelease()
+        if let current = result.currentRelease {
+            result.currentRevision = (try? String(contentsOfFile: layout.release(current) + "/REVISION", encoding: .utf8))?
+                .trimmed
+        }
+        result.releases = layout.releaseNames()
+        result.lock = readLock()
+        let journal = readJournal()
+        result.previousRelease = journal.last { $0.step == "switched" && $0.release == result.currentRelease }?.previousRelease
+        result.journal = Array(journal.suffix(request.journalLimit ?? 0))
+        return result
+    }
+
+    func record() throws -> AgentResult {
+        guard let entry = request.journal else { throw AgentError("record: no journal entry given") }
+        try makeDirectories()
+        try appendJournal(entry)
+        return AgentResult(ok: true)
+    }
+
+    // MARK: - Hooks
+
+    func runHooks() throws -> AgentResult {
+        let name = try releaseName()
+        guard let event = request.event else { throw AgentError("run-hooks: no event given") }
+        guard let record = layout.readRecord(name) else {
+            return AgentResult(ok: true, message: "release \(name) has no appspec record; no \(event.rawValue) hooks")
+        }
+        let hooks = record.appspec.hooks(for: event)
+        let deploymentId = request.journal?.deploymentId ?? "manual"
+        let log = layout.logs + "/\(deploymentId)-\(event.rawValue).log"
+        try makeDirectories()
+        for hook in hooks {
+            var environment = request.hookEnvironment ?? [:]
+            environment["SHIP_EVENT"] = event.rawValue
+            environment["LIFECYCLE_EVENT"] = hook.declaredEvent
+            Output.emit(AgentEvent(kind: .hookStarted, hook: hook.summary, event: event))
+            let outcome = HookRunner.run(.init(command: hook.command, workingDirectory: layout.release(name),
+                                               environment: environment, timeout: hook.timeout, runas: hook.runas,
+                                               logFile: log)) { line in
+                Output.emit(AgentEvent(kind: .output, line: line, hook: hook.summary, event: event))
+            }
+            Output.emit(AgentEvent(kind: .hookFinished, hook: hook.summary, event: event, outcome: outcome))
+            if !outcome.succeeded {
+                return AgentResult(ok: false, message: "\(event.rawValue) hook `\(hook.summary)` failed: \(outcome.summary)")
+            }
+        }
+        return AgentResult(ok: true)
+    }
+
+    // MARK: - Files
+
+    func remove(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let removal = Helper.run(["rm", "-rf", "--", path])
+        guard removal.status == 0 else { throw AgentError("cannot remove \(path): \(removal.output)") }
+    }
+
+    func writeAtomically(_ data: Data, to path: String) throws {
+        let temporary = path + ".\(getpid()).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AgentError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        Output.writeAll(fd, data)
+        fsync(fd)
+        close(fd)
+        guard rename(temporary, path) == 0 else { throw AgentError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    func fsyncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    func appendJournal(_ entry: JournalEntry) throws {
+        var data = try JSONEncoder().encode(entry)
+        data.append(0x0A)
+        let fd = open(layout.journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AgentError("cannot write \(layout.journal): \(String(cString: strerror(errno)))") }
+        Output.writeAll(fd, data)
+        fsync(fd)
+        close(fd)
+    }
+
+    func readJournal() -> [JournalEntry] {
+        guard let data = files.contents(atPath: layout.journal) else { return [] }
+        return data.split(separator: 0x0A).compactMap { try? JSONDecoder().decode(JournalEntry.self, from: Data($0)) }
+    }
+
+    static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func userName() -> String {
+        if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+        return "uid \(geteuid())"
+    }
+}

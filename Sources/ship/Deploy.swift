@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Shipper
+
+/// `--json` and the choice of reporter, shared by commands that stream events.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON object per line on stdout.")
+    var json = false
+
+    func reporter() -> any Reporter {
+        json ? JSONLinesReporter() : PlainReporter()
+    }
+}
+
+struct Deploy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Deploy a revision to an environment's hosts.",
+        discussion: """
+            Packages the revision, checks every host (reachable, agent installed, shared files \
+            present), takes the environment's lock, then runs each host through stop, install, \
+            migrate (once), switch, start and validate.
+            """
+    )
+
+    @Argument(help: "The environment (default: default_environment, or the only one).")
+    var environment: String?
+
+    @Option(help: "Branch, tag or commit to deploy (default: the environment's revision, else HEAD).")
+    var revision: String?
+
+    @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait up to SECONDS for a held lock instead of exiting 4.", valueName: "SECONDS"))
+    var lockWait: Double?
+
+    @Flag(name: .customLong("ignore-stop-failures"), help: "Carry on when the replaced release's stop hooks fail.")
+    var ignoreStopFailures = false
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let env = try config.environment(named: environment)
+        if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
+        let agent = try AgentBinary.locate()
+        let connections = try SSHConnections(settings: config.ssh)
+        let deployment = Deployment(
+            config: config, environment: env,
+            request: DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures, lockWait: lockWait),
+            agent: agent, reporter: output.reporter(), makeTransport: { connections.transport(for: $0) })
+        let result = await deployment.run()
+        await connections.closeAll()
+        if let code = result.exitCode { throw ExitCode(code.rawValue) }
+    }
+}
