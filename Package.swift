@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "Shipper",
             dependencies: [
-                "Hooks", "CGit2", "CZlib",
+                "Hooks", "CSpawn", "CGit2", "CZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -3,7 +3,8 @@
 # mount and UTS namespace (unshare) with a private /srv (tmpfs) and its own hostname, listening
 # on its own loopback address 127.0.0.N. Needs root (unshare, mount).
 #
-#   scripts/sandbox.sh start DIR COUNT [FIRST]   start COUNT hosts web1..webCOUNT on 127.0.0.FIRST.. (default 11)
+#   scripts/sandbox.sh start DIR COUNT [FIRST [NET]]   start COUNT hosts web1..webCOUNT on NET.FIRST..
+#                                                 (default 127.0.0.11..)
 #   scripts/sandbox.sh stop DIR                  stop the hosts started in DIR and remove DIR
 #   scripts/sandbox.sh pid DIR NAME              the pid of host NAME's sshd (for nsenter -t PID -m)
 #
@@ -14,7 +15,7 @@ command=${1:-}; dir=${2:-}
 port=2222
 
 start() {
-  local count=$1 first=${2:-11}
+  local count=$1 first=${2:-11} net=${3:-127.0.0}
   mkdir -p "$dir" /run/sshd
   dir=$(cd "$dir" && pwd)
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C "ship-sandbox" -f "$dir/id_ed25519"
@@ -23,7 +24,7 @@ start() {
   : > "$dir/known_hosts"
   : > "$dir/ssh_config"
   for i in $(seq 1 "$count"); do
-    local name="web$i" ip="127.0.0.$((first + i - 1))" hostdir="$dir/web$i"
+    local name="web$i" ip="$net.$((first + i - 1))" hostdir="$dir/web$i"
     mkdir -p "$hostdir"
     [ -f "$hostdir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$hostdir/ssh_host_ed25519_key"
     cat > "$hostdir/sshd_config" <<CFG
@@ -97,7 +98,7 @@ pid() {
 }
 
 case "$command" in
-  start) start "${3:?count}" "${4:-11}" ;;
+  start) start "${3:?count}" "${4:-11}" "${5:-127.0.0}" ;;
   stop) stop ;;
   pid) pid "${3:?name}" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;

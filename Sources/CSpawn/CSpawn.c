@@ -1,7 +1,18 @@
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <spawn.h>
+#include <unistd.h>
 #include "CSpawn.h"
 
 int ship_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int ship_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int ship_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

@@ -79,6 +79,7 @@ public enum HookRunner {
 
     public static func run(_ invocation: Invocation, onLine: (String) -> Void) -> HookOutcome {
         let start = monotonicSeconds()
+        _ = ship_set_child_subreaper()
         let logFD = open(invocation.logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         let readFD = open(invocation.logFile, O_RDONLY | O_CLOEXEC)
         guard logFD >= 0, readFD >= 0 else {
@@ -119,8 +120,16 @@ public enum HookRunner {
             _ = poll(nil, 0, tick)
         }
         if timedOut {
-            // The whole group goes, including children the hook started.
+            // The whole group goes, including children the hook started; the agent is their
+            // subreaper, so it reaps them and reports only once none is left.
             kill(-pid, SIGKILL)
+            let deadline = monotonicSeconds() + killGrace
+            while monotonicSeconds() < deadline {
+                var ignored: Int32 = 0
+                while waitpid(-1, &ignored, WNOHANG) > 0 {}
+                if kill(-pid, 0) != 0 && errno == ESRCH { break }
+                _ = poll(nil, 0, 10)
+            }
         }
         reader.readAvailable(onLine)
         reader.flush(onLine)

@@ -41,9 +41,13 @@ struct Operations {
             result.message = "shared file\(missing.count == 1 ? "" : "s") missing: "
                 + missing.map { layout.shared + "/" + $0 }.joined(separator: ", ")
         }
-        try makeDirectories()
-        guard access(layout.deployTo, W_OK) == 0 else {
-            throw AgentError("\(layout.deployTo) is not writable by \(Self.userName())")
+        // Nothing is created here: preflight only looks.
+        var existing = layout.deployTo
+        while !files.fileExists(atPath: existing), let slash = existing.lastIndex(of: "/"), existing != "/" {
+            existing = slash == existing.startIndex ? "/" : String(existing[..<slash])
+        }
+        guard access(existing, W_OK) == 0 else {
+            throw AgentError("\(existing) is not writable by \(Self.userName()); ship cannot create \(layout.deployTo)")
         }
         result.currentRelease = layout.currentRelease()
         result.lock = readLock()

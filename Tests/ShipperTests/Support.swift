@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Shipper
 
 /// The output of a finished process.
 struct ProcessResult {
@@ -12,34 +13,29 @@ struct ProcessResult {
 @discardableResult
 func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
          environment: [String: String] = [:], input: String? = nil) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-    process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
-    process.environment = env
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    try process.run()
-    if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
-    try inPipe.fileHandleForWriting.close()
-    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
-    let group = DispatchGroup()
-    nonisolated(unsafe) var errData = Data()
-    group.enter()
-    DispatchQueue.global().async {
-        errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.leave()
+    let path: String
+    if executable.hasPrefix("/") {
+        path = executable
+    } else {
+        let directories = (env["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
+        guard let found = directories.map({ $0 + "/" + executable }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw TestFailure("\(executable) not found on PATH")
+        }
+        path = found
     }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    let lines = LineCollector()
+    let result = ChildProcess.runBlocking(path, arguments, input: input.map { .data(Data($0.utf8)) } ?? .none,
+                                          environment: env, directory: directory) { lines.append($0) }
+    return ProcessResult(status: result.status, stdout: lines.text, stderr: result.stderr)
+}
+
+final class LineCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var text: String { lock.withLock { lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n" } }
 }
 
 /// A fresh temporary directory, removed when the value is deinitialised.

@@ -5,4 +5,11 @@
 /// posix_spawn_file_actions_addchdir_np (glibc >= 2.29), which Swift cannot see without _GNU_SOURCE.
 int ship_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
+/// pipe2(fds, O_CLOEXEC): both ends close-on-exec, atomically.
+int ship_pipe_cloexec(int fds[2]);
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are reparented to this process,
+/// so the agent can reap what a killed hook left behind.
+int ship_set_child_subreaper(void);
+
 #endif

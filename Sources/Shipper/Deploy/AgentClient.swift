@@ -55,16 +55,18 @@ public struct AgentClient: Sendable {
     var hostName: String { transport.host.description }
     var agentPath: String { deployTo + "/.ship/bin/ship-agent" }
 
-    /// Uploads the agent when the host has none or another one (compared by SHA-256).
-    /// Returns whether it uploaded.
-    @discardableResult
-    public func install(_ agent: AgentBinary) async throws(HostError) -> Bool {
+    /// Connects and tells whether the host has this very agent (compared by SHA-256).
+    public func hasAgent(_ agent: AgentBinary) async throws(HostError) -> Bool {
         let output = SendableBox<String>("")
         let probe = await transport.run(ShellLine(RemoteCommand(["sha256sum", agentPath])), input: .none) { line in
             output.value += line
         }
         try failIfUnreachable(probe, step: "connect")
-        if probe.status == 0, output.value.hasPrefix(agent.sha256) { return false }
+        return probe.status == 0 && output.value.hasPrefix(agent.sha256)
+    }
+
+    /// Uploads the agent to `<deploy_to>/.ship/bin/`, replacing another one atomically.
+    public func upload(_ agent: AgentBinary) async throws(HostError) {
         let directory = deployTo + "/.ship/bin"
         let temporary = directory + "/.ship-agent.\(UUID().uuidString.prefix(8)).tmp"
         let upload = ShellLine(all: [
@@ -80,7 +82,6 @@ public struct AgentClient: Sendable {
                             message: "cannot install the agent in \(directory) (exit \(result.status)): \(result.stderr)",
                             unreachable: false)
         }
-        return true
     }
 
     /// Runs one agent operation; agent events other than the result go to `onEvent`.

@@ -145,42 +145,60 @@ public struct Deployment: Sendable {
 
     // MARK: - Preflight and locks
 
+    /// Every host reachable first (nothing touched), then agents installed where missing and
+    /// each host checked (writable deploy_to, shared files present).
     func preflight(_ clients: [AgentClient]) async throws(ShipError) -> [AgentResult] {
-        let shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
         let agent = self.agent
-        let results = await withTaskGroup(of: (Int, Result<AgentResult, HostError>).self) { group in
-            for (index, client) in clients.enumerated() {
-                group.addTask {
-                    do throws(HostError) {
-                        try await client.install(agent)
-                        var request = client.request(.preflight)
-                        request.shared = shared
-                        return (index, .success(try await client.require(request)))
-                    } catch {
-                        return (index, .failure(error))
-                    }
-                }
-            }
-            var collected: [(Int, Result<AgentResult, HostError>)] = []
-            for await result in group { collected.append(result) }
-            return collected.sorted { $0.0 < $1.0 }.map(\.1)
+        let probes = await forEachHost(clients) { client throws(HostError) in try await client.hasAgent(agent) }
+        try reportPreflight(probes)
+        let shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
+        let states = await forEachHost(clients) { client throws(HostError) -> AgentResult in
+            let index = clients.firstIndex { $0.transport.host == client.transport.host }!
+            if case .success(false) = probes[index] { try await client.upload(agent) }
+            var request = client.request(.preflight)
+            request.shared = shared
+            return try await client.require(request)
         }
-        var states: [AgentResult] = []
+        return try reportPreflight(states)
+    }
+
+    @discardableResult
+    func reportPreflight<T>(_ results: [Result<T, HostError>]) throws(ShipError) -> [T] {
+        var values: [T] = []
         var problems: [String] = []
         for result in results {
             switch result {
-            case .success(let state): states.append(state)
+            case .success(let value): values.append(value)
             case .failure(let error):
                 problems.append(error.description)
                 reporter.report(Event(host: error.host, .hostFailed(step: "preflight", message: error.message)))
             }
         }
         guard problems.isEmpty else {
-            throw ShipError("preflight failed, nothing was changed:\n  " + problems.joined(separator: "\n  "),
-                            hint: "check that every host is reachable with `ssh HOST` and that the shared files exist",
+            throw ShipError("preflight failed, no release was changed:\n  " + problems.joined(separator: "\n  "),
+                            hint: "check that every host answers `ssh HOST` and holds the shared files",
                             exitCode: .preflight)
         }
-        return states
+        return values
+    }
+
+    /// Runs `body` on every host concurrently; results in host order.
+    func forEachHost<T: Sendable>(_ clients: [AgentClient],
+                                  _ body: @escaping @Sendable (AgentClient) async throws(HostError) -> T) async -> [Result<T, HostError>] {
+        await withTaskGroup(of: (Int, Result<T, HostError>).self) { group in
+            for (index, client) in clients.enumerated() {
+                group.addTask {
+                    do throws(HostError) {
+                        return (index, .success(try await body(client)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var collected: [(Int, Result<T, HostError>)] = []
+            for await result in group { collected.append(result) }
+            return collected.sorted { $0.0 < $1.0 }.map(\.1)
+        }
     }
 
     /// Takes the lock on every host in one sorted order; a held lock releases what was taken.

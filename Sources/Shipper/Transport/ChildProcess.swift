@@ -1,105 +1,153 @@
+import CSpawn
 import Foundation
 
-/// Runs a local program with streamed stdout lines, without blocking Swift's cooperative threads:
-/// stdin is fed and stdout/stderr are read on threads of their own.
-enum ChildProcess {
-    static func run(_ executable: String, _ arguments: [String], input: TransportInput,
-                    environment: [String: String]? = nil,
-                    onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let stdout = Pipe(), stderr = Pipe(), stdin = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = stdin
-        let state = ProcessState()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<CommandResult, Never>) in
-            state.continuation = continuation
-            process.terminationHandler = { finished in
-                state.finish(status: finished.terminationStatus)
+/// Runs a local program with streamed stdout lines. Built on posix_spawn and waitpid, with every
+/// pipe end close-on-exec so children started concurrently never inherit each other's pipes.
+/// The async form runs on a thread of its own and never blocks Swift's cooperative threads.
+public enum ChildProcess {
+    public static func run(_ executable: String, _ arguments: [String], input: TransportInput,
+                           environment: [String: String]? = nil, directory: String? = nil,
+                           onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
+        await withCheckedContinuation { continuation in
+            Thread {
+                continuation.resume(returning: runBlocking(executable, arguments, input: input, environment: environment,
+                                                           directory: directory, onLine: onLine))
+            }.start()
+        }
+    }
+
+    /// Blocks until the program exited and both of its output streams reached end of file.
+    public static func runBlocking(_ executable: String, _ arguments: [String], input: TransportInput,
+                                   environment: [String: String]? = nil, directory: String? = nil,
+                                   onLine: @escaping @Sendable (String) -> Void) -> CommandResult {
+        var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
+        guard ship_pipe_cloexec(&stdinPipe) == 0, ship_pipe_cloexec(&stdoutPipe) == 0, ship_pipe_cloexec(&stderrPipe) == 0 else {
+            return CommandResult(status: 127, stderr: "cannot create pipes: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        if let directory { ship_spawn_file_actions_addchdir(&actions, directory) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        close(stdinPipe[0])
+        close(stdoutPipe[1])
+        close(stderrPipe[1])
+        guard spawned == 0 else {
+            close(stdinPipe[1])
+            close(stdoutPipe[0])
+            close(stderrPipe[0])
+            return CommandResult(status: 127, stderr: "cannot run \(executable): \(String(cString: strerror(spawned)))")
+        }
+
+        let done = DispatchGroup()
+        let writeFD = stdinPipe[1]
+        done.enter()
+        Thread {
+            feed(writeFD, input)
+            close(writeFD)
+            done.leave()
+        }.start()
+        let stderrBox = StderrTail()
+        let errFD = stderrPipe[0]
+        done.enter()
+        Thread {
+            var data = Data()
+            readAll(errFD) { data.append($0) }
+            close(errFD)
+            stderrBox.set(String(decoding: data, as: UTF8.self))
+            done.leave()
+        }.start()
+
+        var pending = Data()
+        readAll(stdoutPipe[0]) { chunk in
+            pending.append(chunk)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+                pending.removeSubrange(pending.startIndex...newline)
             }
-            do {
-                try process.run()
-            } catch {
-                state.stderrTail = "cannot run \(executable): \(error.localizedDescription)"
-                state.readerDone()
-                state.readerDone()
-                state.finish(status: 127)
-                return
+        }
+        if !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
+        close(stdoutPipe[0])
+
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        done.wait()
+        let exited = (status & 0x7F) == 0
+        return CommandResult(status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), stderr: stderrBox.value)
+    }
+
+    private static func feed(_ fd: Int32, _ input: TransportInput) {
+        switch input {
+        case .none: return
+        case .data(let data): _ = writeAll(fd, data)
+        case .dataThenFile(let data, let path):
+            guard writeAll(fd, data) else { return }
+            let file = open(path, O_RDONLY | O_CLOEXEC)
+            guard file >= 0 else { return }
+            defer { close(file) }
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { return }
+                guard writeAll(fd, Data(buffer[0..<count])) else { return }
             }
-            Thread {
-                let writer = stdin.fileHandleForWriting
-                switch input {
-                case .none: break
-                case .data(let data): try? writer.write(contentsOf: data) // the command may not read its stdin
-                case .dataThenFile(let data, let path):
-                    try? writer.write(contentsOf: data) // as above: a failure shows in the exit status
-                    if let file = FileHandle(forReadingAtPath: path) {
-                        while let chunk = try? file.read(upToCount: 1 << 20), !chunk.isEmpty {
-                            do { try writer.write(contentsOf: chunk) } catch { break }
-                        }
-                        try? file.close() // read-only handle
-                    }
+        }
+    }
+
+    /// Writes everything; false when the reader went away (the command did not read its input).
+    private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return false
                 }
-                try? writer.close() // closing our end of a pipe; nothing to recover
-            }.start()
-            Thread {
-                var pending = Data()
-                let handle = stdout.fileHandleForReading
-                while true {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    pending.append(chunk)
-                    while let newline = pending.firstIndex(of: 0x0A) {
-                        onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                        pending.removeSubrange(pending.startIndex...newline)
-                    }
-                }
-                if !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
-                state.readerDone()
-            }.start()
-            Thread {
-                let data = stderr.fileHandleForReading.readDataToEndOfFile()
-                let text = String(decoding: data, as: UTF8.self)
-                state.stderrTail = text.split(separator: "\n").suffix(20).joined(separator: "\n")
-                state.readerDone()
-            }.start()
+                offset += written
+            }
+            return true
+        }
+    }
+
+    private static func readAll(_ fd: Int32, _ body: (Data) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { return }
+            body(Data(buffer[0..<count]))
         }
     }
 }
 
-/// Collects a child's end: termination plus both readers at EOF.
-private final class ProcessState: @unchecked Sendable {
+private final class StderrTail: @unchecked Sendable {
     private let lock = NSLock()
-    var continuation: CheckedContinuation<CommandResult, Never>?
-    private var pending = 3
-    private var status: Int32 = 0
-    private var _stderr = ""
+    private var text = ""
 
-    var stderrTail: String {
-        get { lock.withLock { _stderr } }
-        set { lock.withLock { _stderr = newValue } }
+    func set(_ value: String) {
+        lock.withLock { text = value.split(separator: "\n").suffix(20).joined(separator: "\n") }
     }
 
-    func readerDone() { step(nil) }
-    func finish(status: Int32) { step(status) }
-
-    private func step(_ status: Int32?) {
-        let resume: CheckedContinuation<CommandResult, Never>?
-        let result: CommandResult
-        lock.lock()
-        if let status { self.status = status }
-        pending -= 1
-        if pending == 0 {
-            resume = continuation
-            continuation = nil
-        } else {
-            resume = nil
-        }
-        result = CommandResult(status: self.status, stderr: _stderr)
-        lock.unlock()
-        resume?.resume(returning: result)
-    }
+    var value: String { lock.withLock { text } }
 }

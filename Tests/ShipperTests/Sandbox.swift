@@ -1,0 +1,107 @@
+import Foundation
+import Synchronization
+import Testing
+
+extension Tag {
+    /// Tests against real sshd hosts (scripts/sandbox.sh): slower, need root.
+    @Tag static var endToEnd: Self
+}
+
+/// The repository root (for scripts/).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+private let nextNetwork = Mutex(1)
+
+/// A pool of real OpenSSH hosts web1..webN, each in its own mount and UTS namespace with a
+/// private /srv, on loopback addresses of a network of its own. Stopped on deinit.
+final class SandboxPool {
+    let directory: TemporaryDirectory
+    let count: Int
+    let network: String
+    var sshConfig: String { directory.file("ssh_config") }
+
+    init(hosts count: Int) throws {
+        self.count = count
+        directory = try TemporaryDirectory("ship-sandbox")
+        let octet = nextNetwork.withLock { value -> Int in
+            defer { value += 1 }
+            return Int(ProcessInfo.processInfo.processIdentifier % 50) * 5 + value
+        }
+        network = "127.\(100 + octet / 250).\(octet % 250)"
+        let result = try run(repositoryRoot + "/scripts/sandbox.sh", ["start", directory.file("pool"), String(count), "11", network])
+        guard result.status == 0 else { throw TestFailure("sandbox did not start: \(result.stderr)") }
+        // ssh_config lives in the pool directory; keep a stable path.
+        try FileManager.default.createSymbolicLink(atPath: sshConfig, withDestinationPath: directory.file("pool/ssh_config"))
+    }
+
+    deinit {
+        _ = try? run(repositoryRoot + "/scripts/sandbox.sh", ["stop", directory.file("pool")]) // tearing down; a failure leaves tmp files only
+    }
+
+    /// Runs a shell line on a host over ssh.
+    @discardableResult
+    func ssh(_ host: String, _ line: String) throws -> ProcessResult {
+        try run("ssh", ["-F", sshConfig, host, line])
+    }
+
+    /// Runs a shell line on a host and returns its trimmed stdout; fails the test on an error.
+    func output(_ host: String, _ line: String) throws -> String {
+        let result = try ssh(host, line)
+        guard result.status == 0 else { throw TestFailure("\(host): `\(line)` failed (\(result.status)): \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    var hosts: [String] { (1...count).map { "web\($0)" } }
+}
+
+/// An application repository whose ship.yml targets a sandbox pool.
+final class SandboxApp {
+    let repo: TestRepository
+    let pool: SandboxPool
+    let deployTo: String
+
+    init(pool: SandboxPool, app: String = "shop", keepReleases: Int = 5, extraEnvironment: String = "",
+         hosts: [String]? = nil, sharedFiles: [String] = []) throws {
+        self.pool = pool
+        repo = try TestRepository()
+        deployTo = "/srv/\(app)"
+        let hostLines = (hosts ?? pool.hosts.enumerated().map { $0.offset == 1 ? "{ host: \($0.element), roles: [web, migrate] }" : $0.element })
+            .map { "      - \($0)" }.joined(separator: "\n")
+        try repo.write("ship.yml", """
+            app: \(app)
+            deploy_to: \(deployTo)
+            keep_releases: \(keepReleases)
+            ssh:
+              config_file: \(pool.sshConfig)
+            shared:
+              dirs: [public/files, log]
+              files: [\(sharedFiles.joined(separator: ", "))]
+            environments:
+              test:
+                hosts:
+            \(hostLines)
+                env: { APP_ENV: test, GREETING: "hello world" }
+            \(extraEnvironment)
+            """)
+    }
+
+    func writeAppspec(_ text: String) throws {
+        try repo.write("appspec.yml", text)
+    }
+
+    @discardableResult
+    func commit(_ message: String = "change") throws -> String {
+        try repo.commitAll(message)
+    }
+
+    /// Runs `ship ARGS` in the repository with JSON output; returns the result and parsed events.
+    func ship(_ arguments: [String]) throws -> (result: ProcessResult, events: [[String: Any]]) {
+        let result = try ShipperTests.ship(arguments + ["--json"], in: repo.path,
+                                           environment: ["XDG_CACHE_HOME": repo.directory.file(".cache")])
+        let events = result.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        return (result, events)
+    }
+}
