@@ -10,7 +10,8 @@ public struct Appspec: Codable, Sendable, Equatable {
         case codeDeploy = "0.0"
     }
 
-    /// A CodeDeploy `files` entry: copy `source` (relative to the revision root) to `destination`.
+    /// A CodeDeploy `files` entry. ship accepts only `source: /`, the whole revision, which it
+    /// installs as a release; `destination` is where CodeDeploy would have copied it.
     public struct FileMapping: Codable, Sendable, Equatable {
         public var source: String
         public var destination: String
@@ -23,41 +24,14 @@ public struct Appspec: Codable, Sendable, Equatable {
         }
     }
 
-    /// A CodeDeploy `permissions` entry.
-    public struct Permission: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable, CaseIterable { case file, directory }
-        public var object: String
-        public var pattern: String
-        public var except: [String]
-        public var owner: String?
-        public var group: String?
-        /// Octal mode, e.g. 0o644.
-        public var mode: Int?
-        public var types: [Kind]
-
-        public init(object: String, pattern: String = "**", except: [String] = [], owner: String? = nil,
-                    group: String? = nil, mode: Int? = nil, types: [Kind] = [.file, .directory]) {
-            self.object = object
-            self.pattern = pattern
-            self.except = except
-            self.owner = owner
-            self.group = group
-            self.mode = mode
-            self.types = types
-        }
-    }
-
     public var format: Format
     public var hooks: [LifecycleEvent: [HookSpec]]
     public var files: [FileMapping]
-    public var permissions: [Permission]
 
-    public init(format: Format, hooks: [LifecycleEvent: [HookSpec]] = [:],
-                files: [FileMapping] = [], permissions: [Permission] = []) {
+    public init(format: Format, hooks: [LifecycleEvent: [HookSpec]] = [:], files: [FileMapping] = []) {
         self.format = format
         self.hooks = hooks
         self.files = files
-        self.permissions = permissions
     }
 
     /// An appspec with no hooks: what a revision without `appspec.yml` runs.

@@ -37,13 +37,6 @@ struct AppspecTests {
             files:
               - source: /
                 destination: /var/www/html
-            permissions:
-              - object: /var/www/html
-                pattern: "**"
-                owner: www-data
-                group: www-data
-                mode: 644
-                type: [file]
             hooks:
               AfterInstall:
                 - location: scripts/after_install.sh
@@ -71,8 +64,6 @@ struct AppspecTests {
         #expect(appspec.hooks(for: .validate).first?.timeout == 30)
         #expect(appspec.hooks(for: .migrate).isEmpty)
         #expect(appspec.files == [.init(source: "/", destination: "/var/www/html")])
-        #expect(appspec.permissions == [.init(object: "/var/www/html", pattern: "**", owner: "www-data", group: "www-data",
-                                              mode: 0o644, types: [.file])])
     }
 
     struct ErrorCase: CustomTestStringConvertible, Sendable {
@@ -114,8 +105,11 @@ struct AppspecTests {
                   expected: #"appspec.yml:5: hooks.ApplicationStart[0].location: a script location must be a file inside the revision, found "../x.sh""#),
         ErrorCase(name: "CodeDeploy: timeouts over an hour", yaml: "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - { location: a.sh, timeout: 3000 }\n    - { location: b.sh, timeout: 3000 }\n",
                   expected: "appspec.yml:5: hooks.AfterInstall: the timeouts of one event add up to 6000s; CodeDeploy allows at most 3600s"),
-        ErrorCase(name: "CodeDeploy: permissions acls", yaml: "version: 0.0\nos: linux\npermissions:\n  - object: /var/www\n    acls: [u:bob:rw]\n",
-                  expected: "appspec.yml:5: permissions[0].acls: permissions.acls is not supported by ship"),
+        ErrorCase(name: "CodeDeploy: permissions", yaml: "version: 0.0\nos: linux\npermissions:\n  - object: /var/www\n    mode: 644\n",
+                  expected: "appspec.yml:4: permissions: the permissions section is not supported by ship",
+                  hint: "set owners and modes from an AfterInstall script (chown/chmod in the release directory); it runs before `current` switches"),
+        ErrorCase(name: "CodeDeploy: files copying part of the revision", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: config/app.ini\n    destination: /etc/app\n",
+                  expected: "appspec.yml:4: files[0].source: ship installs the whole revision as a release; copying config/app.ini to /etc/app is not supported"),
         ErrorCase(name: "CodeDeploy: relative destination", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: www\n",
                   expected: #"appspec.yml:5: files[0].destination: expected an absolute path on the host, found "www""#),
     ]

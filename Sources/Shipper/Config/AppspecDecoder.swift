@@ -111,17 +111,19 @@ public enum AppspecDecoder {
                 guard destination.hasPrefix("/") else {
                     throw destinationNode.error("expected an absolute path on the host, found \(destinationNode.found)")
                 }
-                guard !source.split(separator: "/").contains("..") else {
-                    throw sourceNode.error("a source must stay inside the revision")
+                // ship installs the whole revision as a release and points `current` at it; copying
+                // parts of it elsewhere would bypass the atomic switch and rollback.
+                guard source == "/" || source.isEmpty else {
+                    throw sourceNode.error("ship installs the whole revision as a release; copying \(source) to \(destination) is not supported",
+                                           hint: "keep `source: /` (serve the site from deploy_to/current), and copy other files from an AfterInstall script")
                 }
                 let overwrite = try file["overwrite"]?.bool() ?? false
                 appspec.files.append(.init(source: source, destination: destination, overwrite: overwrite))
             }
         }
         if let permissionsNode = map["permissions"] {
-            for item in try permissionsNode.list(expected: "a list of permission entries") {
-                appspec.permissions.append(try decodePermission(item))
-            }
+            throw permissionsNode.error("the permissions section is not supported by ship",
+                                        hint: "set owners and modes from an AfterInstall script (chown/chmod in the release directory); it runs before `current` switches")
         }
         guard let hooksNode = map["hooks"] else { return appspec }
         let known = Array(codeDeployEvents.keys).sorted()
@@ -170,38 +172,5 @@ public enum AppspecDecoder {
         let timeout = try map["timeout"]?.int(atLeast: 1, expected: "a timeout in seconds >= 1") ?? codeDeployDefaultTimeout
         let runas = try map["runas"].map { node throws(ShipError) in try decodeUser(node) }
         return HookSpec(command: .script(path: relative), timeout: timeout, runas: runas, declaredEvent: event)
-    }
-
-    static func decodePermission(_ node: ConfigNode) throws(ShipError) -> Appspec.Permission {
-        let map = try node.mapping(allowed: ["object", "pattern", "except", "owner", "group", "mode", "acls", "context", "type"])
-        for unsupported in ["acls", "context"] {
-            if let item = map[unsupported] {
-                throw item.error("permissions.\(unsupported) is not supported by ship",
-                                 hint: "set ACLs or SELinux contexts from an AfterInstall script instead")
-            }
-        }
-        let objectNode = try map.required("object", expected: "an absolute path on the host")
-        let object = try objectNode.nonEmptyString()
-        guard object.hasPrefix("/") else { throw objectNode.error("expected an absolute path, found \(objectNode.found)") }
-        var permission = Appspec.Permission(object: object)
-        permission.pattern = try map["pattern"]?.nonEmptyString(expected: "a glob pattern") ?? "**"
-        permission.except = try map["except"]?.stringList(expected: "a list of glob patterns") ?? []
-        permission.owner = try map["owner"].map { node throws(ShipError) in try decodeUser(node) }
-        permission.group = try map["group"].map { node throws(ShipError) in try decodeUser(node) }
-        if let modeNode = map["mode"] {
-            let text = try modeNode.string(expected: "an octal mode, e.g. 644")
-            guard text.count <= 4, let mode = Int(text, radix: 8) else {
-                throw modeNode.error("expected an octal mode such as 644 or 0755, found \(modeNode.found)")
-            }
-            permission.mode = mode
-        }
-        if let typeNode = map["type"] {
-            var types: [Appspec.Permission.Kind] = []
-            for item in try typeNode.list(expected: "a list: [file], [directory] or [file, directory]") {
-                types.append(try item.oneOf(Appspec.Permission.Kind.self))
-            }
-            permission.types = types
-        }
-        return permission
     }
 }
