@@ -52,7 +52,7 @@ let package = Package(
         ),
         // The host agent: Hooks and Foundation only, so it links statically and copies to hosts.
         .executableTarget(name: "ship-agent", dependencies: ["Hooks"]),
-        .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks", "ship"]),
+        .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks", "ship", "ship-agent"]),
     ],
     swiftLanguageModes: [.v6]
 )

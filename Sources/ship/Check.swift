@@ -5,11 +5,14 @@ import Shipper
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate ship.yml and the appspec.yml beside it."
+        abstract: "Validate ship.yml and the appspec.yml beside it; with --hosts, also reach every host."
     )
 
     @Argument(help: "The environment to check (default: every environment).")
     var environment: String?
+
+    @Flag(help: "Also connect to every host over ssh (exit 5 when one cannot be reached).")
+    var hosts = false
 
     @OptionGroup var options: ConfigOptions
 
@@ -33,6 +36,27 @@ struct Check: AsyncParsableCommand {
             print("\(appspecPath): ok (\(format); hooks: \(counts))")
         } else {
             print("\(appspecPath): none (the deployed revision's appspec.yml is used; without one, no hooks run)")
+        }
+        guard hosts else { return }
+        let agent = try? AgentBinary.locate() // without a local agent, only reachability is checked
+        let connections = try SSHConnections(settings: config.ssh)
+        var unreachable = 0
+        for env in environments {
+            let outcomes = await HostCheck.run(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+            for outcome in outcomes {
+                switch outcome.result {
+                case .success(let state): print("  \(env.name) \(outcome.host): \(state)")
+                case .failure(let error):
+                    unreachable += 1
+                    print("  \(env.name) \(outcome.host): UNREACHABLE: \(error.message)")
+                }
+            }
+        }
+        await connections.closeAll()
+        if unreachable > 0 {
+            throw ShipError("\(unreachable) host\(unreachable == 1 ? "" : "s") could not be reached",
+                            hint: "try `ssh HOST` with the same ssh settings; ship uses your OpenSSH client and its config",
+                            exitCode: .preflight)
         }
     }
 }

@@ -196,6 +196,33 @@ struct DeployEndToEndTests {
         #expect(lost.status == 5)
         #expect(events(lostEvents, named: "host_failed", host: "nowhere.invalid").count == 1)
         #expect(try pool.ssh("web1", "test -e /srv/other").status == 1, "nothing was created on the reachable host")
+
+        let check = try ShipperTests.ship(["check", "--hosts"], in: unreachable.repo.path)
+        #expect(check.status == 5)
+        #expect(check.stdout.contains("test web1: reachable"))
+        #expect(check.stdout.contains("test nowhere.invalid: UNREACHABLE"))
+
+        // A changed host key is refused by ssh's own checking: exit 5, naming the cause.
+        let hostKey = try String(contentsOfFile: pool.directory.file("pool/known_hosts"), encoding: .utf8)
+        let forged = hostKey.split(separator: "\n").map { line -> String in
+            let parts = line.split(separator: " ")
+            return "\(parts[0]) ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvZ6m3Xb0tqZ0C2m6gS0m8yq3Xh5rR1lYp7vT8c9dQk"
+        }.joined(separator: "\n")
+        let knownHosts = pool.directory.file("forged_known_hosts")
+        try forged.write(toFile: knownHosts, atomically: true, encoding: .utf8)
+        let config = try String(contentsOfFile: pool.sshConfig, encoding: .utf8)
+            .replacingOccurrences(of: pool.directory.file("pool/known_hosts"), with: knownHosts)
+        try config.write(toFile: pool.directory.file("forged_ssh_config"), atomically: true, encoding: .utf8)
+        let forgedApp = try SandboxApp(pool: pool, app: "forged", hosts: ["web1"])
+        try forgedApp.repo.write("ship.yml", try String(contentsOfFile: forgedApp.repo.directory.file("ship.yml"), encoding: .utf8)
+            .replacingOccurrences(of: pool.sshConfig, with: pool.directory.file("forged_ssh_config")))
+        try forgedApp.writeAppspec("version: 1\n")
+        try forgedApp.commit()
+        let (changed, changedEvents) = try forgedApp.ship(["deploy", "test"])
+        #expect(changed.status == 5)
+        let cause = events(changedEvents, named: "host_failed", host: "web1").first?["message"] as? String
+        #expect(cause?.contains("Host key verification failed") == true, "\(cause ?? "no message")")
+        #expect(try pool.ssh("web1", "test -e /srv/forged").status == 1)
     }
 
     @Test("a concurrent deploy exits 4 naming the holder; ship unlock removes a stale lock and says whose")

@@ -33,13 +33,22 @@ public struct DeploymentResult: Sendable {
 
 /// Names shared by every host of one deployment.
 public enum ReleaseName {
-    /// `YYYYMMDDHHMMSS` in UTC: sorts by time, the same on every host.
-    public static func make(at date: Date = Date()) -> String {
+    /// `YYYYMMDDHHMMSS` in UTC: sorts by time, the same on every host. Later than every
+    /// release in `existing`, so two deployments in one second still get distinct names.
+    public static func make(at date: Date = Date(), after existing: [String] = []) -> String {
+        let formatter = formatter
+        let candidate = formatter.string(from: date)
+        guard let newest = existing.filter({ formatter.date(from: $0) != nil }).max(), newest >= candidate,
+              let newestDate = formatter.date(from: newest) else { return candidate }
+        return formatter.string(from: newestDate.addingTimeInterval(1))
+    }
+
+    private static var formatter: DateFormatter {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMddHHmmss"
-        return formatter.string(from: date)
+        return formatter
     }
 
     public static func deploymentId() -> String {

@@ -55,7 +55,7 @@ public struct Deployment: Sendable {
 
     public func run() async -> DeploymentResult {
         let deploymentId = ReleaseName.deploymentId()
-        let release = ReleaseName.make()
+        var release = ReleaseName.make()
         let prepared: Prepared
         do {
             prepared = try prepare()
@@ -64,9 +64,6 @@ public struct Deployment: Sendable {
         }
         let hosts = Deployment.orderedHosts(environment.hosts)
         let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: config.deployTo) }
-        reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
-                                                 revision: prepared.bundle.revision.commit, release: release,
-                                                 hosts: hosts.map(\.description))))
 
         // Preflight: every host reachable, agent installed, shared files present. Nothing changes yet.
         let states: [AgentResult]
@@ -75,6 +72,10 @@ public struct Deployment: Sendable {
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description)
         }
+        release = ReleaseName.make(after: states.flatMap { $0.releases ?? [] })
+        reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
+                                                 revision: prepared.bundle.revision.commit, release: release,
+                                                 hosts: hosts.map(\.description))))
 
         let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()))
         do {

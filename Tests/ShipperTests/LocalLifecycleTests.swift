@@ -1,0 +1,167 @@
+import Foundation
+import Hooks
+import Testing
+@testable import Shipper
+
+/// Collects events for assertions.
+final class CollectingReporter: Reporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [Event] = []
+
+    func report(_ event: Event) { lock.withLock { collected.append(event) } }
+    var events: [Event] { lock.withLock { collected } }
+
+    /// `event: line` for hook output, in order.
+    var hookLines: [String] {
+        events.compactMap {
+            if case .hookOutput(let event, let line) = $0.kind { return "\(event?.rawValue ?? "?"): \(line)" }
+            return nil
+        }
+    }
+
+    var bundlesSent: Int {
+        events.filter { if case .bundleSent = $0.kind { return true } else { return false } }.count
+    }
+}
+
+/// The lifecycle on this machine through the local transport: a temp dir is the host.
+@Suite("lifecycle over the local transport")
+struct LocalLifecycleTests {
+    let repo: TestRepository
+    let deployTo: TemporaryDirectory
+
+    init() throws {
+        repo = try TestRepository()
+        deployTo = try TemporaryDirectory("ship-host")
+        try repo.write("ship.yml", """
+            app: shop
+            deploy_to: \(deployTo.path)/app
+            keep_releases: 2
+            shared:
+              dirs: [files]
+            environments:
+              local:
+                hosts: [localhost]
+                env: { APP_ENV: local }
+
+            """)
+    }
+
+    func appspec(stop: String = "echo stop $(cat REVISION)", validate: String = "echo validate $APP_ENV") throws {
+        try repo.write("appspec.yml", """
+            version: 1
+            hooks:
+              stop: [{ run: "\(stop)" }]
+              install: [{ run: "echo install $SHIP_RELEASE" }]
+              migrate: [{ run: "echo migrate" }]
+              start: [{ run: "echo start" }]
+              validate: [{ run: "\(validate)" }]
+
+            """)
+    }
+
+    func deploy(ignoreStopFailures: Bool = false) async throws -> (DeploymentResult, CollectingReporter) {
+        let config = try ConfigLoader.load(currentDirectory: repo.path)
+        let reporter = CollectingReporter()
+        let agent = try AgentBinary(path: productsDirectory + "/ship-agent")
+        let deployment = Deployment(config: config, environment: try config.environment(named: nil),
+                                    request: DeployRequest(ignoreStopFailures: ignoreStopFailures),
+                                    agent: agent, reporter: reporter, makeTransport: { LocalTransport(host: $0) })
+        let cache = repo.directory.file(".cache")
+        setenv("XDG_CACHE_HOME", cache, 1)
+        return (await deployment.run(), reporter)
+    }
+
+    var current: String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: deployTo.path + "/app/current")
+    }
+
+    var releases: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: deployTo.path + "/app/releases")) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    @Test("first deploy, then a second: hooks in order, stop from the previous release, the bundle sent once")
+    func deployTwice() async throws {
+        try appspec()
+        let first = try repo.commitAll("one")
+        let (result1, report1) = try await deploy()
+        #expect(result1.status == .succeeded)
+        #expect(result1.exitCode == nil)
+        #expect(current == "releases/\(result1.release)")
+        #expect(report1.hookLines == ["install: install \(result1.release)", "migrate: migrate", "start: start", "validate: validate local"])
+        #expect(report1.bundlesSent == 1)
+        #expect(try String(contentsOfFile: deployTo.path + "/app/current/REVISION", encoding: .utf8) == first + "\n")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: deployTo.path + "/app/current/files") == deployTo.path + "/app/shared/files")
+
+        try repo.write("index.html", "two\n")
+        try repo.commitAll("two")
+        let (result2, report2) = try await deploy()
+        #expect(result2.status == .succeeded)
+        #expect(result2.release > result1.release)
+        #expect(report2.hookLines.first == "stop: stop \(first)")
+        #expect(current == "releases/\(result2.release)")
+
+        let (result3, report3) = try await deploy()
+        #expect(result3.status == .succeeded)
+        #expect(report3.bundlesSent == 0, "the host already has this revision's bundle")
+        #expect(releases == [result2.release, result3.release], "keep_releases: 2")
+    }
+
+    @Test("a failing validate rolls the host back to the release it had")
+    func rollbackOnValidateFailure() async throws {
+        try appspec()
+        try repo.commitAll("good")
+        let (good, _) = try await deploy()
+        try appspec(validate: "echo broken >&2; exit 3")
+        try repo.commitAll("bad")
+        let (bad, report) = try await deploy()
+        #expect(bad.status == .rolledBack)
+        #expect(bad.exitCode == .failed)
+        #expect(current == "releases/\(good.release)")
+        #expect(report.hookLines.contains("validate: broken"))
+        // The rollback ran stop of the failed release, then start and validate of the good one.
+        #expect(report.hookLines.suffix(3) == ["stop: stop \(try repo.git(["rev-parse", "HEAD"]))", "start: start", "validate: validate local"])
+    }
+
+    @Test("a failing first deploy has nothing to roll back to: exit 3")
+    func firstDeployCannotRollBack() async throws {
+        try appspec(validate: "exit 1")
+        try repo.commitAll("bad")
+        let (result, _) = try await deploy()
+        #expect(result.exitCode == .rollbackFailed)
+        #expect(result.status == .failed)
+    }
+
+    @Test("a failing stop of the old release fails the host unless --ignore-stop-failures")
+    func stopFailures() async throws {
+        try appspec(stop: "exit 7")
+        try repo.commitAll("stop is broken")
+        let (first, _) = try await deploy()
+        #expect(first.status == .succeeded, "no stop on a first deploy")
+        try appspec()
+        try repo.commitAll("fixed")
+        let (blocked, _) = try await deploy()
+        #expect(blocked.status == .failed)
+        #expect(blocked.message?.contains("stop") == true)
+        #expect(current == "releases/\(first.release)", "nothing switched")
+        #expect(releases == [first.release], "the unswitched release was removed")
+        let (passed, _) = try await deploy(ignoreStopFailures: true)
+        #expect(passed.status == .succeeded)
+        #expect(current == "releases/\(passed.release)")
+    }
+
+    @Test("the migrate host goes first")
+    func migrateHostFirst() {
+        let hosts = [Host(name: "a"), Host(name: "b"), Host(name: "c", roles: ["migrate"])]
+        #expect(Deployment.orderedHosts(hosts).map(\.name) == ["c", "a", "b"])
+        #expect(Deployment.orderedHosts([Host(name: "a"), Host(name: "b")]).map(\.name) == ["a", "b"])
+    }
+
+    @Test("release names sort by time and never repeat")
+    func releaseNames() {
+        let date = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(ReleaseName.make(at: date) == "20270115080000")
+        #expect(ReleaseName.make(at: date, after: ["20270115080000"]) == "20270115080001")
+        #expect(ReleaseName.make(at: date, after: ["20200101000000"]) == "20270115080000")
+    }
+}
