@@ -1,37 +1,51 @@
 #!/usr/bin/env bash
-# The main job: set up, build ship, make a Git repository of the example app (examples/shop),
-# validate it and package a release bundle of it.
+# The main job: set up, build ship, start a local sandbox pool of three real sshd hosts, and
+# deploy the example app (examples/shop) to it in rolling order, with its hooks.
+# Needs root: the sandbox hosts live in Linux namespaces.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
-echo "==> building ship"
+echo "==> building ship (release)"
 swift build -c release --product ship 2>&1 | tail -1
+swift build -c release --product ship-agent 2>&1 | tail -1
 ship="$root/.build/release/ship"
+sandbox="$root/.sandbox"
+hosts="$sandbox/hosts"
+app="$sandbox/shop"
 
-app="$root/.sandbox/shop"
+echo "==> starting 3 sandbox hosts (web1..web3 on 127.0.0.11-13, each with a private /srv)"
+scripts/sandbox.sh stop "$hosts"
+scripts/sandbox.sh start "$hosts" 3
+# Provisioning a real server puts the app's secrets in place once; here, the shared settings file.
+for host in web1 web2 web3; do
+  ssh -F "$hosts/ssh_config" "$host" \
+    'mkdir -p /srv/shop/shared/config && printf "[database]\nhost = db1\n" > /srv/shop/shared/config/settings.local.ini'
+done
+
 echo "==> example app repository: $app"
-mkdir -p "$app"
-copy_example() { (cd examples/shop && tar -cf - .) | (cd "$app" && tar -xf -); }
-copy_example
-if [ ! -d "$app/.git" ]; then
-  git -C "$app" init -q -b main
-fi
+rm -rf "$app"
+mkdir -p "$app/sandbox"
+(cd examples/shop && tar -cf - .) | (cd "$app" && tar -xf -)
+ln -s "$hosts/ssh_config" "$app/sandbox/ssh_config"
+git -C "$app" init -q -b main
 git -C "$app" add -A
-if ! git -C "$app" diff --cached --quiet 2>/dev/null || ! git -C "$app" rev-parse -q --verify HEAD >/dev/null; then
-  git -C "$app" -c user.name="ship demo" -c user.email="demo@ship.invalid" commit -q -m "shop example $(date -u +%FT%TZ)"
-fi
+git -C "$app" -c user.name="ship demo" -c user.email="demo@ship.invalid" commit -q -m "shop example"
 
 cd "$app"
-echo "==> ship check"
-"$ship" check
-echo "==> ship package"
-"$ship" package --output "$root/.sandbox/shop.tar.gz"
-echo "==> bundle contents"
-tar -tvzf "$root/.sandbox/shop.tar.gz"
+echo "==> ship check --hosts"
+"$ship" check --hosts
+echo "==> ship deploy"
+"$ship" deploy sandbox
+echo "==> what landed on web1"
+ssh -F "$hosts/ssh_config" web1 'cd /srv/shop && ls -l && echo "current -> $(readlink current)" && cat current/public/build-info.txt'
+
 cat <<TXT
 
-Done. Try:
-  (cd $app && $ship package HEAD --json)   # package again: byte-identical for the same commit
-  $ship --help                                # every command
+Deployed. Next:
+  cd $app
+  echo '<p>new</p>' >> public/index.html && git commit -qam edit && $ship deploy   # deploy again
+  $ship unlock                                    # remove a stale lock
+  ssh -F $hosts/ssh_config web2                   # look around a host
+  $root/scripts/sandbox.sh stop $hosts            # stop the sandbox
 TXT
