@@ -255,9 +255,20 @@ struct DeployEndToEndTests {
         #expect(second.status == 4)
         #expect((finished(secondEvents)?["message"] as? String)?.contains("locked by") == true)
 
+        // A third one queues with --lock-wait, as CI pipelines do, and deploys once A is done.
+        let (waiting, waitSignal) = AsyncStream<Void>.makeStream()
+        let third = Task {
+            await ChildProcess.run(productsDirectory + "/ship", ["deploy", "test", "--json", "--lock-wait", "120"], input: .none,
+                                   environment: environment, directory: repoPath) { line in
+                if line.contains("\"lock_waiting\"") { waitSignal.yield() }
+            }
+        }
+        for await _ in waiting { break }
+
         _ = try pool.output("web1", "mkdir -p /srv/shop/shared/log && touch /srv/shop/shared/log/go")
         _ = try pool.output("web2", "mkdir -p /srv/shop/shared/log && touch /srv/shop/shared/log/go")
         #expect(await first.value.status == 0)
+        #expect(await third.value.status == 0, "the queued deployment ran after the lock was released")
 
         // A stale lock left by a crashed controller.
         _ = try pool.output("web2", #"printf '{"deploymentId":"dstale","holder":"ci@runner-7","started":"2026-01-01T00:00:00Z"}' > /srv/shop/.ship/lock"#)

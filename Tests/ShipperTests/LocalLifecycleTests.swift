@@ -150,6 +150,18 @@ struct LocalLifecycleTests {
         #expect(current == "releases/\(passed.release)")
     }
 
+    @Test("a bundle with a symlink leading out of the release is refused by the agent")
+    func symlinkEscape() async throws {
+        try appspec()
+        try FileManager.default.createSymbolicLink(atPath: repo.directory.file("passwd"), withDestinationPath: "../../../../etc/passwd")
+        try repo.commitAll("escape")
+        let (result, _) = try await deploy()
+        #expect(result.status == .failed)
+        #expect(result.message?.contains("symlink passwd points outside the release") == true, "\(result.message ?? "")")
+        #expect(current == nil)
+        #expect(releases.isEmpty)
+    }
+
     @Test("the migrate host goes first")
     func migrateHostFirst() {
         let hosts = [Host(name: "a"), Host(name: "b"), Host(name: "c", roles: ["migrate"])]
