@@ -34,6 +34,9 @@ struct Deploy: AsyncParsableCommand {
     @Flag(name: .customLong("ignore-stop-failures"), help: "Carry on when the replaced release's stop hooks fail.")
     var ignoreStopFailures = false
 
+    @Option(help: ArgumentHelp(#"Batch sizes overriding ship.yml's: N, N%, or a list such as 1,50%"#, valueName: "SPEC"))
+    var batch: String?
+
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: ConfigOptions
 
@@ -41,14 +44,41 @@ struct Deploy: AsyncParsableCommand {
         let config = try options.load()
         let env = try config.environment(named: environment)
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
+        let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
         let agent = try AgentBinary.locate()
         let connections = try SSHConnections(settings: config.ssh)
+        let interruption = Interruption()
+        let signals = SignalHandlers.install(interruption, environment: env.name)
+        defer { _ = signals }
         let deployment = Deployment(
             config: config, environment: env,
-            request: DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures, lockWait: lockWait),
-            agent: agent, reporter: output.reporter(), makeTransport: { connections.transport(for: $0) })
+            request: DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures,
+                                   lockWait: lockWait, batch: batchSpec),
+            agent: agent, reporter: output.reporter(), interruption: interruption,
+            makeTransport: { connections.transport(for: $0) })
         let result = await deployment.run()
         await connections.closeAll()
         if let code = result.exitCode { throw ExitCode(code.rawValue) }
+    }
+}
+
+/// SIGINT and SIGTERM: the first stops gracefully (no new host step, locks released, exit 130);
+/// the second exits at once, saying how to clear a lock left behind.
+enum SignalHandlers {
+    static func install(_ interruption: Interruption, environment: String) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if interruption.signal() == 1 {
+                    FileHandle.standardError.write(Data("\nship: interrupted; finishing the steps in flight and releasing the lock (again to quit now)\n".utf8))
+                } else {
+                    FileHandle.standardError.write(Data("ship: quitting; if a lock is left behind: ship unlock \(environment)\n".utf8))
+                    Foundation.exit(ShipError.ExitCode.interrupted.rawValue)
+                }
+            }
+            source.resume()
+            return source
+        }
     }
 }

@@ -7,12 +7,16 @@ public struct DeployRequest: Sendable {
     public var ignoreStopFailures: Bool
     /// Seconds to wait for a held lock; nil fails at once (exit 4).
     public var lockWait: Double?
+    /// `--batch`, overriding the environment's.
+    public var batch: BatchSpec?
 
-    public init(environment: String? = nil, revision: String? = nil, ignoreStopFailures: Bool = false, lockWait: Double? = nil) {
+    public init(environment: String? = nil, revision: String? = nil, ignoreStopFailures: Bool = false,
+                lockWait: Double? = nil, batch: BatchSpec? = nil) {
         self.environment = environment
         self.revision = revision
         self.ignoreStopFailures = ignoreStopFailures
         self.lockWait = lockWait
+        self.batch = batch
     }
 }
 

@@ -9,15 +9,18 @@ public struct Deployment: Sendable {
     public let request: DeployRequest
     public let agent: AgentBinary
     public let reporter: any Reporter
+    public let interruption: Interruption
     let makeTransport: @Sendable (Host) -> any Transport
 
     public init(config: ShipConfig, environment: Environment, request: DeployRequest, agent: AgentBinary,
-                reporter: any Reporter, makeTransport: @escaping @Sendable (Host) -> any Transport) {
+                reporter: any Reporter, interruption: Interruption = Interruption(),
+                makeTransport: @escaping @Sendable (Host) -> any Transport) {
         self.config = config
         self.environment = environment
         self.request = request
         self.agent = agent
         self.reporter = reporter
+        self.interruption = interruption
         self.makeTransport = makeTransport
     }
 
@@ -85,28 +88,97 @@ public struct Deployment: Sendable {
         }
 
         let context = HostContext(deploymentId: deploymentId, release: release, prepared: prepared, lock: lock)
+        let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
+        let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
+        let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
         var switched: [(client: AgentClient, previous: String?)] = []
+        var rollbackFailed: [HostError] = []
+        var failures: [HostError] = []
         var failure: HostError?
-        var migrated = false
-        for (client, state) in zip(clients, states) {
-            let outcome = await deployHost(client, previous: state.currentRelease, context: context, runMigrate: !migrated)
-            migrated = migrated || prepared.appspec.hooks(for: .migrate).isEmpty || outcome.migrated
-            if outcome.switched { switched.append((client, state.currentRelease)) }
-            if let error = outcome.error {
-                failure = error
+        var interrupted = false
+        var migrated = prepared.appspec.hooks(for: .migrate).isEmpty
+        for (number, batch) in plan.batches.enumerated() {
+            if interruption.requested {
+                interrupted = true
                 break
             }
+            reporter.report(Event(.batchStarted(number: number + 1, of: plan.batches.count, hosts: batch.map(\.description))))
+            let batchClients = batch.map { clientByHost[$0.description]! }
+            // Phase 1, in parallel: bundle, unpack, stop, install. Nothing switches yet.
+            let installed = await forEachHost(batchClients, width: Deployment.parallelism) { client throws(HostError) in
+                try await installHost(client, previous: previousByHost[client.transport.host.description] ?? nil, context: context)
+            }
+            var ready: [AgentClient] = []
+            for (client, outcome) in zip(batchClients, installed) {
+                switch outcome {
+                case .success: ready.append(client)
+                case .failure(let error): failures.append(error)
+                }
+            }
+            // Migrate once, on the first host (the migrate host goes first), before any host switches.
+            if !migrated {
+                guard let migrateClient = ready.first, migrateClient.transport.host == hosts[0] else {
+                    failure = failures.first ?? HostError(host: hosts[0].description, step: "migrate", message: "the migrate host failed", unreachable: false)
+                    await discard(ready, context: context)
+                    break
+                }
+                do {
+                    let previous = previousByHost[migrateClient.transport.host.description] ?? nil
+                    try await runHooks(migrateClient, release: context.release, event: .migrate,
+                                       env: hookEnvironment(migrateClient, context: context, previous: previous), context: context)
+                    migrated = true
+                } catch {
+                    reporter.report(Event(host: error.host, .hostFailed(step: "migrate", message: error.message)))
+                    failure = HostError(host: error.host, step: "migrate", message: error.message, unreachable: error.unreachable)
+                    await discard(ready, context: context)
+                    break
+                }
+            }
+            if failures.count > environment.maxFail || interruption.requested {
+                interrupted = interruption.requested && failures.count <= environment.maxFail
+                await discard(ready, context: context)
+                break
+            }
+            // Phase 2, in parallel: switch, start, validate.
+            let activated = await forEachHost(ready, width: Deployment.parallelism) { client -> ActivationOutcome in
+                await activateHost(client, context: context)
+            }
+            for (client, outcome) in zip(ready, activated) {
+                let previous = previousByHost[client.transport.host.description] ?? nil
+                guard case .success(let activation) = outcome else { continue }
+                if let error = activation.error {
+                    failures.append(error)
+                    if activation.switched {
+                        if failures.count <= environment.maxFail {
+                            // Tolerated: this host goes back alone and the deployment goes on.
+                            let rollbackFailures = await rollBack([(client, previous)], context: context)
+                            failures += rollbackFailures
+                            rollbackFailed += rollbackFailures
+                        } else {
+                            switched.append((client, previous))
+                        }
+                    }
+                } else {
+                    switched.append((client, previous))
+                }
+            }
+            if failures.count > environment.maxFail { break }
         }
+        if failure == nil, failures.count > environment.maxFail { failure = failures.first }
 
         var status: DeploymentResult.Status = .succeeded
         var exit: ShipError.ExitCode?
         var message: String?
-        if let failure {
+        if interrupted && failure == nil {
+            status = .failed
+            exit = .interrupted
+            message = "interrupted: no new host started; hosts switched so far stay on \(release)"
+        } else if let failure {
             status = .failed
             exit = .failed
             message = failure.description
             if environment.rollback == .auto && !switched.isEmpty {
-                let failedRollbacks = await rollBack(switched.reversed(), context: context)
+                let failedRollbacks = await rollBack(switched.reversed(), context: context) + rollbackFailed
                 if failedRollbacks.isEmpty {
                     status = .rolledBack
                 } else {
@@ -114,18 +186,34 @@ public struct Deployment: Sendable {
                     message = (message ?? "") + "; rollback failed on " + failedRollbacks.map(\.description).joined(separator: "; ")
                 }
             }
-        } else {
-            for (client, state) in zip(clients, states) {
-                await prune(client, previous: state.currentRelease, context: context)
+            if !rollbackFailed.isEmpty && exit != .rollbackFailed {
+                exit = .rollbackFailed
+                message = (message ?? "") + "; rollback failed on " + rollbackFailed.map(\.description).joined(separator: "; ")
+            }
+        } else if !interrupted {
+            if !rollbackFailed.isEmpty {
+                exit = .rollbackFailed
+                status = .failed
+                message = "rollback failed on " + rollbackFailed.map(\.description).joined(separator: "; ")
+            } else if !failures.isEmpty {
+                message = "\(failures.count) host\(failures.count == 1 ? "" : "s") failed and rolled back (max_fail \(environment.maxFail)): "
+                    + failures.map(\.description).joined(separator: "; ")
+            }
+            _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
+                await prune(client, previous: previousByHost[client.transport.host.description] ?? nil, context: context)
+                return true
             }
         }
-        for client in clients {
+        let failedHosts = Set(failures.map(\.host))
+        let finalStatus = status, finalMessage = message
+        _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
             var journal = journalEntry(context, step: "finished")
-            journal.status = status.rawValue
-            journal.detail = message
+            journal.status = finalStatus.rawValue
+            journal.detail = failedHosts.contains(client.transport.host.description) ? "host failed" : finalMessage
             var record = client.request(.record)
             record.journal = journal
             _ = try? await client.call(record) // history is best effort; the deployment's outcome stands
+            return true
         }
         await releaseLocks(clients, lock: lock)
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
@@ -183,11 +271,19 @@ public struct Deployment: Sendable {
         return values
     }
 
-    /// Runs `body` on every host concurrently; results in host order.
-    func forEachHost<T: Sendable>(_ clients: [AgentClient],
+    /// How many hosts ship works on at once (within a batch, and for preflight and locks).
+    static let parallelism = 32
+
+    /// Runs `body` on every host, at most `width` at a time; results in host order.
+    func forEachHost<T: Sendable>(_ clients: [AgentClient], width: Int = Deployment.parallelism,
                                   _ body: @escaping @Sendable (AgentClient) async throws(HostError) -> T) async -> [Result<T, HostError>] {
         await withTaskGroup(of: (Int, Result<T, HostError>).self) { group in
-            for (index, client) in clients.enumerated() {
+            var next = 0
+            func addNext() {
+                guard next < clients.count else { return }
+                let index = next
+                let client = clients[index]
+                next += 1
                 group.addTask {
                     do throws(HostError) {
                         return (index, .success(try await body(client)))
@@ -196,8 +292,12 @@ public struct Deployment: Sendable {
                     }
                 }
             }
+            for _ in 0..<min(max(1, width), clients.count) { addNext() }
             var collected: [(Int, Result<T, HostError>)] = []
-            for await result in group { collected.append(result) }
+            for await result in group {
+                collected.append(result)
+                addNext()
+            }
             return collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
     }
@@ -290,12 +390,12 @@ public struct Deployment: Sendable {
                      user: ReleaseName.holder, environment: environment.name)
     }
 
-    func deployHost(_ client: AgentClient, previous: String?, context: HostContext, runMigrate: Bool) async -> HostOutcome {
+    /// Bundle, unpack, link, `stop` of the release being replaced, `install`. Nothing switches.
+    func installHost(_ client: AgentClient, previous: String?, context: HostContext) async throws(HostError) {
         let host = client.transport.host.description
-        var outcome = HostOutcome()
         var step = "bundle"
         let bundle = context.prepared.bundle
-        do {
+        do throws(HostError) {
             var has = client.request(.hasBundle)
             has.bundleSHA256 = bundle.sha256
             if try await client.require(has).present != true {
@@ -315,7 +415,6 @@ public struct Deployment: Sendable {
             prepare.journal = journalEntry(context, step: "prepared")
             _ = try await client.require(prepare)
             reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked")))
-
             let environmentVariables = hookEnvironment(client, context: context, previous: previous)
             if let previous {
                 step = "stop"
@@ -327,33 +426,52 @@ public struct Deployment: Sendable {
             }
             step = "install"
             try await runHooks(client, release: context.release, event: .install, env: environmentVariables, context: context)
-            if runMigrate && !context.prepared.appspec.hooks(for: .migrate).isEmpty {
-                step = "migrate"
-                try await runHooks(client, release: context.release, event: .migrate, env: environmentVariables, context: context)
-                outcome.migrated = true
-            }
-            step = "switch"
+        } catch {
+            reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
+            if !error.unreachable { await discard([client], context: context) }
+            throw HostError(host: host, step: step, message: error.message, unreachable: error.unreachable)
+        }
+    }
+
+    struct ActivationOutcome: Sendable {
+        var switched = false
+        var error: HostError?
+    }
+
+    /// Switch `current`, then `start` and `validate`.
+    func activateHost(_ client: AgentClient, context: HostContext) async -> ActivationOutcome {
+        let host = client.transport.host.description
+        var outcome = ActivationOutcome()
+        var step = "switch"
+        do throws(HostError) {
             var switchRequest = client.request(.switchCurrent)
             switchRequest.release = context.release
             switchRequest.journal = journalEntry(context, step: "switched")
             let switched = try await client.require(switchRequest)
             outcome.switched = true
             reporter.report(Event(host: host, .hostSwitched(release: context.release, previous: switched.previousRelease)))
+            let env = hookEnvironment(client, context: context, previous: switched.previousRelease)
             step = "start"
-            try await runHooks(client, release: context.release, event: .start, env: environmentVariables, context: context)
+            try await runHooks(client, release: context.release, event: .start, env: env, context: context)
             step = "validate"
-            try await runHooks(client, release: context.release, event: .validate, env: environmentVariables, context: context)
+            try await runHooks(client, release: context.release, event: .validate, env: env, context: context)
             reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
         } catch {
             outcome.error = HostError(host: host, step: step, message: error.message, unreachable: error.unreachable)
             reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
-            if !outcome.switched && !error.unreachable {
-                var discard = client.request(.discard)
-                discard.release = context.release
-                _ = try? await client.call(discard) // leftovers of a release that never went live are pruned later anyway
-            }
+            if !outcome.switched && !error.unreachable { await discard([client], context: context) }
         }
         return outcome
+    }
+
+    /// Removes this deployment's release from hosts where it never went live.
+    func discard(_ clients: [AgentClient], context: HostContext) async {
+        _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
+            var discard = client.request(.discard)
+            discard.release = context.release
+            _ = try? await client.call(discard) // leftovers of a release that never went live are pruned later anyway
+            return true
+        }
     }
 
     func runHooks(_ client: AgentClient, release: String, event: LifecycleEvent, env: [String: String],
@@ -415,6 +533,7 @@ public struct Deployment: Sendable {
     }
 
     func prune(_ client: AgentClient, previous: String?, context: HostContext) async {
+        guard !interruption.requested else { return }
         var prune = client.request(.prune)
         prune.keepReleases = config.keepReleases
         prune.protectedReleases = previous.map { [$0] } ?? []

@@ -7,6 +7,7 @@ public struct Event: Sendable {
     public enum Kind: Sendable {
         case deploymentStarted(deploymentId: String, environment: String, revision: String, release: String, hosts: [String])
         case lockWaiting(holder: LockInfo)
+        case batchStarted(number: Int, of: Int, hosts: [String])
         case hostStep(step: String)
         case bundleSent(bytes: Int64)
         case hookStarted(event: LifecycleEvent, hook: String)
@@ -34,6 +35,7 @@ public struct Event: Sendable {
         switch kind {
         case .deploymentStarted: "deployment_started"
         case .lockWaiting: "lock_waiting"
+        case .batchStarted: "batch_started"
         case .hostStep: "host_step"
         case .bundleSent: "bundle_sent"
         case .hookStarted: "hook_started"
@@ -62,6 +64,10 @@ public struct Event: Sendable {
         case .lockWaiting(let holder):
             object["holder"] = holder.holder
             object["deployment_id"] = holder.deploymentId
+        case .batchStarted(let number, let total, let hosts):
+            object["batch"] = number
+            object["batches"] = total
+            object["hosts"] = hosts
         case .hostStep(let step):
             object["step"] = step
         case .bundleSent(let bytes):
@@ -105,6 +111,8 @@ public struct Event: Sendable {
             "deploying \(revision.prefix(12)) to \(environment) (\(hosts.count) host\(hosts.count == 1 ? "" : "s")) as release \(release), deployment \(id)"
         case .lockWaiting(let holder):
             "waiting for the lock held by \(holder.holder) (deployment \(holder.deploymentId), since \(holder.started))"
+        case .batchStarted(let number, let total, let hosts):
+            "batch \(number)/\(total): \(hosts.joined(separator: ", "))"
         case .hostStep(let step): step
         case .bundleSent(let bytes): "bundle sent (\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)))"
         case .hookStarted(let event, let hook): "\(event.rawValue): \(hook)"
