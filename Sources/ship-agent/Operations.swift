@@ -268,6 +268,7 @@ struct Operations {
         }
         var result = AgentResult(ok: true)
         result.currentRelease = name
+        result.currentRevision = layout.readRecord(name)?.revision
         result.previousRelease = previous
         return result
     }

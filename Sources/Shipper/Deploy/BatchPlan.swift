@@ -1,5 +1,5 @@
 /// Hosts split into the batches of a rolling deployment (Ansible's `serial`): each size is a
-/// count or a percentage of the whole pool (rounded up, at least 1); the last size repeats.
+/// count or a percentage of the whole pool (rounded down, at least 1); the last size repeats.
 public struct BatchPlan: Sendable, Equatable {
     public var batches: [[Host]]
 
@@ -12,7 +12,7 @@ public struct BatchPlan: Sendable, Equatable {
             let count: Int
             switch size {
             case .count(let n): count = max(1, n)
-            case .percent(let p): count = max(1, (hosts.count * p + 99) / 100)
+            case .percent(let p): count = max(1, hosts.count * p / 100)  // rounded down, as Ansible does
             }
             let end = min(hosts.count, index + count)
             batches.append(Array(hosts[index..<end]))

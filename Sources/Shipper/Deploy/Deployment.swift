@@ -87,7 +87,8 @@ public struct Deployment: Sendable {
             return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description)
         }
 
-        let context = HostContext(deploymentId: deploymentId, release: release, prepared: prepared, lock: lock)
+        let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
+                                  revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
         let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
@@ -354,8 +355,12 @@ public struct Deployment: Sendable {
 
     struct HostContext: Sendable {
         var deploymentId: String
+        /// `deploy` or `rollback`, as the journal records it.
+        var kind: String
         var release: String
-        var prepared: Prepared
+        var revision: String
+        /// The bundle and appspec of a deployment; nil for a rollback.
+        var prepared: Prepared?
         var lock: LockInfo
     }
 
@@ -376,7 +381,7 @@ public struct Deployment: Sendable {
         env["SHIP_RELEASE"] = context.release
         env["SHIP_RELEASE_PATH"] = releasePath
         env["SHIP_PREVIOUS_RELEASE_PATH"] = previous.map { config.deployTo + "/releases/" + $0 } ?? ""
-        env["SHIP_REVISION"] = context.prepared.bundle.revision.commit
+        env["SHIP_REVISION"] = context.revision
         env["SHIP_DEPLOY_TO"] = config.deployTo
         env["DEPLOYMENT_ID"] = context.deploymentId
         env["APPLICATION_NAME"] = config.app
@@ -384,9 +389,9 @@ public struct Deployment: Sendable {
         return env
     }
 
-    func journalEntry(_ context: HostContext, step: String, kind: String = "deploy") -> JournalEntry {
-        JournalEntry(time: Event.timestamp(Date()), deploymentId: context.deploymentId, kind: kind, step: step,
-                     release: context.release, revision: context.prepared.bundle.revision.commit,
+    func journalEntry(_ context: HostContext, step: String, kind: String? = nil) -> JournalEntry {
+        JournalEntry(time: Event.timestamp(Date()), deploymentId: context.deploymentId, kind: kind ?? context.kind, step: step,
+                     release: context.release, revision: context.revision,
                      user: ReleaseName.holder, environment: environment.name)
     }
 
@@ -394,7 +399,8 @@ public struct Deployment: Sendable {
     func installHost(_ client: AgentClient, previous: String?, context: HostContext) async throws(HostError) {
         let host = client.transport.host.description
         var step = "bundle"
-        let bundle = context.prepared.bundle
+        guard let prepared = context.prepared else { return }
+        let bundle = prepared.bundle
         do throws(HostError) {
             var has = client.request(.hasBundle)
             has.bundleSHA256 = bundle.sha256
@@ -410,7 +416,7 @@ public struct Deployment: Sendable {
             prepare.bundleSHA256 = bundle.sha256
             prepare.release = context.release
             prepare.revision = bundle.revision.commit
-            prepare.appspec = context.prepared.appspec
+            prepare.appspec = prepared.appspec
             prepare.shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
             prepare.journal = journalEntry(context, step: "prepared")
             _ = try await client.require(prepare)

@@ -18,6 +18,7 @@ public struct Event: Sendable {
         case hostFailed(step: String, message: String)
         case hostRolledBack(release: String?)
         case deploymentFinished(status: String, release: String, deploymentId: String, message: String?)
+        case rollbackFinished(status: String, release: String, deploymentId: String, message: String?)
     }
 
     public var time: Date
@@ -46,6 +47,7 @@ public struct Event: Sendable {
         case .hostFailed: "host_failed"
         case .hostRolledBack: "host_rolled_back"
         case .deploymentFinished: "deployment_finished"
+        case .rollbackFinished: "rollback_finished"
         }
     }
 
@@ -95,7 +97,8 @@ public struct Event: Sendable {
             object["message"] = message
         case .hostRolledBack(let release):
             object["release"] = release ?? NSNull()
-        case .deploymentFinished(let status, let release, let id, let message):
+        case .deploymentFinished(let status, let release, let id, let message),
+             .rollbackFinished(let status, let release, let id, let message):
             object["status"] = status
             object["release"] = release
             object["deployment_id"] = id
@@ -126,10 +129,12 @@ public struct Event: Sendable {
         case .hostRolledBack(let release): "rolled back to \(release ?? "nothing")"
         case .deploymentFinished(let status, let release, let id, let message):
             "deployment \(id) \(status.replacingOccurrences(of: "_", with: " ")): release \(release)" + (message.map { ": \($0)" } ?? "")
+        case .rollbackFinished(let status, let release, let id, let message):
+            "rollback \(id) \(status): release \(release)" + (message.map { ": \($0)" } ?? "")
         }
     }
 
-    static func timestamp(_ date: Date) -> String {
+    public static func timestamp(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: date)

@@ -1,0 +1,116 @@
+import Foundation
+import Hooks
+
+/// `ship rollback`: every host back to the release it ran before `current` (as its journal
+/// records), or to a named release, in the environment's batches, with the same hooks.
+extension Deployment {
+    public func rollback(to requested: String?) async -> DeploymentResult {
+        let deploymentId = ReleaseName.deploymentId()
+        let hosts = Deployment.orderedHosts(environment.hosts)
+        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: config.deployTo) }
+        func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ release: String, _ message: String?) -> DeploymentResult {
+            reporter.report(Event(.rollbackFinished(status: status.rawValue, release: release, deploymentId: deploymentId, message: message)))
+            return DeploymentResult(status: status, exitCode: exit, deploymentId: deploymentId, release: release, message: message)
+        }
+        do {
+            _ = try await preflight(clients)
+        } catch {
+            return done(.failed, .preflight, requested ?? "", error.description)
+        }
+        // Where each host goes, decided before anything changes.
+        let states = await forEachHost(clients) { client throws(HostError) in try await client.require(client.request(.state)) }
+        var targets: [String: (current: String?, target: String)] = [:]
+        var problems: [String] = []
+        for (client, state) in zip(clients, states) {
+            let host = client.transport.host.description
+            switch state {
+            case .failure(let error): problems.append(error.description)
+            case .success(let state):
+                guard let target = requested ?? state.previousRelease else {
+                    problems.append("\(host): no earlier release recorded to return to")
+                    continue
+                }
+                guard state.releases?.contains(target) == true else {
+                    problems.append("\(host): release \(target) is not on the host (it has \((state.releases ?? []).joined(separator: ", ")))")
+                    continue
+                }
+                targets[host] = (state.currentRelease, target)
+            }
+        }
+        guard problems.isEmpty else {
+            return done(.failed, .failed, requested ?? "", "nothing was changed: " + problems.joined(separator: "; "))
+        }
+        let destinations = targets
+        let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()))
+        do {
+            try await takeLocks(clients, lock: lock)
+        } catch {
+            return done(.failed, error.exitCode, requested ?? "", error.description)
+        }
+        let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
+        let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
+        var failures: [HostError] = []
+        var interrupted = false
+        for (number, batch) in plan.batches.enumerated() {
+            if interruption.requested {
+                interrupted = true
+                break
+            }
+            reporter.report(Event(.batchStarted(number: number + 1, of: plan.batches.count, hosts: batch.map(\.description))))
+            let results = await forEachHost(batch.map { clientByHost[$0.description]! }) { client throws(HostError) in
+                let host = client.transport.host.description
+                let (current, target) = destinations[host]!
+                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock)
+            }
+            for case .failure(let error) in results { failures.append(error) }
+            if failures.count > environment.maxFail { break }
+        }
+        let status: DeploymentResult.Status = failures.isEmpty && !interrupted ? .succeeded : .failed
+        let message: String? = interrupted ? "interrupted: no new host started"
+            : failures.isEmpty ? nil : failures.map(\.description).joined(separator: "; ")
+        _ = await forEachHost(clients) { client -> Bool in
+            var record = client.request(.record)
+            record.journal = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
+                                          release: destinations[client.transport.host.description]?.target, status: status.rawValue,
+                                          user: ReleaseName.holder, environment: environment.name, detail: message)
+            _ = try? await client.call(record) // history is best effort; the rollback's outcome stands
+            return true
+        }
+        await releaseLocks(clients, lock: lock)
+        let release = requested ?? Set(destinations.values.map(\.target)).sorted().joined(separator: ",")
+        return done(status, interrupted ? .interrupted : (failures.isEmpty ? nil : .failed), release, message)
+    }
+
+    /// `stop` of the current release (best effort), switch to `target`, `start` and `validate` of it.
+    func rollBackHost(_ client: AgentClient, from current: String?, to target: String, deploymentId: String,
+                      lock: LockInfo) async throws(HostError) {
+        let host = client.transport.host.description
+        guard current != target else {
+            reporter.report(Event(host: host, .hostStep(step: "already on \(target)")))
+            return
+        }
+        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock)
+        let env = hookEnvironment(client, context: context, previous: current)
+        if let current {
+            _ = try? await runHooks(client, release: current, event: .stop, env: env, context: context) // best effort, as the contract says
+        }
+        var step = "switch"
+        do throws(HostError) {
+            var switchRequest = client.request(.switchCurrent)
+            switchRequest.release = target
+            switchRequest.journal = journalEntry(context, step: "switched")
+            let switched = try await client.require(switchRequest)
+            reporter.report(Event(host: host, .hostSwitched(release: target, previous: switched.previousRelease)))
+            context.revision = switched.currentRevision ?? ""
+            let targetEnv = hookEnvironment(client, context: context, previous: current)
+            step = "start"
+            try await runHooks(client, release: target, event: .start, env: targetEnv, context: context)
+            step = "validate"
+            try await runHooks(client, release: target, event: .validate, env: targetEnv, context: context)
+            reporter.report(Event(host: host, .hostRolledBack(release: target)))
+        } catch {
+            reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
+            throw HostError(host: host, step: step, message: error.message, unreachable: error.unreachable)
+        }
+    }
+}

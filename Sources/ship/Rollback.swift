@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import Shipper
+
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move every host back to the release before current (as its journal records), or to --to RELEASE."
+    )
+
+    @Argument(help: "The environment (default: default_environment, or the only one).")
+    var environment: String?
+
+    @Option(help: ArgumentHelp("Roll back to this release (a directory name under deploy_to/releases).", valueName: "RELEASE"))
+    var to: String?
+
+    @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait up to SECONDS for a held lock instead of exiting 4.", valueName: "SECONDS"))
+    var lockWait: Double?
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let env = try config.environment(named: environment)
+        let agent = try AgentBinary.locate()
+        let connections = try SSHConnections(settings: config.ssh)
+        let interruption = Interruption()
+        let signals = SignalHandlers.install(interruption, environment: env.name)
+        defer { _ = signals }
+        let deployment = Deployment(config: config, environment: env,
+                                    request: DeployRequest(environment: env.name, lockWait: lockWait),
+                                    agent: agent, reporter: output.reporter(), interruption: interruption,
+                                    makeTransport: { connections.transport(for: $0) })
+        let result = await deployment.rollback(to: to)
+        await connections.closeAll()
+        if let code = result.exitCode { throw ExitCode(code.rawValue) }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Each host's current release and revision, read live; hosts that differ are flagged."
+    )
+
+    @Argument(help: "The environment (default: default_environment, or the only one).")
+    var environment: String?
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let config = try options.load()
+        let env = try config.environment(named: environment)
+        let agent = try AgentBinary.locate()
+        let connections = try SSHConnections(settings: config.ssh)
+        let hosts = await StatusReport.status(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+        await connections.closeAll()
+        if output.json {
+            for host in hosts {
+                var object: [String: Any] = ["event": "host_status", "time": Event.timestamp(Date()), "host": host.host,
+                                             "reachable": host.reachable, "flags": host.flags]
+                object["release"] = host.release ?? NSNull()
+                object["revision"] = host.revision ?? NSNull()
+                if let error = host.error { object["error"] = error }
+                if let lock = host.lock { object["locked_by"] = lock.holder }
+                printJSON(object)
+            }
+        } else {
+            let width = max(4, hosts.map(\.host.count).max() ?? 4)
+            print("HOST".padding(toLength: width, withPad: " ", startingAt: 0) + "  RELEASE         REVISION      NOTES")
+            for host in hosts {
+                var notes = host.flags
+                if let error = host.error { notes.insert((host.reachable ? "error: " : "UNREACHABLE: ") + error, at: 0) }
+                if let lock = host.lock { notes.append("locked by \(lock.holder) (\(lock.deploymentId))") }
+                let release = (host.release ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
+                let revision = String((host.revision ?? "-").prefix(12)).padding(toLength: 12, withPad: " ", startingAt: 0)
+                print(host.host.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(release)  \(revision)  " + notes.joined(separator: "; "))
+            }
+        }
+        if hosts.contains(where: { $0.error != nil }) { throw ExitCode(ShipError.ExitCode.preflight.rawValue) }
+    }
+}
+
+struct History: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Past deployments and rollbacks, newest first, from the hosts' journals."
+    )
+
+    @Argument(help: "The environment (default: default_environment, or the only one).")
+    var environment: String?
+
+    @Option(help: "How many to show.")
+    var limit: Int = 20
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        guard limit >= 1 else { throw ShipError.usage("--limit must be at least 1") }
+        let config = try options.load()
+        let env = try config.environment(named: environment)
+        let agent = try AgentBinary.locate()
+        let connections = try SSHConnections(settings: config.ssh)
+        let (records, unreachable) = await StatusReport.history(config: config, environment: env, agent: agent, limit: limit) {
+            connections.transport(for: $0)
+        }
+        await connections.closeAll()
+        for record in records {
+            if output.json {
+                var object: [String: Any] = ["event": record.kind == "rollback" ? "rollback" : "deployment", "time": record.started,
+                                             "deployment_id": record.id, "status": record.status, "hosts": record.hosts]
+                object["revision"] = record.revision ?? NSNull()
+                object["release"] = record.release ?? NSNull()
+                object["user"] = record.user ?? NSNull()
+                object["finished"] = record.finished ?? NSNull()
+                object["duration"] = record.duration.map { ($0 * 10).rounded() / 10 } ?? NSNull()
+                printJSON(object)
+            } else {
+                let duration = record.duration.map { String(format: "%.0fs", $0) } ?? "-"
+                let hosts = record.hosts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("\(record.id)  \(record.kind.padding(toLength: 8, withPad: " ", startingAt: 0))  \(record.started.prefix(19))  "
+                    + "\(duration.padding(toLength: 5, withPad: " ", startingAt: 0))  \(record.status.padding(toLength: 11, withPad: " ", startingAt: 0))  "
+                    + "\(String((record.revision ?? "-").prefix(12)))  \(record.release ?? "-")  \(record.user ?? "-")  [\(hosts)]")
+            }
+        }
+        if records.isEmpty && !output.json { print("no deployments recorded for \(env.name)") }
+        if !unreachable.isEmpty {
+            FileHandle.standardError.write(Data("warning: not read (unreachable): \(unreachable.joined(separator: ", "))\n".utf8))
+        }
+    }
+}
+
+func printJSON(_ object: [String: Any]) {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+    print(String(decoding: data, as: UTF8.self))
+}
