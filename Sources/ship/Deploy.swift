@@ -7,8 +7,13 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line on stdout.")
     var json = false
 
+    /// JSON lines with --json; a live view on a terminal; plain lines for a pipe or `CI=true`.
     func reporter() -> any Reporter {
-        json ? JSONLinesReporter() : PlainReporter()
+        if json { return JSONLinesReporter() }
+        let ci = ProcessInfo.processInfo.environment["CI"].map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
+        let dumb = ProcessInfo.processInfo.environment["TERM"] == "dumb"
+        if isatty(STDOUT_FILENO) == 1 && !ci && !dumb { return TerminalReporter() }
+        return PlainReporter()
     }
 }
 

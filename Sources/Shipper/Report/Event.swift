@@ -146,10 +146,12 @@ public protocol Reporter: Sendable {
     func report(_ event: Event)
 }
 
-/// Timestamped plain lines, each prefixed by its host: for pipes, CI and logs.
+/// Timestamped plain lines, each prefixed by its host, and a summary at the end: for pipes,
+/// CI (`CI=true`) and logs. No escape codes, never a prompt.
 public final class PlainReporter: Reporter, @unchecked Sendable {
     private let lock = NSLock()
     private let handle: FileHandle
+    private var progress = Progress()
 
     public init(handle: FileHandle = .standardOutput) {
         self.handle = handle
@@ -161,7 +163,17 @@ public final class PlainReporter: Reporter, @unchecked Sendable {
         var line = formatter.string(from: event.time) + " "
         if let host = event.host { line += host + " | " }
         line += event.text + "\n"
-        lock.withLock { handle.write(Data(line.utf8)) }
+        lock.withLock {
+            progress.apply(event)
+            handle.write(Data(line.utf8))
+            switch event.kind {
+            case .deploymentFinished(let status, _, _, _), .rollbackFinished(let status, _, _, _):
+                let summary = progress.summary(status: status.replacingOccurrences(of: "_", with: " "), now: event.time)
+                handle.write(Data((summary.joined(separator: "\n") + "\n").utf8))
+            default:
+                break
+            }
+        }
     }
 }
 

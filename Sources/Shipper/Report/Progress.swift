@@ -1,0 +1,190 @@
+import Foundation
+
+/// Per-host progress built from events: what each host is doing, since when, and how it ended.
+/// The terminal view draws it live; every human reporter prints its summary at the end.
+struct Progress {
+    enum State: Equatable {
+        case waiting
+        case working(step: String)
+        case succeeded
+        case failed(step: String)
+        case rolledBack
+    }
+
+    struct Row {
+        var host: String
+        var state: State = .waiting
+        var started: Date?
+        var finished: Date?
+        var lastLine: String?
+    }
+
+    var rows: [Row] = []
+    var title = ""
+    var batch: (number: Int, of: Int)?
+    var started = Date()
+    var release: String?
+
+    mutating func apply(_ event: Event) {
+        if let host = event.host, !rows.contains(where: { $0.host == host }) {
+            rows.append(Row(host: host))
+        }
+        let index = event.host.flatMap { host in rows.firstIndex { $0.host == host } }
+        func update(_ body: (inout Row) -> Void) {
+            guard let index else { return }
+            body(&rows[index])
+        }
+        switch event.kind {
+        case .deploymentStarted(_, let environment, let revision, let release, let hosts):
+            title = "deploying \(revision.prefix(12)) to \(environment) as \(release)"
+            self.release = release
+            started = event.time
+            for host in hosts where !rows.contains(where: { $0.host == host }) { rows.append(Row(host: host)) }
+        case .batchStarted(let number, let total, _):
+            batch = (number, total)
+        case .hostStep(let step):
+            update { row in
+                if row.started == nil { row.started = event.time }
+                row.state = .working(step: step)
+            }
+        case .hookStarted(let hookEvent, _):
+            update { row in
+                if row.started == nil { row.started = event.time }
+                row.state = .working(step: hookEvent.rawValue)
+            }
+        case .hookOutput(_, let line):
+            update { $0.lastLine = line }
+        case .hostSwitched(let release, _):
+            update { $0.state = .working(step: "switched to \(release)") }
+        case .hostSucceeded:
+            update { row in
+                row.state = .succeeded
+                row.finished = event.time
+            }
+        case .hostFailed(let step, let message):
+            update { row in
+                row.state = .failed(step: step)
+                row.finished = event.time
+                row.lastLine = message
+            }
+        case .hostRolledBack:
+            update { row in
+                row.state = .rolledBack
+                row.finished = event.time
+            }
+        default:
+            break
+        }
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        seconds < 60 ? String(format: "%.1fs", seconds) : String(format: "%dm%02ds", Int(seconds) / 60, Int(seconds) % 60)
+    }
+
+    func describe(_ row: Row, now: Date) -> String {
+        let elapsed = row.started.map { Progress.duration((row.finished ?? now).timeIntervalSince($0)) } ?? ""
+        let state: String
+        switch row.state {
+        case .waiting: state = "waiting"
+        case .working(let step): state = step
+        case .succeeded: state = "done"
+        case .failed(let step): state = "FAILED at \(step)"
+        case .rolledBack: state = "rolled back"
+        }
+        return "\(row.host)  \(state)  \(elapsed)"
+    }
+
+    /// The end-of-run summary: per host what happened and how long it took.
+    func summary(status: String, now: Date) -> [String] {
+        let width = rows.map(\.host.count).max() ?? 0
+        var lines = ["summary: \(status), release \(release ?? "-"), \(Progress.duration(now.timeIntervalSince(started)))"]
+        for row in rows {
+            let elapsed = row.started.map { Progress.duration((row.finished ?? now).timeIntervalSince($0)) } ?? "-"
+            let state: String
+            switch row.state {
+            case .waiting: state = "not started"
+            case .working(let step): state = "stopped at \(step)"
+            case .succeeded: state = "succeeded"
+            case .failed(let step): state = "failed at \(step)" + (row.lastLine.map { ": \($0)" } ?? "")
+            case .rolledBack: state = "rolled back"
+            }
+            lines.append("  " + row.host.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + state)
+        }
+        return lines
+    }
+}
+
+/// A live per-host view for a terminal: one line per host (step, elapsed, last output) under a
+/// header with the batch bar, redrawn in place; the summary stays on screen at the end.
+public final class TerminalReporter: Reporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private var progress = Progress()
+    private var drawnLines = 0
+    private let handle: FileHandle
+    private let columns: Int
+
+    public init(handle: FileHandle = .standardOutput) {
+        self.handle = handle
+        var size = winsize()
+        columns = ioctl(handle.fileDescriptor, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 20 ? Int(size.ws_col) : 100
+    }
+
+    public func report(_ event: Event) {
+        lock.withLock {
+            progress.apply(event)
+            switch event.kind {
+            case .deploymentFinished(let status, _, _, let message), .rollbackFinished(let status, _, _, let message):
+                redraw(final: true)
+                var lines = progress.summary(status: status.replacingOccurrences(of: "_", with: " "), now: event.time)
+                if let message { lines.append(message) }
+                write(lines.joined(separator: "\n") + "\n")
+            case .lockWaiting, .hostFailed:
+                // Worth keeping on screen above the live view.
+                clear()
+                write(event.text.prefix(columns * 4) + "\n")
+                redraw(final: false)
+            default:
+                redraw(final: false)
+            }
+        }
+    }
+
+    private func clear() {
+        if drawnLines > 0 {
+            write("\u{1B}[\(drawnLines)A\u{1B}[J")
+            drawnLines = 0
+        }
+    }
+
+    private func redraw(final: Bool) {
+        clear()
+        let now = Date()
+        var lines: [String] = []
+        var header = progress.title
+        if let batch = progress.batch {
+            let done = progress.rows.filter { row in
+                if case .waiting = row.state { return false }
+                if case .working = row.state { return false }
+                return true
+            }.count
+            let total = max(1, progress.rows.count)
+            let filled = done * 20 / total
+            header += "  batch \(batch.number)/\(batch.of) [" + String(repeating: "#", count: filled) + String(repeating: "-", count: 20 - filled) + "] \(done)/\(total)"
+        }
+        header += "  " + Progress.duration(now.timeIntervalSince(progress.started))
+        lines.append(header)
+        for row in progress.rows {
+            var line = "  " + progress.describe(row, now: now)
+            if let last = row.lastLine, case .working = row.state { line += "  \(last)" }
+            lines.append(String(line.prefix(columns - 1)))
+        }
+        if final { lines = [] }
+        guard !lines.isEmpty else { return }
+        write(lines.joined(separator: "\n") + "\n")
+        drawnLines = lines.count
+    }
+
+    private func write<S: StringProtocol>(_ text: S) {
+        handle.write(Data(text.utf8))
+    }
+}
