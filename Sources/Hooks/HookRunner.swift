@@ -15,6 +15,13 @@ public struct HookOutcome: Sendable, Equatable, Codable {
     /// Wall-clock seconds.
     public var duration: Double
 
+    public init(exitStatus: Int32?, signal: Int32?, timedOut: Bool, duration: Double) {
+        self.exitStatus = exitStatus
+        self.signal = signal
+        self.timedOut = timedOut
+        self.duration = duration
+    }
+
     public var succeeded: Bool { exitStatus == 0 && !timedOut }
 
     public var summary: String {

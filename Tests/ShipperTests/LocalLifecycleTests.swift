@@ -67,8 +67,7 @@ struct LocalLifecycleTests {
         let deployment = Deployment(config: config, environment: try config.environment(named: nil),
                                     request: DeployRequest(ignoreStopFailures: ignoreStopFailures),
                                     agent: agent, reporter: reporter, makeTransport: { LocalTransport(host: $0) })
-        let cache = repo.directory.file(".cache")
-        setenv("XDG_CACHE_HOME", cache, 1)
+        useTestBundleCache()
         return (await deployment.run(), reporter)
     }
 

@@ -130,3 +130,18 @@ func listTar(_ path: String) throws -> [String] {
     guard result.status == 0 else { throw TestFailure("tar failed: \(result.stderr)") }
     return result.stdout.split(separator: "\n").map(String.init)
 }
+
+/// ship's host, not Foundation's.
+typealias Host = Shipper.Host
+
+/// One bundle cache for every in-process deployment of the test run (XDG_CACHE_HOME is
+/// process-wide, so tests running in parallel must agree on it).
+private let testBundleCache: String = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("ship-test-cache-\(getpid())").path
+    setenv("XDG_CACHE_HOME", path, 1)
+    return path
+}()
+
+func useTestBundleCache() {
+    _ = testBundleCache
+}

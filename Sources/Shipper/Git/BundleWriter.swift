@@ -21,7 +21,7 @@ public struct RevisionBundle: Sendable, Equatable {
 public enum BundleWriter {
     public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String) throws(ShipError) -> RevisionBundle {
         let directory = (output as NSString).deletingLastPathComponent
-        let temporary = (directory.isEmpty ? "." : directory) + "/.\((output as NSString).lastPathComponent).\(getpid()).tmp"
+        let temporary = (directory.isEmpty ? "." : directory) + "/.\((output as NSString).lastPathComponent).\(UUID().uuidString.prefix(8)).tmp"
         unlink(temporary)
         let gzip = try ParallelGzipWriter(creating: temporary)
         var walker = TreeWalker(repository: repository, revision: revision, gzip: gzip)

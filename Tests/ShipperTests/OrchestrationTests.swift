@@ -1,0 +1,171 @@
+import Foundation
+import Hooks
+import Testing
+@testable import Shipper
+
+@Suite("batch plans")
+struct BatchPlanTests {
+    static func hosts(_ count: Int) -> [Host] { (1...count).map { Host(name: "h\($0)") } }
+
+    @Test("sizes: counts, percentages rounded down (at least 1), the last size repeats", arguments: [
+        (5, [BatchSize.count(1), .percent(50)], [1, 2, 2]),
+        (8, [.count(1), .percent(50)], [1, 4, 3]),
+        (10, [.percent(25)], [2, 2, 2, 2, 2]),
+        (3, [.percent(10)], [1, 1, 1]),
+        (7, [.count(3)], [3, 3, 1]),
+        (4, [.count(10)], [4]),
+        (6, [.count(1), .count(2), .percent(100)], [1, 2, 3]),
+    ])
+    func sizes(_ count: Int, _ sizes: [BatchSize], _ expected: [Int]) {
+        let plan = BatchPlan(hosts: Self.hosts(count), spec: BatchSpec(sizes))
+        #expect(plan.batches.map(\.count) == expected)
+        #expect(plan.batches.flatMap { $0 } == Self.hosts(count), "every host once, in order")
+    }
+}
+
+/// Orchestration over simulated hosts at the Transport seam: no ssh, no processes.
+@Suite("orchestration over simulated hosts")
+struct OrchestrationTests {
+    let repo: TestRepository
+    let pool: SimulatedPool
+
+    init(hosts: Int = 8, batch: String = #"[1, "50%"]"#, maxFail: Int = 0) throws {
+        repo = try TestRepository()
+        pool = SimulatedPool(count: hosts)
+        try repo.write("appspec.yml", """
+            version: 1
+            hooks:
+              stop: [echo stop]
+              install: [echo install]
+              migrate: [echo migrate]
+              start: [echo start]
+              validate: [echo validate]
+
+            """)
+        try write(batch: batch, maxFail: maxFail)
+        try repo.commitAll("v1")
+    }
+
+    func write(batch: String, maxFail: Int) throws {
+        try repo.write("ship.yml", """
+            app: shop
+            deploy_to: /srv/shop
+            environments:
+              prod:
+                hosts: [\(pool.hosts.map(\.name).joined(separator: ", "))]
+                batch: \(batch)
+                max_fail: \(maxFail)
+
+            """)
+    }
+
+    func deploy(request: DeployRequest = DeployRequest(), interruption: Interruption = Interruption(),
+                reporter: (any Reporter)? = nil) async throws -> (DeploymentResult, CollectingReporter) {
+        let config = try ConfigLoader.load(currentDirectory: repo.path)
+        let collector = CollectingReporter()
+        useTestBundleCache()
+        let pool = self.pool
+        let deployment = Deployment(config: config, environment: try config.environment(named: nil), request: request,
+                                    agent: try AgentBinary(path: productsDirectory + "/ship-agent"),
+                                    reporter: reporter ?? collector, interruption: interruption,
+                                    makeTransport: { pool.transport(for: $0) })
+        return (await deployment.run(), collector)
+    }
+
+    func currents() -> [String?] { pool.hosts.map { pool[$0.name].withLock { $0.current } } }
+
+    @Test("batches run in order: a batch is validated before the next begins; migrate once")
+    func batchesInOrder() async throws {
+        let (result, reporter) = try await deploy()
+        #expect(result.status == .succeeded)
+        #expect(currents().allSatisfy { $0 == result.release })
+        let events = reporter.events
+        func firstIndex(of host: String) -> Int { events.firstIndex { $0.host == host }! }
+        func succeeded(_ host: String) -> Int {
+            events.firstIndex { if case .hostSucceeded = $0.kind { return $0.host == host } else { return false } }!
+        }
+        #expect(succeeded("web1") < firstIndex(of: "web2"), "batch 2 starts after batch 1 validated")
+        for host in ["web2", "web3", "web4", "web5"] {
+            #expect(succeeded(host) < firstIndex(of: "web6"), "batch 3 starts after all of batch 2 validated")
+        }
+        let migrations = pool.hosts.flatMap { host in pool[host.name].withLock { $0.hookRuns.filter { $0.event == .migrate } } }
+        #expect(migrations.count == 1)
+        #expect(pool["web1"].withLock { $0.hookRuns.map(\.event) } == [.install, .migrate, .start, .validate])
+    }
+
+    @Test("a validate failure on the fourth host rolls every switched host back and leaves later batches untouched")
+    func rollbackOnFailure() async throws {
+        let (first, _) = try await deploy()
+        try repo.write("index.html", "v2\n")
+        try repo.commitAll("v2")
+        pool["web4"].withLock { $0.failing = [.validate] }
+        let (second, _) = try await deploy()
+        #expect(second.status == .rolledBack)
+        #expect(second.exitCode == .failed)
+        #expect(currents().allSatisfy { $0 == first.release }, "every host on its previous release")
+        for host in ["web6", "web7", "web8"] {
+            #expect(pool[host].withLock { $0.releases } == [first.release], "\(host) untouched: the new release never reached it")
+        }
+        #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.lockInfo == nil } })
+    }
+
+    @Test("max_fail 1 tolerates one failed host, rolled back alone; a second failure stops the deployment")
+    func maxFail() async throws {
+        try write(batch: "2", maxFail: 1)
+        try repo.commitAll("max_fail 1")
+        let (first, _) = try await deploy()
+        try repo.write("index.html", "v2\n")
+        try repo.commitAll("v2")
+        pool["web3"].withLock { $0.failing = [.validate] }
+        let (second, _) = try await deploy()
+        #expect(second.status == .succeeded)
+        #expect(second.exitCode == nil)
+        #expect(second.message?.contains("web3") == true)
+        let expected = pool.hosts.map { $0.name == "web3" ? first.release : second.release }
+        #expect(currents() == expected)
+
+        try repo.write("index.html", "v3\n")
+        try repo.commitAll("v3")
+        pool["web5"].withLock { $0.failing = [.validate] }
+        let (third, _) = try await deploy()
+        #expect(third.status == .rolledBack)
+        #expect(third.exitCode == .failed)
+        #expect(currents() == expected, "the third deployment left every host where it was")
+    }
+
+    @Test("an interruption starts no new batch, releases the locks and exits 130")
+    func interruption() async throws {
+        let interruption = Interruption()
+        /// Signals the interruption as soon as the first batch is under way.
+        final class InterruptingReporter: Reporter, @unchecked Sendable {
+            let interruption: Interruption
+            let inner: CollectingReporter
+            init(_ interruption: Interruption, _ inner: CollectingReporter) { self.interruption = interruption; self.inner = inner }
+            func report(_ event: Event) {
+                inner.report(event)
+                if case .batchStarted = event.kind { interruption.signal() }
+            }
+        }
+        let collector = CollectingReporter()
+        let (result, _) = try await deploy(interruption: interruption, reporter: InterruptingReporter(interruption, collector))
+        #expect(result.exitCode == .interrupted)
+        // The batch under way installed, but nothing switched after the signal; its release was removed.
+        #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.current == nil && $0.releases.isEmpty } })
+        #expect(pool.hosts.dropFirst().allSatisfy { host in pool[host.name].withLock { $0.hookRuns.isEmpty } }, "no new batch started")
+        #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.lockInfo == nil } })
+    }
+
+    @Test("scale: 500 hosts in batches of 10%, controller time and memory printed")
+    func scale() async throws {
+        let big = try OrchestrationTests(hosts: 500, batch: #""10%""#)
+        var usage = rusage()
+        let start = ContinuousClock.now
+        let (result, reporter) = try await big.deploy()
+        let elapsed = ContinuousClock.now - start
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #expect(result.status == .succeeded)
+        #expect(big.currents().allSatisfy { $0 == result.release })
+        #expect(reporter.events.filter { if case .batchStarted = $0.kind { return true } else { return false } }.count == 10)
+        print("scale: 500 simulated hosts, 10 batches: \(elapsed) controller time, peak RSS \(usage.ru_maxrss / 1024) MiB, \(reporter.events.count) events")
+    }
+}

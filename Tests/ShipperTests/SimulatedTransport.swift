@@ -1,0 +1,169 @@
+import Foundation
+import Hooks
+@testable import Shipper
+
+/// An in-memory host at the Transport seam: it answers the agent protocol the way ship-agent
+/// does (lock, bundles, releases, hooks, switch, prune, journal) without ssh or processes, so
+/// orchestration can be driven over hundreds of hosts. Scripted failures per host and event.
+final class SimulatedHost: @unchecked Sendable {
+    let name: String
+    private let lock = NSLock()
+    var releases: [String] = []
+    var current: String?
+    var lockInfo: LockInfo?
+    var bundles: Set<String> = []
+    var records: [String: ReleaseRecord] = [:]
+    var journal: [JournalEntry] = []
+    var hookRuns: [(release: String, event: LifecycleEvent)] = []
+    var bytesReceived = 0
+    /// Events whose hooks fail on this host.
+    var failing: Set<LifecycleEvent> = []
+    var agentSHA: String?
+
+    init(name: String) {
+        self.name = name
+    }
+
+    func withLock<T>(_ body: (SimulatedHost) -> T) -> T {
+        lock.withLock { body(self) }
+    }
+}
+
+final class SimulatedTransport: Transport {
+    let host: Host
+    let state: SimulatedHost
+
+    init(host: Host, state: SimulatedHost) {
+        self.host = host
+        self.state = state
+    }
+
+    func close() async {}
+
+    func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
+        if line.text.hasPrefix("sha256sum ") {
+            guard let sha = state.withLock({ $0.agentSHA }) else { return CommandResult(status: 1, stderr: "No such file") }
+            onLine("\(sha)  agent")
+            return CommandResult(status: 0, stderr: "")
+        }
+        if line.text.hasPrefix("mkdir -p ") {   // agent upload
+            if case .dataThenFile(_, let path) = input, let agent = try? AgentBinary(path: path) {
+                state.withLock { $0.agentSHA = agent.sha256 }
+            }
+            return CommandResult(status: 0, stderr: "")
+        }
+        guard let opText = line.text.split(separator: " ").last, let operation = AgentOperation(rawValue: String(opText)) else {
+            return CommandResult(status: 127, stderr: "unexpected command: \(line.text)")
+        }
+        var requestData = Data()
+        var bundleBytes = 0
+        switch input {
+        case .data(let data): requestData = data
+        case .dataThenFile(let data, let path):
+            requestData = data
+            bundleBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        case .none: break
+        }
+        guard let request = try? JSONDecoder().decode(AgentRequest.self, from: requestData.prefix { $0 != 0x0A }) else {
+            return CommandResult(status: 2, stderr: "bad request")
+        }
+        _ = operation
+        let (events, result) = state.withLock { host in respond(host, request, bundleBytes: bundleBytes) }
+        for event in events + [AgentEvent(kind: .result, result: result)] {
+            if let data = try? JSONEncoder().encode(event) { onLine(String(decoding: data, as: UTF8.self)) }
+        }
+        return CommandResult(status: result.ok ? 0 : 1, stderr: "")
+    }
+
+    private func respond(_ host: SimulatedHost, _ request: AgentRequest, bundleBytes: Int) -> ([AgentEvent], AgentResult) {
+        var result = AgentResult(ok: true)
+        var events: [AgentEvent] = []
+        switch request.operation {
+        case .preflight:
+            result.currentRelease = host.current
+            result.releases = host.releases
+        case .lock:
+            if let held = host.lockInfo, held.deploymentId != request.lock?.deploymentId {
+                result.ok = false
+                result.lock = held
+            } else {
+                host.lockInfo = request.lock
+            }
+        case .unlock:
+            result.lock = host.lockInfo
+            if request.force == true || host.lockInfo?.deploymentId == request.lock?.deploymentId { host.lockInfo = nil }
+        case .hasBundle:
+            result.present = host.bundles.contains(request.bundleSHA256 ?? "")
+        case .receiveBundle:
+            host.bundles.insert(request.bundleSHA256 ?? "")
+            host.bytesReceived += bundleBytes
+        case .prepare:
+            let release = request.release ?? ""
+            host.releases.append(release)
+            host.releases.sort()
+            host.records[release] = ReleaseRecord(release: release, revision: request.revision ?? "", deploymentId: request.journal?.deploymentId,
+                                                  appspec: request.appspec ?? .empty, bundleSHA256: request.bundleSHA256)
+        case .runHooks:
+            let release = request.release ?? ""
+            let event = request.event ?? .install
+            for hook in host.records[release]?.appspec.hooks(for: event) ?? [] {
+                host.hookRuns.append((release, event))
+                // Scripted failures hit the newest release only, so a rollback to an older one succeeds.
+                let failed = host.failing.contains(event) && release == host.releases.max()
+                events.append(AgentEvent(kind: .hookStarted, hook: hook.summary, event: event))
+                events.append(AgentEvent(kind: .hookFinished, hook: hook.summary, event: event,
+                                         outcome: HookOutcome(exitStatus: failed ? 1 : 0, signal: nil, timedOut: false, duration: 0)))
+                if failed {
+                    result = AgentResult(ok: false, message: "\(event.rawValue) hook failed")
+                    break
+                }
+            }
+        case .switchCurrent:
+            let release = request.release ?? ""
+            result.previousRelease = host.current
+            host.current = release
+            result.currentRelease = release
+            result.currentRevision = host.records[release]?.revision
+            if var entry = request.journal {
+                entry.release = release
+                entry.previousRelease = result.previousRelease
+                host.journal.append(entry)
+            }
+        case .discard:
+            host.releases.removeAll { $0 == request.release }
+        case .prune:
+            let keep = request.keepReleases ?? 5
+            let protected = Set((request.protectedReleases ?? []) + [host.current].compactMap { $0 })
+            let newest = Set(host.releases.suffix(keep))
+            result.pruned = host.releases.filter { !newest.contains($0) && !protected.contains($0) }
+            host.releases.removeAll { result.pruned!.contains($0) }
+        case .state:
+            result.currentRelease = host.current
+            result.currentRevision = host.current.flatMap { host.records[$0]?.revision }
+            result.releases = host.releases
+            result.lock = host.lockInfo
+            result.previousRelease = host.journal.last { $0.step == "switched" && $0.release == host.current }?.previousRelease
+            result.journal = Array(host.journal.suffix(request.journalLimit ?? 0))
+        case .record:
+            if let entry = request.journal { host.journal.append(entry) }
+        }
+        return (events, result)
+    }
+}
+
+/// A pool of simulated hosts.
+final class SimulatedPool: @unchecked Sendable {
+    let hosts: [Host]
+    let states: [String: SimulatedHost]
+
+    init(count: Int) {
+        hosts = (1...count).map { Host(name: "web\($0)") }
+        states = Dictionary(uniqueKeysWithValues: hosts.map { ($0.name, SimulatedHost(name: $0.name)) })
+    }
+
+    func transport(for host: Host) -> any Transport {
+        SimulatedTransport(host: host, state: states[host.name]!)
+    }
+
+    subscript(name: String) -> SimulatedHost { states[name]! }
+}
