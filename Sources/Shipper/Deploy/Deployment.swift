@@ -433,9 +433,12 @@ public struct Deployment: Sendable {
             step = "install"
             try await runHooks(client, release: context.release, event: .install, env: environmentVariables, context: context)
         } catch {
-            reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
+            let message = error.unreachable
+                ? "\(error.message) (host lost before switching: current still \(previous.map { "releases/\($0)" } ?? "absent"); the unfinished release may remain until the next prune)"
+                : error.message
+            reporter.report(Event(host: host, .hostFailed(step: step, message: message)))
             if !error.unreachable { await discard([client], context: context) }
-            throw HostError(host: host, step: step, message: error.message, unreachable: error.unreachable)
+            throw HostError(host: host, step: step, message: message, unreachable: error.unreachable)
         }
     }
 
@@ -463,8 +466,14 @@ public struct Deployment: Sendable {
             try await runHooks(client, release: context.release, event: .validate, env: env, context: context)
             reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
         } catch {
-            outcome.error = HostError(host: host, step: step, message: error.message, unreachable: error.unreachable)
-            reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
+            var message = error.message
+            if error.unreachable {
+                message += outcome.switched
+                    ? " (host lost after switching: current is releases/\(context.release))"
+                    : " (host lost while switching: current is the old release or releases/\(context.release), both complete; see ship status)"
+            }
+            outcome.error = HostError(host: host, step: step, message: message, unreachable: error.unreachable)
+            reporter.report(Event(host: host, .hostFailed(step: step, message: message)))
             if !outcome.switched && !error.unreachable { await discard([client], context: context) }
         }
         return outcome
