@@ -27,7 +27,7 @@ func run(_ executable: String, _ arguments: [String], in directory: String? = ni
     }
     let lines = LineCollector()
     let result = ChildProcess.runBlocking(path, arguments, input: input.map { .data(Data($0.utf8)) } ?? .none,
-                                          environment: env, directory: directory) { lines.append($0) }
+                                          environment: env, directory: directory, stderrLines: .max) { lines.append($0) }
     return ProcessResult(status: result.status, stdout: lines.text, stderr: result.stderr)
 }
 

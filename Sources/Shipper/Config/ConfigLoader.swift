@@ -65,7 +65,7 @@ public enum ConfigLoader {
         return text
     }
 
-    static func absolute(_ path: String, in directory: String) -> String {
+    public static func absolute(_ path: String, in directory: String) -> String {
         let expanded = (path as NSString).expandingTildeInPath
         if expanded.hasPrefix("/") { return (expanded as NSString).standardizingPath }
         return ((directory as NSString).appendingPathComponent(expanded) as NSString).standardizingPath

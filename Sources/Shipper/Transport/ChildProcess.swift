@@ -17,8 +17,9 @@ public enum ChildProcess {
     }
 
     /// Blocks until the program exited and both of its output streams reached end of file.
+    /// `stderrLines` bounds how much of stderr the result keeps (its end).
     public static func runBlocking(_ executable: String, _ arguments: [String], input: TransportInput,
-                                   environment: [String: String]? = nil, directory: String? = nil,
+                                   environment: [String: String]? = nil, directory: String? = nil, stderrLines: Int = 20,
                                    onLine: @escaping @Sendable (String) -> Void) -> CommandResult {
         var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
         guard ship_pipe_cloexec(&stdinPipe) == 0, ship_pipe_cloexec(&stdoutPipe) == 0, ship_pipe_cloexec(&stderrPipe) == 0 else {
@@ -69,7 +70,7 @@ public enum ChildProcess {
             close(writeFD)
             done.leave()
         }.start()
-        let stderrBox = StderrTail()
+        let stderrBox = StderrTail(lines: stderrLines)
         let errFD = stderrPipe[0]
         done.enter()
         Thread {
@@ -146,10 +147,15 @@ public enum ChildProcess {
 
 private final class StderrTail: @unchecked Sendable {
     private let lock = NSLock()
+    private let lines: Int
     private var text = ""
 
+    init(lines: Int) {
+        self.lines = lines
+    }
+
     func set(_ value: String) {
-        lock.withLock { text = value.split(separator: "\n").suffix(20).joined(separator: "\n") }
+        lock.withLock { text = value.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n") }
     }
 
     var value: String { lock.withLock { text } }
