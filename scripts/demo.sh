@@ -39,12 +39,18 @@ echo "==> ship deploy"
 "$ship" deploy sandbox
 echo "==> what landed on web1"
 ssh -F "$hosts/ssh_config" web1 'cd /srv/shop && ls -l && echo "current -> $(readlink current)" && cat current/public/build-info.txt'
+echo "==> ship status"
+"$ship" status
+echo "==> ship history"
+"$ship" history
 
 cat <<TXT
 
 Deployed. Next:
   cd $app
   echo '<p>new</p>' >> public/index.html && git commit -qam edit && $ship deploy   # deploy again
+  $ship rollback                                  # back to the previous release
+  $ship status && $ship history                   # what runs where, what happened
   $ship unlock                                    # remove a stale lock
   ssh -F $hosts/ssh_config web2                   # look around a host
   $root/scripts/sandbox.sh stop $hosts            # stop the sandbox
