@@ -1,0 +1,168 @@
+import Foundation
+import Hooks
+
+/// The lifecycle of one host: install, switch, hooks.
+extension Deployment {
+    // MARK: - One host
+
+    struct HostContext: Sendable {
+        var deploymentId: String
+        /// `deploy` or `rollback`, as the journal records it.
+        var kind: String
+        var release: String
+        var revision: String
+        /// The bundle and appspec of a deployment; nil for a rollback.
+        var prepared: Prepared?
+        var lock: LockInfo
+    }
+
+    struct HostOutcome: Sendable {
+        var switched = false
+        var migrated = false
+        var error: HostError?
+    }
+
+    func hookEnvironment(_ client: AgentClient, context: HostContext, previous: String?) -> [String: String] {
+        var env: [String: String] = [:]
+        for (name, value) in environment.env { env[name] = value }
+        let releasePath = config.deployTo + "/releases/" + context.release
+        env["SHIP_APP"] = config.app
+        env["SHIP_ENV"] = environment.name
+        env["SHIP_HOST"] = client.transport.host.description
+        env["SHIP_DEPLOYMENT_ID"] = context.deploymentId
+        env["SHIP_RELEASE"] = context.release
+        env["SHIP_RELEASE_PATH"] = releasePath
+        env["SHIP_PREVIOUS_RELEASE_PATH"] = previous.map { config.deployTo + "/releases/" + $0 } ?? ""
+        env["SHIP_REVISION"] = context.revision
+        env["SHIP_DEPLOY_TO"] = config.deployTo
+        env["DEPLOYMENT_ID"] = context.deploymentId
+        env["APPLICATION_NAME"] = config.app
+        env["DEPLOYMENT_GROUP_NAME"] = environment.name
+        return env
+    }
+
+    func journalEntry(_ context: HostContext, step: String, kind: String? = nil) -> JournalEntry {
+        JournalEntry(time: Event.timestamp(Date()), deploymentId: context.deploymentId, kind: kind ?? context.kind, step: step,
+                     release: context.release, revision: context.revision,
+                     user: ReleaseName.holder, environment: environment.name)
+    }
+
+    /// Bundle, unpack, link, `stop` of the release being replaced, `install`. Nothing switches.
+    func installHost(_ client: AgentClient, previous: String?, context: HostContext) async throws(HostError) {
+        let host = client.transport.host.description
+        var step = "bundle"
+        guard let prepared = context.prepared else { return }
+        let bundle = prepared.bundle
+        do throws(HostError) {
+            var has = client.request(.hasBundle)
+            has.bundleSHA256 = bundle.sha256
+            if try await client.require(has).present != true {
+                reporter.report(Event(host: host, .hostStep(step: "sending bundle")))
+                var receive = client.request(.receiveBundle)
+                receive.bundleSHA256 = bundle.sha256
+                _ = try await client.require(receive, bundle: bundle.path)
+                reporter.report(Event(host: host, .bundleSent(bytes: bundle.bytes)))
+            }
+            step = "unpack"
+            var prepare = client.request(.prepare)
+            prepare.bundleSHA256 = bundle.sha256
+            prepare.release = context.release
+            prepare.revision = bundle.revision.commit
+            prepare.appspec = prepared.appspec
+            prepare.shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
+            prepare.journal = journalEntry(context, step: "prepared")
+            _ = try await client.require(prepare)
+            reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked")))
+            let environmentVariables = hookEnvironment(client, context: context, previous: previous)
+            if let previous {
+                step = "stop"
+                do {
+                    try await runHooks(client, release: previous, event: .stop, env: environmentVariables, context: context)
+                } catch where request.ignoreStopFailures {
+                    reporter.report(Event(host: host, .hostStep(step: "stop failed, ignored (--ignore-stop-failures): \(error.message)")))
+                }
+            }
+            step = "install"
+            try await runHooks(client, release: context.release, event: .install, env: environmentVariables, context: context)
+        } catch {
+            let message = error.unreachable
+                ? "\(error.message) (host lost before switching: current still \(previous.map { "releases/\($0)" } ?? "absent"); the unfinished release may remain until the next prune)"
+                : error.message
+            reporter.report(Event(host: host, .hostFailed(step: step, message: message)))
+            if !error.unreachable { await discard([client], context: context) }
+            throw HostError(host: host, step: step, message: message, unreachable: error.unreachable)
+        }
+    }
+
+    struct ActivationOutcome: Sendable {
+        var switched = false
+        var error: HostError?
+    }
+
+    /// Switch `current`, then `start` and `validate`.
+    func activateHost(_ client: AgentClient, context: HostContext) async -> ActivationOutcome {
+        let host = client.transport.host.description
+        var outcome = ActivationOutcome()
+        var step = "switch"
+        do throws(HostError) {
+            var switchRequest = client.request(.switchCurrent)
+            switchRequest.release = context.release
+            switchRequest.journal = journalEntry(context, step: "switched")
+            let switched = try await client.require(switchRequest)
+            outcome.switched = true
+            reporter.report(Event(host: host, .hostSwitched(release: context.release, previous: switched.previousRelease)))
+            let env = hookEnvironment(client, context: context, previous: switched.previousRelease)
+            step = "start"
+            try await runHooks(client, release: context.release, event: .start, env: env, context: context)
+            step = "validate"
+            try await runHooks(client, release: context.release, event: .validate, env: env, context: context)
+            reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
+        } catch {
+            var message = error.message
+            if error.unreachable {
+                message += outcome.switched
+                    ? " (host lost after switching: current is releases/\(context.release))"
+                    : " (host lost while switching: current is the old release or releases/\(context.release), both complete; see ship status)"
+            }
+            outcome.error = HostError(host: host, step: step, message: message, unreachable: error.unreachable)
+            reporter.report(Event(host: host, .hostFailed(step: step, message: message)))
+            if !outcome.switched && !error.unreachable { await discard([client], context: context) }
+        }
+        return outcome
+    }
+
+    /// Removes this deployment's release from hosts where it never went live.
+    func discard(_ clients: [AgentClient], context: HostContext) async {
+        _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
+            var discard = client.request(.discard)
+            discard.release = context.release
+            _ = try? await client.call(discard) // leftovers of a release that never went live are pruned later anyway
+            return true
+        }
+    }
+
+    func runHooks(_ client: AgentClient, release: String, event: LifecycleEvent, env: [String: String],
+                  context: HostContext) async throws(HostError) {
+        let host = client.transport.host.description
+        var request = client.request(.runHooks)
+        request.release = release
+        request.event = event
+        request.hookEnvironment = env
+        request.journal = journalEntry(context, step: "hooks")
+        let reporter = self.reporter
+        _ = try await client.require(request) { agentEvent in
+            switch agentEvent.kind {
+            case .hookStarted:
+                reporter.report(Event(host: host, .hookStarted(event: agentEvent.event ?? event, hook: agentEvent.hook ?? "")))
+            case .output:
+                reporter.report(Event(host: host, .hookOutput(event: agentEvent.event, line: agentEvent.line ?? "")))
+            case .hookFinished:
+                if let outcome = agentEvent.outcome {
+                    reporter.report(Event(host: host, .hookFinished(event: agentEvent.event ?? event, hook: agentEvent.hook ?? "", outcome: outcome)))
+                }
+            case .result:
+                break
+            }
+        }
+    }
+}

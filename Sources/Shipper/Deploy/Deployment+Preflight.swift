@@ -1,0 +1,123 @@
+import Foundation
+import Hooks
+
+/// Reaching hosts, the deploy lock, and running work on many hosts at once.
+extension Deployment {
+    // MARK: - Preflight and locks
+
+    /// Every host reachable first (nothing touched), then agents installed where missing and
+    /// each host checked (writable deploy_to, shared files present).
+    func preflight(_ clients: [AgentClient]) async throws(ShipError) -> [AgentResult] {
+        let agent = self.agent
+        let probes = await forEachHost(clients) { client throws(HostError) in try await client.hasAgent(agent) }
+        try reportPreflight(probes)
+        let shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
+        let states = await forEachHost(clients) { client throws(HostError) -> AgentResult in
+            let index = clients.firstIndex { $0.transport.host == client.transport.host }!
+            if case .success(false) = probes[index] { try await client.upload(agent) }
+            var request = client.request(.preflight)
+            request.shared = shared
+            return try await client.require(request)
+        }
+        return try reportPreflight(states)
+    }
+
+    @discardableResult
+    func reportPreflight<T>(_ results: [Result<T, HostError>]) throws(ShipError) -> [T] {
+        var values: [T] = []
+        var problems: [String] = []
+        for result in results {
+            switch result {
+            case .success(let value): values.append(value)
+            case .failure(let error):
+                problems.append(error.description)
+                reporter.report(Event(host: error.host, .hostFailed(step: "preflight", message: error.message)))
+            }
+        }
+        guard problems.isEmpty else {
+            throw ShipError("preflight failed, no release was changed:\n  " + problems.joined(separator: "\n  "),
+                            hint: "check that every host answers `ssh HOST` and holds the shared files",
+                            exitCode: .preflight)
+        }
+        return values
+    }
+
+    /// How many hosts ship works on at once (within a batch, and for preflight and locks).
+    static let parallelism = 32
+
+    /// Runs `body` on every host, at most `width` at a time; results in host order.
+    func forEachHost<T: Sendable>(_ clients: [AgentClient], width: Int = Deployment.parallelism,
+                                  _ body: @escaping @Sendable (AgentClient) async throws(HostError) -> T) async -> [Result<T, HostError>] {
+        await withTaskGroup(of: (Int, Result<T, HostError>).self) { group in
+            var next = 0
+            func addNext() {
+                guard next < clients.count else { return }
+                let index = next
+                let client = clients[index]
+                next += 1
+                group.addTask {
+                    do throws(HostError) {
+                        return (index, .success(try await body(client)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<min(max(1, width), clients.count) { addNext() }
+            var collected: [(Int, Result<T, HostError>)] = []
+            for await result in group {
+                collected.append(result)
+                addNext()
+            }
+            return collected.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    /// Takes the lock on every host in one sorted order; a held lock releases what was taken.
+    func takeLocks(_ clients: [AgentClient], lock: LockInfo) async throws(ShipError) {
+        let sorted = clients.sorted { $0.transport.host.description < $1.transport.host.description }
+        let deadline = request.lockWait.map { Date().addingTimeInterval($0) }
+        var announced = false
+        while true {
+            var taken: [AgentClient] = []
+            var holder: LockInfo?
+            for client in sorted {
+                var lockRequest = client.request(.lock)
+                lockRequest.lock = lock
+                let result: AgentResult
+                do {
+                    result = try await client.call(lockRequest)
+                } catch {
+                    await releaseLocks(taken, lock: lock)
+                    throw ShipError("cannot take the deploy lock: \(error)", exitCode: .preflight)
+                }
+                if result.ok {
+                    taken.append(client)
+                } else {
+                    holder = result.lock
+                    break
+                }
+            }
+            guard let holder else { return }
+            await releaseLocks(taken, lock: lock)
+            guard let deadline, Date() < deadline else {
+                throw ShipError("\(environment.name) is locked by \(holder.holder) (deployment \(holder.deploymentId), since \(holder.started))",
+                                hint: "wait for it (--lock-wait SECONDS), or if it is stale: ship unlock \(environment.name)",
+                                exitCode: .locked)
+            }
+            if !announced {
+                reporter.report(Event(.lockWaiting(holder: holder)))
+                announced = true
+            }
+            try? await Task.sleep(for: .seconds(1)) // waiting on another process's lock: no event to await
+        }
+    }
+
+    func releaseLocks(_ clients: [AgentClient], lock: LockInfo) async {
+        for client in clients {
+            var unlock = client.request(.unlock)
+            unlock.lock = lock
+            _ = try? await client.call(unlock) // a lock left behind is reported by the next deploy and `ship unlock` removes it
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Hooks
+
+/// Rolling back hosts that switched, and pruning after success.
+extension Deployment {
+    // MARK: - Rollback and pruning
+
+    /// Rolls switched hosts back: `stop` of the failed release (best effort), switch back,
+    /// `start` and `validate` of the release they had. Returns the hosts whose rollback failed.
+    func rollBack(_ hosts: [(client: AgentClient, previous: String?)], context: HostContext) async -> [HostError] {
+        var failures: [HostError] = []
+        for (client, previous) in hosts {
+            let host = client.transport.host.description
+            guard let previous else {
+                let error = HostError(host: host, step: "rollback", message: "no earlier release to return to (first deploy)", unreachable: false)
+                reporter.report(Event(host: host, .hostFailed(step: "rollback", message: error.message)))
+                failures.append(error)
+                continue
+            }
+            let env = hookEnvironment(client, context: context, previous: previous)
+            _ = try? await runHooks(client, release: context.release, event: .stop, env: env, context: context) // best effort, as the contract says
+            do {
+                var switchRequest = client.request(.switchCurrent)
+                switchRequest.release = previous
+                switchRequest.journal = journalEntry(context, step: "switched", kind: "rollback")
+                _ = try await client.require(switchRequest)
+                reporter.report(Event(host: host, .hostSwitched(release: previous, previous: context.release)))
+                try await runHooks(client, release: previous, event: .start, env: env, context: context)
+                try await runHooks(client, release: previous, event: .validate, env: env, context: context)
+                reporter.report(Event(host: host, .hostRolledBack(release: previous)))
+            } catch {
+                reporter.report(Event(host: host, .hostFailed(step: "rollback", message: error.message)))
+                failures.append(error)
+            }
+        }
+        return failures
+    }
+
+    func prune(_ client: AgentClient, previous: String?, context: HostContext) async {
+        guard !interruption.requested else { return }
+        var prune = client.request(.prune)
+        prune.keepReleases = config.keepReleases
+        prune.protectedReleases = previous.map { [$0] } ?? []
+        if let result = try? await client.call(prune), let pruned = result.pruned, !pruned.isEmpty {
+            reporter.report(Event(host: client.transport.host.description, .hostStep(step: "pruned \(pruned.joined(separator: ", "))")))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import FoundationEssentials
+import Hooks
+
+/// Releases: unpack, link shared paths, switch, discard, prune, state.
+extension Operations {
+    // MARK: - Releases
+
+    func releaseName() throws -> String {
+        guard let name = request.release, HostLayout.validName(name) else { throw AgentError("no valid release name given") }
+        return name
+    }
+
+    func prepare() throws -> AgentResult {
+        let name = try releaseName()
+        let sha = try bundleSHA()
+        guard let revision = request.revision, let appspec = request.appspec else {
+            throw AgentError("prepare: revision and appspec are required")
+        }
+        try makeDirectories()
+        let target = layout.release(name)
+        if files.fileExists(atPath: target) {
+            guard layout.readRecord(name)?.deploymentId == request.journal?.deploymentId, layout.currentRelease() != name else {
+                throw AgentError("release \(name) already exists on this host")
+            }
+            try remove(target) // a partial attempt of this same deployment
+        }
+        guard files.fileExists(atPath: layout.bundle(sha)) else { throw AgentError("bundle \(sha) is not on this host") }
+        let partial = layout.releases + "/." + name + ".partial"
+        try remove(partial)
+        try files.createDirectory(atPath: partial, withIntermediateDirectories: true)
+        // GNU tar refuses absolute names and '..' members, and extracts symlinks that point
+        // outside the directory as placeholders until the end, so nothing is written through them.
+        let untar = Helper.run(["tar", "-xzf", layout.bundle(sha), "-C", partial, "--no-same-owner", "--delay-directory-restore"])
+        guard untar.status == 0 else {
+            try? remove(partial) // best effort: the partial directory is hidden and removed on the next attempt
+            throw AgentError("unpacking the bundle failed: \(untar.output.trimmed)")
+        }
+        do {
+            try checkContained(partial)
+            try linkShared(into: partial)
+        } catch {
+            try? remove(partial) // best effort, as above
+            throw error
+        }
+        let record = ReleaseRecord(release: name, revision: revision, deploymentId: request.journal?.deploymentId, appspec: appspec,
+                                   bundleSHA256: sha)
+        try writeAtomically(try JSONEncoder().encode(record), to: layout.record(name))
+        guard rename(partial, target) == 0 else {
+            throw AgentError("cannot move the release into place: \(String(cString: strerror(errno)))")
+        }
+        fsyncDirectory(layout.releases)
+        if let entry = request.journal { try appendJournal(entry) }
+        var result = AgentResult(ok: true)
+        result.currentRelease = layout.currentRelease()
+        return result
+    }
+
+    /// Every symlink in the unpacked release must resolve inside it.
+    func checkContained(_ root: String) throws {
+        let paths = try files.subpathsOfDirectory(atPath: root)
+        for path in paths {
+            let full = root + "/" + path
+            guard let target = try? files.destinationOfSymbolicLink(atPath: full) else { continue }
+            if target.hasPrefix("/") { throw AgentError("refusing the bundle: symlink \(path) points outside the release (\(target))") }
+            var components = path.split(separator: "/").dropLast().map(String.init)
+            for part in target.split(separator: "/") {
+                if part == "." { continue }
+                if part == ".." {
+                    guard !components.isEmpty else {
+                        throw AgentError("refusing the bundle: symlink \(path) points outside the release (\(target))")
+                    }
+                    components.removeLast()
+                } else {
+                    components.append(String(part))
+                }
+            }
+        }
+    }
+
+    func linkShared(into release: String) throws {
+        guard let shared = request.shared else { return }
+        for dir in shared.dirs {
+            try files.createDirectory(atPath: layout.shared + "/" + dir, withIntermediateDirectories: true)
+        }
+        for path in shared.dirs + shared.files {
+            let link = release + "/" + path
+            try remove(link)
+            let parent = String(link[..<link.lastIndex(of: "/")!])
+            try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            try files.createSymbolicLink(atPath: link, withDestinationPath: layout.shared + "/" + path)
+        }
+    }
+
+    func switchCurrent() throws -> AgentResult {
+        let name = try releaseName()
+        guard files.fileExists(atPath: layout.release(name)), layout.readRecord(name) != nil else {
+            throw AgentError("release \(name) is not complete on this host")
+        }
+        let previous = layout.currentRelease()
+        let temporary = layout.deployTo + "/.current.\(getpid())"
+        unlink(temporary)
+        guard symlink("releases/" + name, temporary) == 0 else {
+            throw AgentError("cannot create a symlink in \(layout.deployTo): \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, layout.current) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw AgentError("cannot switch current: \(reason)")
+        }
+        fsyncDirectory(layout.deployTo)
+        if var entry = request.journal {
+            entry.release = name
+            entry.previousRelease = previous
+            entry.revision = layout.readRecord(name)?.revision
+            try appendJournal(entry)
+        }
+        var result = AgentResult(ok: true)
+        result.currentRelease = name
+        result.currentRevision = layout.readRecord(name)?.revision
+        result.previousRelease = previous
+        return result
+    }
+
+    func discard() throws -> AgentResult {
+        let name = try releaseName()
+        guard layout.currentRelease() != name else { throw AgentError("release \(name) is current; not removing it") }
+        try remove(layout.release(name))
+        unlink(layout.record(name))
+        return AgentResult(ok: true)
+    }
+
+    func prune() throws -> AgentResult {
+        let keep = max(1, request.keepReleases ?? 5)
+        let current = layout.currentRelease()
+        let protected = Set((request.protectedReleases ?? []) + (current.map { [$0] } ?? []))
+        let names = layout.releaseNames()
+        let newest = Set(names.suffix(keep))
+        var pruned: [String] = []
+        for name in names where !newest.contains(name) && !protected.contains(name) {
+            try remove(layout.release(name))
+            unlink(layout.record(name))
+            pruned.append(name)
+        }
+        // Bundles no kept release came from go too.
+        let kept = layout.releaseNames()
+        let keptBundles = Set(kept.compactMap { layout.readRecord($0)?.bundleSHA256 })
+        for file in (try? files.contentsOfDirectory(atPath: layout.bundles)) ?? [] where file.hasSuffix(".tar.gz") {
+            let sha = String(file.dropLast(".tar.gz".count))
+            if !keptBundles.contains(sha) { unlink(layout.bundles + "/" + file) }
+        }
+        for file in (try? files.contentsOfDirectory(atPath: layout.records)) ?? [] where file.hasSuffix(".json") {
+            if !kept.contains(String(file.dropLast(".json".count))) { unlink(layout.records + "/" + file) }
+        }
+        var result = AgentResult(ok: true)
+        result.pruned = pruned
+        result.releases = kept
+        return result
+    }
+
+    func state() throws -> AgentResult {
+        var result = AgentResult(ok: true)
+        result.hostname = Self.hostname()
+        result.currentRelease = layout.currentRelease()
+        if let current = result.currentRelease {
+            result.currentRevision = (try? String(contentsOfFile: layout.release(current) + "/REVISION", encoding: .utf8))?
+                .trimmed
+        }
+        result.releases = layout.releaseNames()
+        result.lock = readLock()
+        let journal = readJournal()
+        result.previousRelease = journal.last { $0.step == "switched" && $0.release == result.currentRelease }?.previousRelease
+        result.journal = Array(journal.suffix(request.journalLimit ?? 0))
+        return result
+    }
+
+    func record() throws -> AgentResult {
+        guard let entry = request.journal else { throw AgentError("record: no journal entry given") }
+        try makeDirectories()
+        try appendJournal(entry)
+        return AgentResult(ok: true)
+    }
+}
