@@ -80,6 +80,7 @@ public struct Event: Sendable {
             object["status"] = "started"
         case .hookOutput(let event, let line):
             if let event { object["hook"] = event.rawValue }
+            object["status"] = "running"
             object["line"] = line
         case .hookFinished(let event, let hook, let outcome):
             object["hook"] = event.rawValue
