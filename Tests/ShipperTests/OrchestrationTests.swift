@@ -155,6 +155,24 @@ struct OrchestrationTests {
         #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.lockInfo == nil } })
     }
 
+    @Test("a host lost mid-deployment fails, and the report says what state it was left in")
+    func lostHost() async throws {
+        let (first, _) = try await deploy()
+        try repo.write("index.html", "v2\n")
+        try repo.commitAll("v2")
+        pool["web3"].withLock { $0.lostAt = .runHooks }
+        let (second, reporter) = try await deploy()
+        #expect(second.status == .rolledBack)
+        #expect(second.exitCode == .failed)
+        let failure = reporter.events.compactMap { event -> String? in
+            if case .hostFailed(_, let message) = event.kind, event.host == "web3" { return message }
+            return nil
+        }.first
+        #expect(failure?.contains("Connection refused") == true)
+        #expect(failure?.contains("host lost before switching: current still releases/\(first.release)") == true, "\(failure ?? "")")
+        #expect(currents().allSatisfy { $0 == first.release })
+    }
+
     @Test("scale: 500 hosts in batches of 10%, controller time and memory printed")
     func scale() async throws {
         let big = try OrchestrationTests(hosts: 500, batch: #""10%""#)

@@ -19,6 +19,9 @@ final class SimulatedHost: @unchecked Sendable {
     /// Events whose hooks fail on this host.
     var failing: Set<LifecycleEvent> = []
     var agentSHA: String?
+    /// From the first request of this operation on, the host is unreachable (ssh exits 255).
+    var lostAt: AgentOperation?
+    var lost = false
 
     init(name: String) {
         self.name = name
@@ -67,7 +70,11 @@ final class SimulatedTransport: Transport {
         guard let request = try? JSONDecoder().decode(AgentRequest.self, from: requestData.prefix { $0 != 0x0A }) else {
             return CommandResult(status: 2, stderr: "bad request")
         }
-        _ = operation
+        let lost = state.withLock { host -> Bool in
+            if host.lostAt == operation { host.lost = true }
+            return host.lost
+        }
+        if lost { return CommandResult(status: 255, stderr: "ssh: connect to host \(host.name) port 22: Connection refused") }
         let (events, result) = state.withLock { host in respond(host, request, bundleBytes: bundleBytes) }
         for event in events + [AgentEvent(kind: .result, result: result)] {
             if let data = try? JSONEncoder().encode(event) { onLine(String(decoding: data, as: UTF8.self)) }
