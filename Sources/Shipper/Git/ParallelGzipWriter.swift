@@ -47,12 +47,18 @@ final class ParallelGzipWriter: @unchecked Sendable {
     private var totalLength = 0
     private(set) var bytesWritten: Int64 = 0
 
-    init(creating path: String, level: Int32 = 6, workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ShipError) {
+    /// Creates `path` (which must not exist) with exactly `mode`, whatever the umask.
+    init(creating path: String, mode: mode_t = 0o644, level: Int32 = 6,
+         workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ShipError) {
         self.path = path
         self.level = level
-        descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else {
             throw ShipError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        guard fchmod(descriptor, mode) == 0 else {
+            close(descriptor)
+            throw ShipError("cannot set the mode of \(path): \(String(cString: strerror(errno)))")
         }
         let workerCount = max(1, workers)
         maxInFlight = workerCount * 2 + 2

@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+@testable import Shipper
+
+@Suite("local backup store")
+struct LocalBackupStoreTests {
+    let directory: TemporaryDirectory
+    let store: LocalBackupStore
+
+    init() throws {
+        directory = try TemporaryDirectory("ship-backups")
+        store = LocalBackupStore(directory: directory.file("store"))
+    }
+
+    func take(_ content: String, at seconds: TimeInterval, keep: Int = 7) throws(ShipError) -> BackupManifest {
+        try store.store(kind: .db, engine: "mysql", host: "db1", revision: "abc", keep: keep,
+                        now: Date(timeIntervalSince1970: 1_800_000_000 + seconds)) { sink throws(ShipError) in
+            try sink.write(Data(content.utf8))
+        }
+    }
+
+    @Test("a backup is a gzip file plus a manifest; files 0600 in a 0700 directory whatever the umask")
+    func storesPrivately() throws {
+        let old = umask(0)
+        defer { umask(old) }
+        let manifest = try take("CREATE TABLE t (id int);\n-- Dump completed\n", at: 0)
+        let path = store.directory + "/" + manifest.file
+        let gunzip = try run("/bin/sh", ["-c", "gzip -dc '\(path)'"])
+        #expect(gunzip.stdout == "CREATE TABLE t (id int);\n-- Dump completed\n")
+        func mode(_ path: String) throws -> Int { try (FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1 }
+        #expect(try mode(path) == 0o600)
+        #expect(try mode(store.directory + "/\(manifest.id).json") == 0o600)
+        #expect(try mode(store.directory) == 0o700)
+        let sum = try run("sha256sum", [path])
+        #expect(sum.stdout.hasPrefix(manifest.sha256))
+        #expect(try store.list() == [manifest])
+        #expect(manifest.host == "db1" && manifest.engine == "mysql" && manifest.revision == "abc")
+    }
+
+    @Test("a failed dump leaves no file and no manifest, and earlier backups intact")
+    func failedDump() throws {
+        let good = try take("good\n", at: 0)
+        #expect(throws: ShipError.self) {
+            _ = try store.store(kind: .db, engine: "mysql", host: "db1", revision: nil, keep: 1) { sink throws(ShipError) in
+                try sink.write(Data(String(repeating: "partial row\n", count: 200_000).utf8))
+                throw ShipError("mariadb-dump exited 2")
+            }
+        }
+        #expect(try store.list() == [good])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory).sorted() == [good.file, "\(good.id).json"].sorted())
+    }
+
+    @Test("retention keeps the newest N of a kind, pruning only after the new one is complete")
+    func retention() throws {
+        _ = try take("one\n", at: 0, keep: 2)
+        let two = try take("two\n", at: 1, keep: 2)
+        let three = try take("three\n", at: 2, keep: 2)
+        #expect(try store.list().map(\.id) == [three.id, two.id])
+        let assets = try store.store(kind: .assets, engine: nil, host: "web1", revision: nil, keep: 1,
+                                     now: Date(timeIntervalSince1970: 1_800_000_003)) { sink throws(ShipError) in
+            try sink.write(Data("tar".utf8))
+        }
+        #expect(try store.list().count == 3, "retention is per kind")
+        #expect(try store.list().first == assets)
+    }
+
+    @Test("restore reads a backup only when its SHA-256 matches")
+    func verification() throws {
+        let manifest = try take("data\n", at: 0)
+        let (_, path) = try store.verifiedFile(id: manifest.id)
+        #expect(path.hasSuffix(manifest.file))
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try store.verifiedFile(id: manifest.id)
+        } throws: { error in
+            (error as? ShipError)?.message.contains("is damaged") == true
+        }
+        #expect(throws: ShipError.self) { _ = try store.verifiedFile(id: "db-nope") }
+    }
+}
