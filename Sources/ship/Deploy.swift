@@ -46,12 +46,9 @@ struct Deploy: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let config = try options.load()
-        let env = try config.environment(named: environment)
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
-        let agent = try AgentBinary.locate()
-        let connections = try SSHConnections(settings: config.ssh)
+        let (config, env, agent, connections) = try options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }

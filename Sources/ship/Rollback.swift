@@ -20,10 +20,8 @@ struct Rollback: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let config = try options.load()
-        let env = try config.environment(named: environment)
-        let agent = try AgentBinary.locate()
-        let connections = try SSHConnections(settings: config.ssh)
+        if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
+        let (config, env, agent, connections) = try options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
@@ -49,10 +47,7 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let config = try options.load()
-        let env = try config.environment(named: environment)
-        let agent = try AgentBinary.locate()
-        let connections = try SSHConnections(settings: config.ssh)
+        let (config, env, agent, connections) = try options.hostSession(environment: environment)
         let hosts = await StatusReport.status(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
         await connections.closeAll()
         if output.json {
@@ -97,10 +92,7 @@ struct History: AsyncParsableCommand {
 
     func run() async throws {
         guard limit >= 1 else { throw ShipError.usage("--limit must be at least 1") }
-        let config = try options.load()
-        let env = try config.environment(named: environment)
-        let agent = try AgentBinary.locate()
-        let connections = try SSHConnections(settings: config.ssh)
+        let (config, env, agent, connections) = try options.hostSession(environment: environment)
         let (records, unreachable) = await StatusReport.history(config: config, environment: env, agent: agent, limit: limit) {
             connections.transport(for: $0)
         }

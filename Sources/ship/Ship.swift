@@ -55,6 +55,16 @@ struct ConfigOptions: ParsableArguments {
     func load() throws -> ShipConfig {
         try ConfigLoader.load(explicitPath: config)
     }
+
+    /// What a command that talks to an environment's hosts needs: the configuration, the
+    /// environment, the agent to install, and the run's ssh connections (close them at the end).
+    func hostSession(environment name: String?) throws -> (config: ShipConfig, environment: Environment, agent: AgentBinary,
+                                                           connections: SSHConnections) {
+        let config = try load()
+        let environment = try config.environment(named: name)
+        let agent = try AgentBinary.locate()
+        return (config, environment, agent, try SSHConnections(settings: config.ssh))
+    }
 }
 
 enum ErrorRenderer {
