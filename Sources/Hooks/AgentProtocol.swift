@@ -9,12 +9,10 @@ public enum AgentProtocol {
 }
 
 public enum AgentOperation: String, Codable, Sendable, CaseIterable {
-    /// Check the host: deploy_to writable, shared files present; create shared dirs.
+    /// Check the host: deploy_to writable, shared files present, the bundle cached or not.
     case preflight
     case lock
     case unlock
-    /// Is the bundle with this SHA-256 cached on the host?
-    case hasBundle = "has-bundle"
     /// Store the bundle that follows the request line on stdin, verifying its SHA-256.
     case receiveBundle = "receive-bundle"
     /// Unpack a cached bundle into a new release, link shared paths, record its appspec.
@@ -29,8 +27,6 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     case prune
     /// Current release, releases, lock, recent journal.
     case state
-    /// Append to the host's journal.
-    case record
 }
 
 /// Who holds an environment's deploy lock.

@@ -27,18 +27,9 @@ enum Output {
         exit(exitCode)
     }
 
+    /// A failed write means the controller went away: the step carries on regardless.
     static func writeAll(_ fd: Int32, _ data: Data) {
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return // the controller went away; carry on with the step
-                }
-                offset += written
-            }
-        }
+        data.withUnsafeBytes { _ = POSIXIO.writeAll(fd, $0) }
     }
 }
 
@@ -59,26 +50,16 @@ enum Input {
 
     /// Copies the rest of stdin into `fd`; returns the byte count.
     static func copyRest(to fd: Int32) throws -> Int {
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var total = 0
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw AgentError("reading the bundle failed: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { return total }
-            var offset = 0
-            while offset < count {
-                let written = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + offset, count - offset) }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw AgentError("writing the bundle failed: \(String(cString: strerror(errno)))")
-                }
-                offset += written
-            }
-            total += count
+        var writeFailed = false
+        let readOK = POSIXIO.readToEnd(0) { chunk in
+            guard !writeFailed else { return }
+            writeFailed = !POSIXIO.writeAll(fd, chunk)
+            total += chunk.count
         }
+        guard !writeFailed else { throw AgentError("writing the bundle failed: \(String(cString: strerror(errno)))") }
+        guard readOK else { throw AgentError("reading the bundle failed: \(String(cString: strerror(errno)))") }
+        return total
     }
 }
 
@@ -104,13 +85,7 @@ enum Helper {
             return (127, "\(argv[0]): \(String(cString: strerror(spawned)))")
         }
         var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            output += buffer[0..<count]
-        }
+        POSIXIO.readToEnd(pipeFDs[0]) { output += $0 }
         close(pipeFDs[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

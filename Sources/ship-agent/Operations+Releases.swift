@@ -177,11 +177,4 @@ extension Operations {
         result.journal = Array(journal.suffix(request.journalLimit ?? 0))
         return result
     }
-
-    func record() throws -> AgentResult {
-        guard let entry = request.journal else { throw AgentError("record: no journal entry given") }
-        try makeDirectories()
-        try appendJournal(entry)
-        return AgentResult(ok: true)
-    }
 }

@@ -17,7 +17,6 @@ struct Operations {
         case .preflight: return try preflight()
         case .lock: return try takeLock()
         case .unlock: return try releaseLock()
-        case .hasBundle: return try hasBundle()
         case .receiveBundle: return try receiveBundle()
         case .prepare: return try prepare()
         case .runHooks: return try runHooks()
@@ -25,7 +24,6 @@ struct Operations {
         case .discard: return try discard()
         case .prune: return try prune()
         case .state: return try state()
-        case .record: return try record()
         }
     }
 
@@ -34,6 +32,7 @@ struct Operations {
     func preflight() throws -> AgentResult {
         var result = AgentResult(ok: true)
         result.hostname = Self.hostname()
+        if request.bundleSHA256 != nil { result.present = files.fileExists(atPath: layout.bundle(try bundleSHA())) }
         let missing = (request.shared?.files ?? []).filter { !files.fileExists(atPath: layout.shared + "/" + $0) }
         result.missing = missing
         if !missing.isEmpty {
@@ -93,13 +92,19 @@ struct Operations {
         return result
     }
 
+    /// Removes the lock if it is the requester's (or with force); a journal entry sent along (the
+    /// deployment's end) is appended first, saving a round trip.
     func releaseLock() throws -> AgentResult {
-        guard let holder = readLock() else { return AgentResult(ok: true, message: "not locked") }
+        guard let holder = readLock() else {
+            if let entry = request.journal { try appendJournal(entry) }
+            return AgentResult(ok: true, message: "not locked")
+        }
         if request.force != true && holder.deploymentId != request.lock?.deploymentId {
             var result = AgentResult(ok: false, message: "the lock belongs to deployment \(holder.deploymentId) of \(holder.holder)")
             result.lock = holder
             return result
         }
+        if let entry = request.journal { try appendJournal(entry) }
         guard unlink(layout.lock) == 0 || errno == ENOENT else {
             throw AgentError("cannot remove \(layout.lock): \(String(cString: strerror(errno)))")
         }
@@ -115,12 +120,6 @@ struct Operations {
             throw AgentError("no valid bundle SHA-256 given")
         }
         return sha.lowercased()
-    }
-
-    func hasBundle() throws -> AgentResult {
-        var result = AgentResult(ok: true)
-        result.present = files.fileExists(atPath: layout.bundle(try bundleSHA()))
-        return result
     }
 
     func receiveBundle() throws -> AgentResult {

@@ -87,6 +87,7 @@ final class SimulatedTransport: Transport {
         var events: [AgentEvent] = []
         switch request.operation {
         case .preflight:
+            if let sha = request.bundleSHA256 { result.present = host.bundles.contains(sha) }
             result.currentRelease = host.current
             result.releases = host.releases
         case .lock:
@@ -97,10 +98,9 @@ final class SimulatedTransport: Transport {
                 host.lockInfo = request.lock
             }
         case .unlock:
+            if let entry = request.journal { host.journal.append(entry) }
             result.lock = host.lockInfo
             if request.force == true || host.lockInfo?.deploymentId == request.lock?.deploymentId { host.lockInfo = nil }
-        case .hasBundle:
-            result.present = host.bundles.contains(request.bundleSHA256 ?? "")
         case .receiveBundle:
             host.bundles.insert(request.bundleSHA256 ?? "")
             host.bytesReceived += bundleBytes
@@ -151,8 +151,6 @@ final class SimulatedTransport: Transport {
             result.lock = host.lockInfo
             result.previousRelease = host.journal.last { $0.step == "switched" && $0.release == host.current }?.previousRelease
             result.journal = Array(host.journal.suffix(request.journalLimit ?? 0))
-        case .record:
-            if let entry = request.journal { host.journal.append(entry) }
         }
         return (events, result)
     }

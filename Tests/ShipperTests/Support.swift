@@ -145,3 +145,21 @@ private let testBundleCache: String = {
 func useTestBundleCache() {
     _ = testBundleCache
 }
+
+/// A YAML input and the configuration error it must give.
+struct ErrorCase: CustomTestStringConvertible, Sendable {
+    var name: String
+    var yaml: String
+    /// The start of `FILE:LINE: KEY: MESSAGE`.
+    var expected: String
+    var hint: String?
+    var testDescription: String { name }
+
+    /// The error starts with `expected`, exits 2 and carries `hint` when one is given.
+    func check(_ error: ShipError?) throws {
+        let error = try #require(error)
+        #expect(error.description.hasPrefix(expected), "got: \(error.description)")
+        #expect(error.exitCode == .usage)
+        if let hint { #expect(error.hint == hint) }
+    }
+}

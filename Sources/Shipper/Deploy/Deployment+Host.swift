@@ -48,15 +48,14 @@ extension Deployment {
     }
 
     /// Bundle, unpack, link, `stop` of the release being replaced, `install`. Nothing switches.
-    func installHost(_ client: AgentClient, previous: String?, context: HostContext) async throws(HostError) {
+    /// `hasBundle` is what the host's preflight said about this deployment's bundle.
+    func installHost(_ client: AgentClient, previous: String?, hasBundle: Bool, context: HostContext) async throws(HostError) {
         let host = client.transport.host.description
         var step = "bundle"
         guard let prepared = context.prepared else { return }
         let bundle = prepared.bundle
         do throws(HostError) {
-            var has = client.request(.hasBundle)
-            has.bundleSHA256 = bundle.sha256
-            if try await client.require(has).present != true {
+            if !hasBundle {
                 reporter.report(Event(host: host, .hostStep(step: "sending bundle")))
                 var receive = client.request(.receiveBundle)
                 receive.bundleSHA256 = bundle.sha256

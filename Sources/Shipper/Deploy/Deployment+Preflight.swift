@@ -7,7 +7,8 @@ extension Deployment {
 
     /// Every host reachable first (nothing touched), then agents installed where missing and
     /// each host checked (writable deploy_to, shared files present).
-    func preflight(_ clients: [AgentClient]) async throws(ShipError) -> [AgentResult] {
+    /// With `bundleSHA256`, each host also says whether it has that bundle already.
+    func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil) async throws(ShipError) -> [AgentResult] {
         let agent = self.agent
         let probes = await forEachHost(clients) { client throws(HostError) in try await client.hasAgent(agent) }
         try reportPreflight(probes)
@@ -17,6 +18,7 @@ extension Deployment {
             if case .success(false) = probes[index] { try await client.upload(agent) }
             var request = client.request(.preflight)
             request.shared = shared
+            request.bundleSHA256 = bundleSHA256
             return try await client.require(request)
         }
         return try reportPreflight(states)
@@ -113,11 +115,17 @@ extension Deployment {
         }
     }
 
-    func releaseLocks(_ clients: [AgentClient], lock: LockInfo) async {
-        for client in clients {
+    /// Releases the lock on every host; `finalEntry` (the run's end, for the journal) travels in
+    /// the same request, so ending a deployment is one round trip per host.
+    func releaseLocks(_ clients: [AgentClient], lock: LockInfo,
+                      finalEntry: (@Sendable (AgentClient) -> JournalEntry)? = nil) async {
+        _ = await forEachHost(clients) { client -> Bool in
             var unlock = client.request(.unlock)
             unlock.lock = lock
-            _ = try? await client.call(unlock) // a lock left behind is reported by the next deploy and `ship unlock` removes it
+            unlock.journal = finalEntry?(client)
+            // A lock left behind is reported by the next deployment, and `ship unlock` removes it.
+            _ = try? await client.call(unlock)
+            return true
         }
     }
 }

@@ -71,7 +71,7 @@ public struct Deployment: Sendable {
         // Preflight: every host reachable, agent installed, shared files present. Nothing changes yet.
         let states: [AgentResult]
         do {
-            states = try await preflight(clients)
+            states = try await preflight(clients, bundleSHA256: prepared.bundle.sha256)
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description)
         }
@@ -90,6 +90,7 @@ public struct Deployment: Sendable {
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
                                   revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
+        let bundleByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map { $0.present == true }))
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
         let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
         var switched: [(client: AgentClient, previous: String?)] = []
@@ -107,7 +108,8 @@ public struct Deployment: Sendable {
             let batchClients = batch.map { clientByHost[$0.description]! }
             // Phase 1, in parallel: bundle, unpack, stop, install. Nothing switches yet.
             let installed = await forEachHost(batchClients, width: Deployment.parallelism) { client throws(HostError) in
-                try await installHost(client, previous: previousByHost[client.transport.host.description] ?? nil, context: context)
+                let host = client.transport.host.description
+                try await installHost(client, previous: previousByHost[host] ?? nil, hasBundle: bundleByHost[host] ?? false, context: context)
             }
             var ready: [AgentClient] = []
             for (client, outcome) in zip(batchClients, installed) {
@@ -207,16 +209,12 @@ public struct Deployment: Sendable {
         }
         let failedHosts = Set(failures.map(\.host))
         let finalStatus = status, finalMessage = message
-        _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
+        await releaseLocks(clients, lock: lock) { client in
             var journal = journalEntry(context, step: "finished")
             journal.status = finalStatus.rawValue
             journal.detail = failedHosts.contains(client.transport.host.description) ? "host failed" : finalMessage
-            var record = client.request(.record)
-            record.journal = journal
-            _ = try? await client.call(record) // history is best effort; the deployment's outcome stands
-            return true
+            return journal
         }
-        await releaseLocks(clients, lock: lock)
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
     }
 

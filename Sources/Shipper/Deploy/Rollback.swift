@@ -68,15 +68,12 @@ extension Deployment {
         let status: DeploymentResult.Status = failures.isEmpty && !interrupted ? .succeeded : .failed
         let message: String? = interrupted ? "interrupted: no new host started"
             : failures.isEmpty ? nil : failures.map(\.description).joined(separator: "; ")
-        _ = await forEachHost(clients) { client -> Bool in
-            var record = client.request(.record)
-            record.journal = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
-                                          release: destinations[client.transport.host.description]?.target, status: status.rawValue,
-                                          user: ReleaseName.holder, environment: environment.name, detail: message)
-            _ = try? await client.call(record) // history is best effort; the rollback's outcome stands
-            return true
+        let environmentName = environment.name
+        await releaseLocks(clients, lock: lock) { client in
+            JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
+                         release: destinations[client.transport.host.description]?.target, status: status.rawValue,
+                         user: ReleaseName.holder, environment: environmentName, detail: message)
         }
-        await releaseLocks(clients, lock: lock)
         let release = requested ?? Set(destinations.values.map(\.target)).sorted().joined(separator: ",")
         return done(status, interrupted ? .interrupted : (failures.isEmpty ? nil : .failed), release, message)
     }

@@ -1,6 +1,7 @@
 import CZlib
 import Crypto
 import Foundation
+import Hooks
 
 /// Writes one gzip member to a new file, compressing fixed-size blocks on every core, the way
 /// pigz does: each block is deflated on its own with the previous block's last 32 KiB as its
@@ -247,17 +248,6 @@ final class ParallelGzipWriter: @unchecked Sendable {
     private func writeAll(_ bytes: [UInt8]) -> ShipError? {
         bytesWritten += Int64(bytes.count)
         hasher.update(data: bytes)
-        return bytes.withUnsafeBytes { chunk -> ShipError? in
-            var offset = 0
-            while offset < chunk.count {
-                let count = Foundation.write(descriptor, chunk.baseAddress! + offset, chunk.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return ShipError("cannot write \(path): \(String(cString: strerror(errno)))")
-                }
-                offset += count
-            }
-            return nil
-        }
+        return POSIXIO.writeAll(descriptor, bytes) ? nil : ShipError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }

@@ -1,5 +1,6 @@
 import CSpawn
 import Foundation
+import Hooks
 
 /// Runs a local program with streamed stdout lines. Built on posix_spawn and waitpid, with every
 /// pipe end close-on-exec so children started concurrently never inherit each other's pipes.
@@ -75,15 +76,15 @@ public enum ChildProcess {
         done.enter()
         Thread {
             var data = Data()
-            readAll(errFD) { data.append($0) }
+            POSIXIO.readToEnd(errFD) { data.append(contentsOf: $0) }
             close(errFD)
             stderrBox.set(String(decoding: data, as: UTF8.self))
             done.leave()
         }.start()
 
         var pending = Data()
-        readAll(stdoutPipe[0]) { chunk in
-            pending.append(chunk)
+        POSIXIO.readToEnd(stdoutPipe[0]) { chunk in
+            pending.append(contentsOf: chunk)
             while let newline = pending.firstIndex(of: 0x0A) {
                 onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
                 pending.removeSubrange(pending.startIndex...newline)
@@ -99,48 +100,24 @@ public enum ChildProcess {
         return CommandResult(status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), stderr: stderrBox.value)
     }
 
+    @discardableResult
+    private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { POSIXIO.writeAll(fd, $0) }
+    }
+
     private static func feed(_ fd: Int32, _ input: TransportInput) {
         switch input {
         case .none: return
-        case .data(let data): _ = writeAll(fd, data)
+        case .data(let data): writeAll(fd, data)
         case .dataThenFile(let data, let path):
             guard writeAll(fd, data) else { return }
             let file = open(path, O_RDONLY | O_CLOEXEC)
             guard file >= 0 else { return }
             defer { close(file) }
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { return }
-                guard writeAll(fd, Data(buffer[0..<count])) else { return }
+            var open = true
+            POSIXIO.readToEnd(file) { chunk in
+                if open { open = POSIXIO.writeAll(fd, chunk) }
             }
-        }
-    }
-
-    /// Writes everything; false when the reader went away (the command did not read its input).
-    private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += written
-            }
-            return true
-        }
-    }
-
-    private static func readAll(_ fd: Int32, _ body: (Data) -> Void) {
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { return }
-            body(Data(buffer[0..<count]))
         }
     }
 }
