@@ -28,6 +28,9 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // libcurl from the system (Debian: libcurl4-openssl-dev) behind typed setopt wrappers:
+        // S3 with its built-in SigV4 signing, health checks, webhooks.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // posix_spawn helpers the Swift importer cannot see (addchdir_np needs _GNU_SOURCE).
         .target(name: "CSpawn"),
         // The lifecycle-hook engine, shared by the controller and the agent: the Swift standard
@@ -37,7 +40,7 @@ let package = Package(
         .target(
             name: "Shipper",
             dependencies: [
-                "Hooks", "CSpawn", "CGit2", "CZlib",
+                "Hooks", "CSpawn", "CGit2", "CZlib", "CCurl",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -51,7 +54,7 @@ let package = Package(
             ]
         ),
         // The host agent: Hooks and Foundation only, so it links statically and copies to hosts.
-        .executableTarget(name: "ship-agent", dependencies: ["Hooks"]),
+        .executableTarget(name: "ship-agent", dependencies: ["Hooks", "CSpawn"]),
         .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks", "ship", "ship-agent"]),
     ],
     swiftLanguageModes: [.v6]

@@ -27,6 +27,38 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     case prune
     /// Current release, releases, lock, recent journal.
     case state
+    /// Dump a database: `data` frames of the dump, then the result as an `event` frame.
+    case backupDatabase = "backup-db"
+    /// Load a dump sent as `data` frames after the request line.
+    case restoreDatabase = "restore-db"
+    /// A tar archive of asset directories under deploy_to, framed like `backup-db`.
+    case backupAssets = "backup-assets"
+    /// Replace asset directories with those of a tar archive sent as frames.
+    case restoreAssets = "restore-assets"
+
+    /// Operations whose stdout is a framed binary stream rather than JSON lines.
+    public var streamsFrames: Bool { self == .backupDatabase || self == .backupAssets }
+}
+
+/// The database a dump or restore is about. The password travels only here, in the request on
+/// the agent's stdin; the agent hands it to the client in a 0600 option file (MySQL/MariaDB) or
+/// the child's environment (PostgreSQL, commands), never on a command line.
+public struct DatabaseTarget: Codable, Sendable, Equatable {
+    /// `mysql`, `postgres` or `command`.
+    public var engine: String
+    public var name: String?
+    public var user: String?
+    /// host:port, or a unix socket path.
+    public var address: String?
+    public var password: String?
+    /// The variable name the password is also exported as to `dump_command`/`restore_command`.
+    public var passwordEnv: String?
+    public var dumpCommand: String?
+    public var restoreCommand: String?
+
+    public init(engine: String) {
+        self.engine = engine
+    }
 }
 
 /// Who holds an environment's deploy lock.
@@ -106,6 +138,9 @@ public struct AgentRequest: Codable, Sendable {
     public var protectedReleases: [String]?
     public var journal: JournalEntry?
     public var journalLimit: Int?
+    public var database: DatabaseTarget?
+    /// Asset directories, relative to deploy_to.
+    public var assetDirectories: [String]?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
@@ -144,6 +179,8 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var pruned: [String]?
     public var journal: [JournalEntry]?
     public var hostname: String?
+    /// Uncompressed bytes a backup streamed or a restore loaded.
+    public var bytes: Int64?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok

@@ -12,8 +12,15 @@ struct AgentError: Error {
 }
 
 enum Output {
+    /// Set for operations whose stdout is a framed stream (`AgentOperation.streamsFrames`).
+    nonisolated(unsafe) static var framed = false
+
     static func emit(_ event: AgentEvent) {
         guard var data = try? JSONEncoder().encode(event) else { return }
+        if framed {
+            writeAll(1, Data(Frame.header(tag: Frame.event, length: data.count)) + data)
+            return
+        }
         data.append(0x0A)
         writeAll(1, data)
     }

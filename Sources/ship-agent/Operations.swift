@@ -24,6 +24,10 @@ struct Operations {
         case .discard: return try discard()
         case .prune: return try prune()
         case .state: return try state()
+        case .backupDatabase: return try backupDatabase()
+        case .restoreDatabase: return try restoreDatabase()
+        case .backupAssets: return try backupAssets()
+        case .restoreAssets: return try restoreAssets()
         }
     }
 

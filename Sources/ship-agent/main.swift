@@ -41,6 +41,7 @@ guard request.operation == operation, request.deployTo.hasPrefix("/") else {
     Output.fail("malformed request", exitCode: 2)
 }
 
+Output.framed = operation.streamsFrames
 let host = HostLayout(deployTo: request.deployTo)
 let result: AgentResult
 do {

@@ -17,7 +17,7 @@ struct Ship: AsyncParsableCommand {
             130 interrupted.
             """,
         version: ShipperVersion.current,
-        subcommands: [Init.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Status.self, History.self, Unlock.self, HookCommand.self]
+        subcommands: [Init.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Status.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
     )
 
     /// Runs the command line and exits with the contract's exit codes: usage errors are 2, not

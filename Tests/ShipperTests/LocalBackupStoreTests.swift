@@ -12,18 +12,18 @@ struct LocalBackupStoreTests {
         store = LocalBackupStore(directory: directory.file("store"))
     }
 
-    func take(_ content: String, at seconds: TimeInterval, keep: Int = 7) throws(ShipError) -> BackupManifest {
-        try store.store(kind: .db, engine: "mysql", host: "db1", revision: "abc", keep: keep,
+    func take(_ content: String, at seconds: TimeInterval, keep: Int = 7) async throws(ShipError) -> BackupManifest {
+        try await store.store(kind: .db, engine: "mysql", host: "db1", revision: "abc", keep: keep,
                         now: Date(timeIntervalSince1970: 1_800_000_000 + seconds)) { sink throws(ShipError) in
-            try sink.write(Data(content.utf8))
+            sink.write(Data(content.utf8))
         }
     }
 
     @Test("a backup is a gzip file plus a manifest; files 0600 in a 0700 directory whatever the umask")
-    func storesPrivately() throws {
+    func storesPrivately() async throws {
         let old = umask(0)
         defer { umask(old) }
-        let manifest = try take("CREATE TABLE t (id int);\n-- Dump completed\n", at: 0)
+        let manifest = try await take("CREATE TABLE t (id int);\n-- Dump completed\n", at: 0)
         let path = store.directory + "/" + manifest.file
         let gunzip = try run("/bin/sh", ["-c", "gzip -dc '\(path)'"])
         #expect(gunzip.stdout == "CREATE TABLE t (id int);\n-- Dump completed\n")
@@ -38,11 +38,11 @@ struct LocalBackupStoreTests {
     }
 
     @Test("a failed dump leaves no file and no manifest, and earlier backups intact")
-    func failedDump() throws {
-        let good = try take("good\n", at: 0)
-        #expect(throws: ShipError.self) {
-            _ = try store.store(kind: .db, engine: "mysql", host: "db1", revision: nil, keep: 1) { sink throws(ShipError) in
-                try sink.write(Data(String(repeating: "partial row\n", count: 200_000).utf8))
+    func failedDump() async throws {
+        let good = try await take("good\n", at: 0)
+        await #expect(throws: ShipError.self) {
+            _ = try await store.store(kind: .db, engine: "mysql", host: "db1", revision: nil, keep: 1) { sink throws(ShipError) in
+                sink.write(Data(String(repeating: "partial row\n", count: 200_000).utf8))
                 throw ShipError("mariadb-dump exited 2")
             }
         }
@@ -51,22 +51,22 @@ struct LocalBackupStoreTests {
     }
 
     @Test("retention keeps the newest N of a kind, pruning only after the new one is complete")
-    func retention() throws {
-        _ = try take("one\n", at: 0, keep: 2)
-        let two = try take("two\n", at: 1, keep: 2)
-        let three = try take("three\n", at: 2, keep: 2)
+    func retention() async throws {
+        _ = try await take("one\n", at: 0, keep: 2)
+        let two = try await take("two\n", at: 1, keep: 2)
+        let three = try await take("three\n", at: 2, keep: 2)
         #expect(try store.list().map(\.id) == [three.id, two.id])
-        let assets = try store.store(kind: .assets, engine: nil, host: "web1", revision: nil, keep: 1,
+        let assets = try await store.store(kind: .assets, engine: nil, host: "web1", revision: nil, keep: 1,
                                      now: Date(timeIntervalSince1970: 1_800_000_003)) { sink throws(ShipError) in
-            try sink.write(Data("tar".utf8))
+            sink.write(Data("tar".utf8))
         }
         #expect(try store.list().count == 3, "retention is per kind")
         #expect(try store.list().first == assets)
     }
 
     @Test("restore reads a backup only when its SHA-256 matches")
-    func verification() throws {
-        let manifest = try take("data\n", at: 0)
+    func verification() async throws {
+        let manifest = try await take("data\n", at: 0)
         let (_, path) = try store.verifiedFile(id: manifest.id)
         #expect(path.hasSuffix(manifest.file))
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))

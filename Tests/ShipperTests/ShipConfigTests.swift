@@ -91,7 +91,7 @@ struct ShipConfigTests {
         #expect(backup.beforeMigrate)
         #expect(backup.db?.engine == .mysql)
         #expect(backup.db?.passwordEnv == "SHOP_DB_PASSWORD")
-        #expect(backup.assets == .init(site: .host("web1"), dirs: ["shared/sites/default/files"]))
+        #expect(backup.assets == .init(site: .host(Host(name: "web1")), dirs: ["shared/sites/default/files"]))
         #expect(try config.environment(named: "staging").hosts == [Host(name: "stage1")])
     }
 

@@ -43,6 +43,13 @@ final class SimulatedTransport: Transport {
 
     func close() async {}
 
+    /// Simulated hosts hold no databases or assets: binary streams are not part of the simulation.
+    func stream(_ line: ShellLine, input: TransportInput,
+                onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) async -> CommandResult {
+        onBytes(nil)
+        return CommandResult(status: 127, stderr: "the simulated transport carries no binary streams: \(line.text)")
+    }
+
     func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
         if line.text.hasPrefix("sha256sum ") {
             guard let sha = state.withLock({ $0.agentSHA }) else { return CommandResult(status: 1, stderr: "No such file") }
@@ -65,6 +72,7 @@ final class SimulatedTransport: Transport {
         case .dataThenFile(let data, let path):
             requestData = data
             bundleBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        case .dataThenStream(let data, _): requestData = data
         case .none: break
         }
         guard let request = try? JSONDecoder().decode(AgentRequest.self, from: requestData.prefix { $0 != 0x0A }) else {
@@ -151,6 +159,8 @@ final class SimulatedTransport: Transport {
             result.lock = host.lockInfo
             result.previousRelease = host.journal.last { $0.step == "switched" && $0.release == host.current }?.previousRelease
             result.journal = Array(host.journal.suffix(request.journalLimit ?? 0))
+        case .backupDatabase, .restoreDatabase, .backupAssets, .restoreAssets:
+            result = AgentResult(ok: false, message: "simulated hosts hold no databases or assets")
         }
         return (events, result)
     }

@@ -1,86 +1,40 @@
 import Crypto
 import Foundation
 
-public enum BackupKind: String, Codable, Sendable, CaseIterable {
-    case db
-    case assets
-
-    var fileExtension: String { self == .db ? "dump.gz" : "tar.gz" }
-}
-
-/// What is known of one backup; stored as `<id>.json` beside `<id>.<ext>`.
-public struct BackupManifest: Codable, Sendable, Equatable {
-    public var id: String
-    public var kind: BackupKind
-    /// `mysql`, `postgres`, `command`, or nil for assets.
-    public var engine: String?
-    /// Size of the compressed file.
-    public var bytes: Int64
-    /// SHA-256 of the compressed file, hex.
-    public var sha256: String
-    /// ISO 8601, UTC.
-    public var created: String
-    public var host: String
-    /// The revision deployed when the backup was taken, when known.
-    public var revision: String?
-    /// The backup file's name in the store.
-    public var file: String
-}
-
 /// Backups in a local directory. A backup is compressed into a temporary file that is fsynced
 /// and renamed only when the producer succeeded, then its manifest is written the same way;
 /// files are 0600 in directories of 0700 whatever the umask. Retention removes the oldest of a
 /// kind only after a new one is complete, so a failed backup never costs a good one.
-public struct LocalBackupStore: Sendable {
+public struct LocalBackupStore: BackupStore {
     public let directory: String
 
     public init(directory: String) {
         self.directory = directory
     }
 
-    /// Receives the uncompressed backup stream.
-    public final class Sink {
-        let writer: ParallelGzipWriter
-        private var pending: [UInt8] = []
-
-        init(writer: ParallelGzipWriter) {
-            self.writer = writer
-            pending.reserveCapacity(ParallelGzipWriter.blockSize)
-        }
-
-        public func write(_ data: Data) throws(ShipError) {
-            var offset = data.startIndex
-            while offset < data.endIndex {
-                let take = min(ParallelGzipWriter.blockSize - pending.count, data.endIndex - offset)
-                pending.append(contentsOf: data[offset..<(offset + take)])
-                offset += take
-                if pending.count == ParallelGzipWriter.blockSize {
-                    try writer.write(pending)
-                    pending.removeAll(keepingCapacity: true)
-                }
-            }
-        }
-
-        func finish() throws(ShipError) -> String {
-            if !pending.isEmpty { try writer.write(pending) }
-            return try writer.finish()
-        }
-    }
+    public var location: String { directory }
 
     /// Takes a backup: `produce` writes the stream into the sink and throws when the dump failed
     /// (a non-zero exit, a missing completion trailer). Then prunes the kind to `keep`.
-    public func store(kind: BackupKind, engine: String?, host: String, revision: String?, keep: Int,
-                      now: Date = Date(), produce: (Sink) throws(ShipError) -> Void) throws(ShipError) -> BackupManifest {
+    public func store(kind: BackupKind, engine: String?, host: String, revision: String?, keep: Int, now: Date = Date(),
+                      produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest {
+        try await store(kind: kind, engine: engine, host: host, revision: revision, keep: keep, now: now,
+                        id: BackupManifest.newID(kind: kind, now: now), produce: produce)
+    }
+
+    func store(kind: BackupKind, engine: String?, host: String, revision: String?, keep: Int, now: Date, id: String,
+               produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest {
         try makeDirectory()
-        let id = "\(kind.rawValue)-\(Self.stamp(now))-\(String(UInt16.random(in: 0...UInt16.max), radix: 16).leftPadded(to: 4))"
         let file = "\(id).\(kind.fileExtension)"
         let path = directory + "/" + file
         let temporary = directory + "/." + file + ".partial"
         let writer = try ParallelGzipWriter(creating: temporary, mode: 0o600)
-        let sink = Sink(writer: writer)
+        ScratchFiles.register(temporary)
+        defer { ScratchFiles.unregister(temporary) }
+        let sink = BackupSink(writer: writer)
         let sha256: String
         do {
-            try produce(sink)
+            try await produce(sink)
             sha256 = try sink.finish()
         } catch {
             writer.abandon()
@@ -106,6 +60,11 @@ public struct LocalBackupStore: Sendable {
         fsyncDirectory()
         try prune(kind: kind, keep: keep)
         return manifest
+    }
+
+    public func withVerifiedFile<T>(id: String, _ body: (BackupManifest, String) async throws(ShipError) -> T) async throws(ShipError) -> T {
+        let (manifest, path) = try verifiedFile(id: id)
+        return try await body(manifest, path)
     }
 
     /// Complete backups (manifest and file of the recorded size), newest first.
@@ -134,14 +93,7 @@ public struct LocalBackupStore: Sendable {
             throw ShipError.usage("no backup \(id) in \(directory)", hint: "`ship backup list` shows the backups")
         }
         let path = directory + "/" + manifest.file
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw ShipError("cannot read \(path)") }
-        defer { try? handle.close() } // read-only
-        var hasher = SHA256()
-        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        let actual = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        guard actual == manifest.sha256 else {
-            throw ShipError("backup \(id) is damaged: SHA-256 \(actual), the manifest says \(manifest.sha256); nothing was restored")
-        }
+        try manifest.verify(path)
         return (manifest, path)
     }
 
@@ -185,13 +137,6 @@ public struct LocalBackupStore: Sendable {
         }
     }
 
-    static func stamp(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: date)
-    }
 }
 
 extension JSONEncoder {

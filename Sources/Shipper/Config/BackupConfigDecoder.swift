@@ -66,7 +66,7 @@ extension ShipConfigDecoder {
     static func decodeSite(_ node: ConfigNode) throws(ShipError) -> BackupConfig.Site {
         let text = try node.nonEmptyString(expected: "a host, or `local`")
         if text == "local" { return .local }
-        return .host(try parseHostName(node).description)
+        return .host(try parseHostName(node))
     }
 
     static func decodeDatabase(_ node: ConfigNode) throws(ShipError) -> BackupConfig.Database {

@@ -145,11 +145,19 @@ public struct BackupConfig: Sendable {
     }
 
     /// Where a dump runs.
-    public enum Site: Sendable, Equatable {
+    public enum Site: Sendable, Equatable, CustomStringConvertible {
         /// On the controller's machine.
         case local
         /// Over ssh on this host.
-        case host(String)
+        case host(Host)
+
+        /// `local`, or the host as ship.yml names it.
+        public var description: String {
+            switch self {
+            case .local: "local"
+            case .host(let host): host.description
+            }
+        }
     }
 
     public enum Engine: String, Sendable, CaseIterable {

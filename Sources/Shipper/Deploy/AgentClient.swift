@@ -46,14 +46,16 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
 public struct AgentClient: Sendable {
     public let transport: any Transport
     public let deployTo: String
+    /// Where the agent is: `<deploy_to>/.ship/bin/ship-agent` on a host, ship's own beside it locally.
+    let agentPath: String
 
-    public init(transport: any Transport, deployTo: String) {
+    public init(transport: any Transport, deployTo: String, agentPath: String? = nil) {
         self.transport = transport
         self.deployTo = deployTo
+        self.agentPath = agentPath ?? deployTo + "/.ship/bin/ship-agent"
     }
 
     var hostName: String { transport.host.description }
-    var agentPath: String { deployTo + "/.ship/bin/ship-agent" }
 
     /// Connects and tells whether the host has this very agent (compared by SHA-256).
     public func hasAgent(_ agent: AgentBinary) async throws(HostError) -> Bool {
@@ -85,19 +87,15 @@ public struct AgentClient: Sendable {
     }
 
     /// Runs one agent operation; agent events other than the result go to `onEvent`.
-    public func call(_ request: AgentRequest, bundle: String? = nil,
+    /// `bundle` is a file sent after the request line, `source` a stream sent after it.
+    public func call(_ request: AgentRequest, bundle: String? = nil, source: (any StreamSource)? = nil,
                      onEvent: @escaping @Sendable (AgentEvent) -> Void = { _ in }) async throws(HostError) -> AgentResult {
         let step = request.operation.rawValue
-        var line: Data
-        do {
-            line = try JSONEncoder().encode(request)
-        } catch {
-            throw HostError(host: hostName, step: step, message: "cannot encode the request: \(error)", unreachable: false)
-        }
-        line.append(0x0A)
+        let line = try encode(request)
         let resultBox = SendableBox<AgentResult?>(nil)
         let strayOutput = SendableBox<[String]>([])
-        let input: TransportInput = bundle.map { .dataThenFile(line, path: $0) } ?? .data(line)
+        var input: TransportInput = bundle.map { .dataThenFile(line, path: $0) } ?? .data(line)
+        if let source { input = .dataThenStream(line, source) }
         let command = await transport.run(ShellLine(RemoteCommand([agentPath, request.operation.rawValue])), input: input) { text in
             guard let event = try? JSONDecoder().decode(AgentEvent.self, from: Data(text.utf8)) else {
                 strayOutput.value.append(text)
@@ -117,6 +115,57 @@ public struct AgentClient: Sendable {
                             unreachable: false)
         }
         return result
+    }
+
+    /// Runs an operation that answers with frames (`AgentOperation.streamsFrames`): each data
+    /// frame's payload goes to `onData` as it arrives, on one thread, in order.
+    public func callStreaming(_ request: AgentRequest,
+                              onData: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) async throws(HostError) -> AgentResult {
+        let step = request.operation.rawValue
+        let line = try encode(request)
+        let state = SendableBox<(decoder: Frame.Decoder, result: AgentResult?, problem: String?)>((Frame.Decoder(), nil, nil))
+        let command = await transport.stream(ShellLine(RemoteCommand([agentPath, step])), input: .data(line)) { chunk in
+            var current = state.value
+            guard current.problem == nil else { return }
+            guard let chunk else {
+                if !current.decoder.isAtBoundary { current.problem = "the stream ended inside a frame" }
+                state.value = current
+                return
+            }
+            do {
+                try current.decoder.feed(chunk) { tag, payload in
+                    if tag == Frame.data {
+                        onData(payload)
+                    } else if tag == Frame.event, let event = try? JSONDecoder().decode(AgentEvent.self, from: Data(payload)),
+                              event.kind == .result {
+                        current.result = event.result
+                    }
+                }
+            } catch {
+                current.problem = "\(error)"
+            }
+            state.value = current
+        }
+        try failIfUnreachable(command, step: step)
+        let outcome = state.value
+        guard let result = outcome.result else {
+            let said = [outcome.problem ?? "", command.stderr].filter { !$0.isEmpty }.joined(separator: "\n")
+            throw HostError(host: hostName, step: step,
+                            message: "the agent gave no answer (exit \(command.status))" + (said.isEmpty ? "" : ": \(said)"),
+                            unreachable: false)
+        }
+        return result
+    }
+
+    func encode(_ request: AgentRequest) throws(HostError) -> Data {
+        do {
+            var line = try JSONEncoder().encode(request)
+            line.append(0x0A)
+            return line
+        } catch {
+            throw HostError(host: hostName, step: request.operation.rawValue, message: "cannot encode the request: \(error)",
+                            unreachable: false)
+        }
     }
 
     /// Like `call`, but a result that is not ok is an error.

@@ -9,10 +9,18 @@ public enum ChildProcess {
     public static func run(_ executable: String, _ arguments: [String], input: TransportInput,
                            environment: [String: String]? = nil, directory: String? = nil,
                            onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
+        await run(executable, arguments, input: input, environment: environment, directory: directory,
+                  onBytes: LineSplitter(onLine).feed)
+    }
+
+    /// Like `run`, with stdout handed over as raw chunks, in order, on one thread.
+    public static func run(_ executable: String, _ arguments: [String], input: TransportInput,
+                           environment: [String: String]? = nil, directory: String? = nil,
+                           onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) async -> CommandResult {
         await withCheckedContinuation { continuation in
             Thread {
                 continuation.resume(returning: runBlocking(executable, arguments, input: input, environment: environment,
-                                                           directory: directory, onLine: onLine))
+                                                           directory: directory, onBytes: onBytes))
             }.start()
         }
     }
@@ -22,6 +30,14 @@ public enum ChildProcess {
     public static func runBlocking(_ executable: String, _ arguments: [String], input: TransportInput,
                                    environment: [String: String]? = nil, directory: String? = nil, stderrLines: Int = 20,
                                    onLine: @escaping @Sendable (String) -> Void) -> CommandResult {
+        runBlocking(executable, arguments, input: input, environment: environment, directory: directory,
+                    stderrLines: stderrLines, onBytes: LineSplitter(onLine).feed)
+    }
+
+    /// `onBytes` gets each stdout chunk, then nil at end of file.
+    public static func runBlocking(_ executable: String, _ arguments: [String], input: TransportInput,
+                                   environment: [String: String]? = nil, directory: String? = nil, stderrLines: Int = 20,
+                                   onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) -> CommandResult {
         var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
         guard ship_pipe_cloexec(&stdinPipe) == 0, ship_pipe_cloexec(&stdoutPipe) == 0, ship_pipe_cloexec(&stderrPipe) == 0 else {
             return CommandResult(status: 127, stderr: "cannot create pipes: \(String(cString: strerror(errno)))")
@@ -82,15 +98,8 @@ public enum ChildProcess {
             done.leave()
         }.start()
 
-        var pending = Data()
-        POSIXIO.readToEnd(stdoutPipe[0]) { chunk in
-            pending.append(contentsOf: chunk)
-            while let newline = pending.firstIndex(of: 0x0A) {
-                onLine(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                pending.removeSubrange(pending.startIndex...newline)
-            }
-        }
-        if !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
+        POSIXIO.readToEnd(stdoutPipe[0], chunkSize: 256 << 10) { onBytes($0) }
+        onBytes(nil)
         close(stdoutPipe[0])
 
         var status: Int32 = 0
@@ -118,7 +127,35 @@ public enum ChildProcess {
             POSIXIO.readToEnd(file) { chunk in
                 if open { open = POSIXIO.writeAll(fd, chunk) }
             }
+        case .dataThenStream(let data, let source):
+            guard writeAll(fd, data) else { return }
+            source.pump { POSIXIO.writeAll(fd, $0) }
         }
+    }
+}
+
+/// Splits a byte stream into lines (the last one may lack its newline).
+final class LineSplitter: @unchecked Sendable {
+    private let onLine: @Sendable (String) -> Void
+    private var pending = Data()
+
+    init(_ onLine: @escaping @Sendable (String) -> Void) {
+        self.onLine = onLine
+    }
+
+    func feed(_ chunk: UnsafeRawBufferPointer?) {
+        guard let chunk else {
+            if !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
+            pending.removeAll()
+            return
+        }
+        pending.append(contentsOf: chunk)
+        var start = pending.startIndex
+        while let newline = pending[start...].firstIndex(of: 0x0A) {
+            onLine(String(decoding: pending[start..<newline], as: UTF8.self))
+            start = newline + 1
+        }
+        pending.removeSubrange(pending.startIndex..<start)
     }
 }
 

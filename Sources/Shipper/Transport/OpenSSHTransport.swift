@@ -41,10 +41,15 @@ public final class OpenSSHTransport: Transport {
         await ChildProcess.run(sshPath, baseArguments + [line.text], input: input, onLine: onLine)
     }
 
+    public func stream(_ line: ShellLine, input: TransportInput,
+                       onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) async -> CommandResult {
+        await ChildProcess.run(sshPath, baseArguments + [line.text], input: input, onBytes: onBytes)
+    }
+
     public func close() async {
         var arguments = baseArguments
         arguments.insert(contentsOf: ["-O", "exit"], at: arguments.count - 2)
-        _ = await ChildProcess.run(sshPath, arguments, input: .none) { _ in }
+        _ = await ChildProcess.run(sshPath, arguments, input: .none, onLine: { _ in })
     }
 }
 
@@ -58,6 +63,11 @@ public final class LocalTransport: Transport {
 
     public func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
         await ChildProcess.run("/bin/sh", ["-c", line.text], input: input, onLine: onLine)
+    }
+
+    public func stream(_ line: ShellLine, input: TransportInput,
+                       onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) async -> CommandResult {
+        await ChildProcess.run("/bin/sh", ["-c", line.text], input: input, onBytes: onBytes)
     }
 
     public func close() async {}

@@ -6,6 +6,14 @@ public enum TransportInput: Sendable {
     case data(Data)
     /// `data` first, then the whole file at `path` (a request line followed by a bundle).
     case dataThenFile(Data, path: String)
+    /// `data` first, then what the source produces (a request line followed by a restore stream).
+    case dataThenStream(Data, any StreamSource)
+}
+
+/// Bytes produced on demand for a command's stdin.
+public protocol StreamSource: Sendable {
+    /// Hands over every chunk in order; stops early when `write` returns false (the reader left).
+    func pump(_ write: (UnsafeRawBufferPointer) -> Bool)
 }
 
 /// How a remote command ended.
@@ -20,6 +28,9 @@ public protocol Transport: Sendable {
     var host: Host { get }
     /// Runs the line on the host; every stdout line goes to `onLine` as it arrives.
     func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult
+    /// Runs the line with stdout handed over as raw chunks, then nil at its end (binary streams).
+    func stream(_ line: ShellLine, input: TransportInput,
+                onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) async -> CommandResult
     /// Ends shared connections.
     func close() async
 }

@@ -1,0 +1,199 @@
+import Foundation
+import Hooks
+
+/// `ship backup` and `ship restore` for one environment (CONTRACT.md section 6): dumps run on
+/// the configured host through the agent (or on this machine for `local`) and stream back over
+/// ssh into the store, compressed and hashed on the way.
+public struct Backups: Sendable {
+    public let config: ShipConfig
+    public let environment: Environment
+    public let settings: BackupConfig
+    public let store: any BackupStore
+    let agent: AgentBinary
+    let makeTransport: @Sendable (Host) -> any Transport
+    let controllerEnvironment: [String: String]
+
+    public init(config: ShipConfig, environment: Environment, agent: AgentBinary,
+                controllerEnvironment: [String: String] = ProcessInfo.processInfo.environment,
+                makeTransport: @escaping @Sendable (Host) -> any Transport) throws(ShipError) {
+        guard let settings = environment.backup else {
+            throw ShipError.usage("environment '\(environment.name)' has no backup section in \(config.file)",
+                                  hint: "add environments.\(environment.name).backup (store, db, assets); see docs/backups.md")
+        }
+        self.config = config
+        self.environment = environment
+        self.settings = settings
+        self.agent = agent
+        self.makeTransport = makeTransport
+        self.controllerEnvironment = controllerEnvironment
+        store = try Self.makeStore(settings, environment: controllerEnvironment)
+    }
+
+    static func makeStore(_ settings: BackupConfig, environment: [String: String]) throws(ShipError) -> any BackupStore {
+        switch settings.store {
+        case .local(let directory):
+            return LocalBackupStore(directory: directory)
+        case .s3(let bucket, let prefix):
+            return try S3BackupStore(bucket: bucket, prefix: prefix, settings: settings.s3, environment: environment)
+        }
+    }
+
+    // MARK: - Backups
+
+    /// Dumps the database into the store. `revision` overrides the revision recorded in the
+    /// manifest (a deployment knows it); otherwise the hosts are asked.
+    public func backupDatabase(revision knownRevision: String? = nil) async throws(ShipError) -> BackupManifest {
+        let database = try databaseSettings()
+        let target = try databaseTarget(database)
+        let client = try await client(for: database.site)
+        var revision = knownRevision
+        if revision == nil { revision = try await deployedRevision(client) }
+        var request = client.request(.backupDatabase)
+        request.database = target
+        return try await store.store(kind: .db, engine: database.engine.rawValue, host: database.site.description, revision: revision,
+                                     keep: settings.keep, now: Date()) { sink throws(ShipError) in
+            try await stream(request, client: client, into: sink, what: "the database dump")
+        }
+    }
+
+    /// Archives the asset directories into the store.
+    public func backupAssets() async throws(ShipError) -> BackupManifest {
+        let assets = try assetSettings()
+        let client = try await client(for: assets.site)
+        let revision = try await deployedRevision(client)
+        var request = client.request(.backupAssets)
+        request.assetDirectories = assets.dirs
+        return try await store.store(kind: .assets, engine: nil, host: assets.site.description, revision: revision,
+                                     keep: settings.keep, now: Date()) { sink throws(ShipError) in
+            try await stream(request, client: client, into: sink, what: "the assets archive")
+        }
+    }
+
+    public func list() async throws(ShipError) -> [BackupManifest] {
+        try await store.list()
+    }
+
+    /// Restores a backup after checking its SHA-256; returns its manifest.
+    public func restore(kind: BackupKind, id: String) async throws(ShipError) -> BackupManifest {
+        let site: BackupConfig.Site
+        var request: AgentRequest
+        switch kind {
+        case .db:
+            let database = try databaseSettings()
+            site = database.site
+            request = AgentRequest(operation: .restoreDatabase, deployTo: config.deployTo)
+            request.database = try databaseTarget(database)
+        case .assets:
+            let assets = try assetSettings()
+            site = assets.site
+            request = AgentRequest(operation: .restoreAssets, deployTo: config.deployTo)
+            request.assetDirectories = assets.dirs
+        }
+        return try await store.withVerifiedFile(id: id) { manifest, path throws(ShipError) in
+            guard manifest.kind == kind else {
+                throw ShipError.usage("\(id) is \(manifest.kind == .db ? "a database" : "an assets") backup",
+                                      hint: "restore it with `ship restore \(manifest.kind.rawValue) \(environment.name) \(id) --yes`")
+            }
+            if kind == .db, let engine = manifest.engine, engine != request.database?.engine {
+                throw ShipError.usage("\(id) is a \(engine) dump; the environment's database engine is \(request.database?.engine ?? "")",
+                                      hint: "restore it by hand, or with a matching backup.db.engine")
+            }
+            let client = try await client(for: site)
+            let source = RestoreStream(path: path)
+            let result: AgentResult
+            do throws(HostError) {
+                result = try await client.call(request, source: source)
+            } catch {
+                throw Self.shipError(error)
+            }
+            if let failure = source.failure { throw ShipError("\(site): restore of \(id) stopped: \(failure)") }
+            guard result.ok else {
+                throw ShipError("\(site): restore of \(id) failed: \(result.message ?? "no reason given")")
+            }
+            return manifest
+        }
+    }
+
+    // MARK: - Parts
+
+    func stream(_ request: AgentRequest, client: AgentClient, into sink: BackupSink, what: String) async throws(ShipError) {
+        let result: AgentResult
+        do {
+            result = try await client.callStreaming(request) { sink.write($0) }
+        } catch {
+            throw Self.shipError(error)
+        }
+        guard result.ok else {
+            throw ShipError("\(client.transport.host): \(what) failed: \(result.message ?? "no reason given"); nothing was stored")
+        }
+        guard let sent = result.bytes, sent == sink.bytesReceived else {
+            throw ShipError("\(client.transport.host): \(what) was cut short (\(sink.bytesReceived) of \(result.bytes ?? -1) bytes); nothing was stored")
+        }
+    }
+
+    func databaseSettings() throws(ShipError) -> BackupConfig.Database {
+        guard let database = settings.db else {
+            throw ShipError.usage("environment '\(environment.name)' has no backup.db section in \(config.file)",
+                                  hint: "add backup.db (host, engine, name, user, password_env); see docs/backups.md")
+        }
+        return database
+    }
+
+    func assetSettings() throws(ShipError) -> BackupConfig.Assets {
+        guard let assets = settings.assets else {
+            throw ShipError.usage("environment '\(environment.name)' has no backup.assets section in \(config.file)",
+                                  hint: "add backup.assets (host, dirs); see docs/backups.md")
+        }
+        return assets
+    }
+
+    /// What the agent needs, the password read from the controller's environment.
+    func databaseTarget(_ database: BackupConfig.Database) throws(ShipError) -> DatabaseTarget {
+        var target = DatabaseTarget(engine: database.engine.rawValue)
+        target.name = database.name
+        target.user = database.user
+        target.address = database.address
+        target.dumpCommand = database.dumpCommand
+        target.restoreCommand = database.restoreCommand
+        target.passwordEnv = database.passwordEnv
+        if let variable = database.passwordEnv {
+            guard let password = controllerEnvironment[variable] else {
+                throw ShipError.usage("\(variable) is not set: backup.db.password_env names it for the database password",
+                                      hint: "export \(variable) where ship runs (in CI, from a secret)")
+            }
+            target.password = password
+        }
+        return target
+    }
+
+    /// An agent client on the site, with this ship's agent installed there.
+    func client(for site: BackupConfig.Site) async throws(ShipError) -> AgentClient {
+        switch site {
+        case .local:
+            return AgentClient(transport: LocalTransport(), deployTo: config.deployTo, agentPath: agent.path)
+        case .host(let named):
+            // A pool host keeps its port and name as the environment gives them.
+            let host = environment.hosts.first { $0.description == named.description || $0.name == named.name } ?? named
+            let client = AgentClient(transport: makeTransport(host), deployTo: config.deployTo)
+            do {
+                if try await !client.hasAgent(agent) { try await client.upload(agent) }
+            } catch {
+                throw Self.shipError(error)
+            }
+            return client
+        }
+    }
+
+    /// The revision `current` holds on the site, else on the environment's first host; nil when unknown.
+    func deployedRevision(_ client: AgentClient) async throws(ShipError) -> String? {
+        if let revision = try? await client.require(client.request(.state)).currentRevision { return revision }
+        guard let first = environment.hosts.first, first.description != client.transport.host.description else { return nil }
+        let other = AgentClient(transport: makeTransport(first), deployTo: config.deployTo)
+        guard (try? await other.hasAgent(agent)) == true else { return nil }
+        return try? await other.require(other.request(.state)).currentRevision
+    }
+
+    static func shipError(_ error: HostError) -> ShipError {
+        ShipError(error.description, exitCode: error.unreachable ? .preflight : .failed)
+    }
+}

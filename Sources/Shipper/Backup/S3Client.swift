@@ -1,0 +1,331 @@
+import CCurl
+import Crypto
+import Foundation
+import Hooks
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// The few S3 calls backups need, over libcurl with its built-in SigV4 signing. Every request
+/// carries `x-amz-content-sha256` with the payload's real hash, which libcurl signs, so S3 checks
+/// each uploaded byte. Queries are written already canonical (sorted, every parameter with a
+/// value, strictly percent-encoded) because libcurl before 8.3 signs the query as given.
+struct S3Client: Sendable {
+    let endpoint: String
+    let bucket: String
+    let region: String
+    let accessKey: String
+    let secretKey: String
+    let sessionToken: String?
+
+    struct Response {
+        var status: Int
+        var body: Data
+        var headers: [String: String]
+    }
+
+    static let emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    // MARK: - Calls
+
+    func putObject(key: String, data: Data) throws(ShipError) {
+        _ = try send("PUT", key: key, body: data, expect: [200])
+    }
+
+    /// Uploads a file: one PUT up to `partSize`, a multipart upload above it (aborted on failure).
+    func upload(key: String, file path: String, partSize: Int = 16 << 20) throws(ShipError) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ShipError("cannot read \(path)") }
+        defer { try? handle.close() } // read-only
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        func readPart() throws(ShipError) -> Data {
+            do {
+                return try handle.read(upToCount: partSize) ?? Data()
+            } catch {
+                throw ShipError("cannot read \(path): \(error.localizedDescription)")
+            }
+        }
+        if size <= partSize {
+            try putObject(key: key, data: try readPart())
+            return
+        }
+        let created = try send("POST", key: key, query: [("uploads", "")], expect: [200])
+        guard let uploadID = XMLValues(created.body)["InitiateMultipartUploadResult/UploadId"].first else {
+            throw ShipError("S3 gave no UploadId for \(describe(key))")
+        }
+        do throws(ShipError) {
+            var parts: [(Int, String)] = []
+            var number = 1
+            while true {
+                let part = try readPart()
+                if part.isEmpty { break }
+                let response = try send("PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                                        body: part, expect: [200])
+                guard let etag = response.headers["etag"] else { throw ShipError("S3 gave no ETag for part \(number) of \(describe(key))") }
+                parts.append((number, etag))
+                number += 1
+            }
+            var xml = "<CompleteMultipartUpload>"
+            for (number, etag) in parts {
+                xml += "<Part><PartNumber>\(number)</PartNumber><ETag>\(Self.xmlEscaped(etag))</ETag></Part>"
+            }
+            xml += "</CompleteMultipartUpload>"
+            let completed = try send("POST", key: key, query: [("uploadId", uploadID)], body: Data(xml.utf8), expect: [200])
+            // S3 may answer 200 with an error document once the upload was assembling.
+            if let code = XMLValues(completed.body)["Error/Code"].first {
+                throw ShipError("S3 could not complete the upload of \(describe(key)): \(code)")
+            }
+        } catch {
+            _ = try? send("DELETE", key: key, query: [("uploadId", uploadID)], expect: [204, 200])
+            throw error
+        }
+    }
+
+    /// Downloads an object into a new 0600 file.
+    func download(key: String, to path: String) throws(ShipError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ShipError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        _ = try send("GET", key: key, expect: [200], into: fd)
+    }
+
+    func getObject(key: String) throws(ShipError) -> Data {
+        try send("GET", key: key, expect: [200]).body
+    }
+
+    func deleteObject(key: String) throws(ShipError) {
+        _ = try send("DELETE", key: key, expect: [204, 200])
+    }
+
+    /// Keys and sizes under a prefix (ListObjectsV2, all pages).
+    func list(prefix: String) throws(ShipError) -> [String: Int64] {
+        var objects: [String: Int64] = [:]
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try send("GET", key: "", query: query, expect: [200])
+            let values = XMLValues(response.body)
+            let keys = values["ListBucketResult/Contents/Key"]
+            let sizes = values["ListBucketResult/Contents/Size"]
+            for (key, size) in zip(keys, sizes) { objects[key] = Int64(size) ?? -1 }
+            token = values["ListBucketResult/IsTruncated"].first == "true" ? values["ListBucketResult/NextContinuationToken"].first : nil
+        } while token != nil
+        return objects
+    }
+
+    func describe(_ key: String) -> String { "s3://\(bucket)/\(key)" }
+
+    // MARK: - HTTP
+
+    /// One signed request, retried on connection errors and 5xx answers.
+    func send(_ method: String, key: String, query: [(String, String)] = [], body: Data? = nil, expect: Set<Int>,
+              into fd: Int32? = nil) throws(ShipError) -> Response {
+        var attempt = 0
+        while true {
+            attempt += 1
+            if let fd { ftruncate(fd, 0); lseek(fd, 0, SEEK_SET) }
+            let outcome = perform(method, key: key, query: query, body: body, into: fd)
+            switch outcome {
+            case .success(let response) where expect.contains(response.status):
+                return response
+            case .success(let response) where response.status >= 500 && attempt < 3:
+                usleep(UInt32(attempt) * 500_000)
+            case .success(let response):
+                let values = XMLValues(response.body)
+                let code = values["Error/Code"].first.map { " \($0)" } ?? ""
+                let message = values["Error/Message"].first.map { ": \($0)" } ?? ""
+                throw ShipError("S3 \(method) \(describe(key)) answered \(response.status)\(code)\(message)",
+                                hint: response.status == 403 ? "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy" : nil)
+            case .failure(let error) where attempt < 3:
+                _ = error
+                usleep(UInt32(attempt) * 500_000)
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+
+    private func perform(_ method: String, key: String, query: [(String, String)], body: Data?,
+                         into fd: Int32?) -> Result<Response, ShipError> {
+        Self.globalInit
+        guard let curl = curl_easy_init() else { return .failure(ShipError("cannot start libcurl")) }
+        defer { curl_easy_cleanup(curl) }
+        let url = url(key: key, query: query)
+        let context = TransferContext(body: body ?? Data(), fd: fd)
+        let unmanaged = Unmanaged.passRetained(context)
+        defer { unmanaged.release() }
+        let pointer = unmanaged.toOpaque()
+
+        var headers: UnsafeMutablePointer<curl_slist>?
+        let payloadHash = body.map { Self.sha256Hex($0) } ?? Self.emptySHA256
+        for header in ["x-amz-content-sha256: \(payloadHash)", "Expect:", "Content-Type: application/octet-stream"]
+            + (sessionToken.map { ["x-amz-security-token: \($0)"] } ?? []) {
+            headers = curl_slist_append(headers, header)
+        }
+        defer { curl_slist_free_all(headers) }
+
+        ship_curl_set_string(curl, CURLOPT_URL, url)
+        ship_curl_set_string(curl, CURLOPT_CUSTOMREQUEST, method)
+        ship_curl_set_string(curl, CURLOPT_AWS_SIGV4, "aws:amz:\(region):s3")
+        ship_curl_set_string(curl, CURLOPT_USERNAME, accessKey)
+        ship_curl_set_string(curl, CURLOPT_PASSWORD, secretKey)
+        ship_curl_set_pointer(curl, CURLOPT_HTTPHEADER, headers)
+        ship_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
+        ship_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT, 15)
+        ship_curl_set_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
+        ship_curl_set_long(curl, CURLOPT_LOW_SPEED_TIME, 60)
+        ship_curl_set_write(curl, { data, size, count, context in
+            let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+            return transfer.receive(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
+        }, pointer)
+        ship_curl_set_header_callback(curl, { data, size, count, context in
+            let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+            transfer.header(String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self))
+            return size * count
+        }, pointer)
+        if method == "PUT" || method == "POST" {
+            ship_curl_set_long(curl, CURLOPT_UPLOAD, 1)
+            ship_curl_set_offset(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(body?.count ?? 0))
+            ship_curl_set_read(curl, { buffer, size, count, context in
+                let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+                return transfer.send(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+            }, pointer)
+        }
+        let code = curl_easy_perform(curl)
+        if let failure = context.failure { return .failure(failure) }
+        guard code == CURLE_OK else {
+            return .failure(ShipError("S3 \(method) \(describe(key)): \(String(cString: curl_easy_strerror(code)))",
+                                      hint: "check the store's endpoint (backup.s3.endpoint) and the network"))
+        }
+        return .success(Response(status: ship_curl_response_code(curl), body: context.received, headers: context.headers))
+    }
+
+    /// Path-style URL (`endpoint/bucket/key`) with a canonical query.
+    func url(key: String, query: [(String, String)]) -> String {
+        var text = endpoint + "/" + Self.encoded(bucket) + "/" + key.split(separator: "/", omittingEmptySubsequences: false)
+            .map { Self.encoded(String($0)) }.joined(separator: "/")
+        if !query.isEmpty {
+            text += "?" + query.map { (Self.encoded($0.0), Self.encoded($0.1)) }.sorted { $0.0 < $1.0 }
+                .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        }
+        return text
+    }
+
+    /// SigV4's URI encoding: everything but A-Z a-z 0-9 - _ . ~ as uppercase %XX.
+    static func encoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                result.append(Character(UnicodeScalar(byte)))
+            default:
+                result += String(format: "%%%02X", byte)
+            }
+        }
+        return result
+    }
+
+    static func sha256Hex(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// curl_global_init, once, before any transfer (it is not thread-safe itself).
+    static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    }()
+
+    static func xmlEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
+
+/// What one transfer's callbacks share.
+private final class TransferContext {
+    let body: Data
+    var offset = 0
+    let fd: Int32?
+    var received = Data()
+    var headers: [String: String] = [:]
+    var failure: ShipError?
+
+    init(body: Data, fd: Int32?) {
+        self.body = body
+        self.fd = fd
+    }
+
+    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let fd, (200..<300).contains(status) else {
+            received.append(contentsOf: bytes)
+            return true
+        }
+        guard POSIXIO.writeAll(fd, bytes) else {
+            failure = ShipError("cannot write the download: \(String(cString: strerror(errno)))")
+            return false
+        }
+        return true
+    }
+
+    /// The status line's code, once seen (bodies of errors are kept in memory, not the file).
+    var status = 0
+
+    func header(_ line: String) {
+        if line.hasPrefix("HTTP/") {
+            status = Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+            headers = [:]
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].lowercased()
+        headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func send(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let count = min(buffer.count, body.count - offset)
+        guard count > 0 else { return 0 }
+        body.withUnsafeBytes { source in
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[offset..<(offset + count)]))
+        }
+        offset += count
+        return count
+    }
+}
+
+/// The text of XML elements by path (`ListBucketResult/Contents/Key`), in document order.
+struct XMLValues {
+    private var values: [String: [String]] = [:]
+
+    init(_ data: Data) {
+        let collector = Collector()
+        let parser = XMLParser(data: data)
+        parser.delegate = collector
+        parser.shouldProcessNamespaces = true
+        _ = parser.parse()
+        values = collector.values
+    }
+
+    subscript(path: String) -> [String] { values[path] ?? [] }
+
+    private final class Collector: NSObject, XMLParserDelegate {
+        var values: [String: [String]] = [:]
+        var stack: [String] = []
+        var text = ""
+
+        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+                    qualifiedName: String?, attributes: [String: String] = [:]) {
+            stack.append(elementName)
+            text = ""
+        }
+
+        func parser(_ parser: XMLParser, foundCharacters string: String) {
+            text += string
+        }
+
+        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
+            values[stack.joined(separator: "/"), default: []].append(text)
+            stack.removeLast()
+            text = ""
+        }
+    }
+}

@@ -1,0 +1,234 @@
+import ArgumentParser
+import Foundation
+import Shipper
+
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Take and list database and asset backups (see docs/backups.md).",
+        subcommands: [Database.self, Assets.self, List.self]
+    )
+
+    struct Database: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "db",
+            abstract: "Dump the environment's database into the backup store.",
+            discussion: "The dump runs on backup.db.host through ship-agent (or here, for `local`) and streams back, compressed and hashed on the way; a failed or incomplete dump stores nothing."
+        )
+        @Argument(help: "The environment (default: default_environment, or the only one).")
+        var environment: String?
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            try await BackupCommand.take(.db, environment: environment, options: options, json: output.json)
+        }
+    }
+
+    struct Assets: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Archive the environment's asset directories (backup.assets.dirs) into the backup store."
+        )
+        @Argument(help: "The environment (default: default_environment, or the only one).")
+        var environment: String?
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            try await BackupCommand.take(.assets, environment: environment, options: options, json: output.json)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the backups in the environment's store, newest first.")
+        @Argument(help: "The environment (default: default_environment, or the only one).")
+        var environment: String?
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            let config = try options.load()
+            let env = try config.environment(named: environment)
+            let backups = try Backups(config: config, environment: env, agent: try AgentBinary.locate()) { _ in LocalTransport() }
+            let manifests = try await backups.list()
+            if output.json {
+                for manifest in manifests { JSONLine.print(BackupCommand.object(manifest, event: "backup")) }
+                return
+            }
+            guard !manifests.isEmpty else {
+                print("no backups in \(backups.store.location)")
+                return
+            }
+            let rows = [["ID", "KIND", "SIZE", "SHA-256", "CREATED", "HOST", "REVISION"]] + manifests.map {
+                [$0.id, $0.kind.rawValue + ($0.engine.map { " (\($0))" } ?? ""), ByteCount.format($0.bytes),
+                 String($0.sha256.prefix(12)), $0.created, $0.host, $0.revision.map { String($0.prefix(12)) } ?? "-"]
+            }
+            let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+            for row in rows {
+                print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                    .trimmingCharacters(in: .whitespaces))
+            }
+        }
+    }
+
+    static func take(_ kind: BackupKind, environment: String?, options: ConfigOptions, json: Bool) async throws {
+        let (config, env, agent, connections) = try options.hostSession(environment: environment)
+        let backups = try Backups(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+        let signals = InterruptCleanup.install("nothing was stored")
+        defer { _ = signals }
+        let started = Date()
+        if !json {
+            let what = kind == .db ? backups.settings.db.map { "database \($0.name ?? "") (\($0.engine.rawValue))" } ?? "database"
+                : "assets"
+            FileHandle.standardError.write(Data("backing up \(what) of \(env.name) into \(backups.store.location)\n".utf8))
+        }
+        let manifest: BackupManifest
+        do {
+            switch kind {
+            case .db: manifest = try await backups.backupDatabase()
+            case .assets: manifest = try await backups.backupAssets()
+            }
+        } catch {
+            await connections.closeAll()
+            if json {
+                JSONLine.print(["event": "backup_finished", "time": Event.timestamp(Date()), "status": "failed",
+                                "kind": kind.rawValue, "message": "\(error)"])
+            }
+            throw error
+        }
+        await connections.closeAll()
+        if json {
+            var object = object(manifest, event: "backup_finished")
+            object["status"] = "succeeded"
+            JSONLine.print(object)
+        } else {
+            print("\(manifest.id)  \(ByteCount.format(manifest.bytes))  sha256 \(manifest.sha256)")
+            print(String(format: "stored in %@ in %.1f s; restore with: ship restore %@ %@ %@ --yes",
+                         backups.store.location, Date().timeIntervalSince(started), kind.rawValue, env.name, manifest.id))
+        }
+    }
+
+    static func object(_ manifest: BackupManifest, event: String) -> [String: Any] {
+        var object: [String: Any] = ["event": event, "time": Event.timestamp(Date()), "id": manifest.id,
+                                     "kind": manifest.kind.rawValue, "bytes": manifest.bytes, "sha256": manifest.sha256,
+                                     "created": manifest.created, "host": manifest.host]
+        if let engine = manifest.engine { object["engine"] = engine }
+        if let revision = manifest.revision { object["revision"] = revision }
+        return object
+    }
+}
+
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a database or assets backup (checks its SHA-256 first).",
+        subcommands: [Database.self, Assets.self]
+    )
+
+    struct Database: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "db",
+            abstract: "Load a database backup into the environment's database, replacing the tables it holds."
+        )
+        @Argument(help: ArgumentHelp("[ENV] ID: the environment (optional) and the backup's id from `ship backup list`.", valueName: "ENV ID"))
+        var arguments: [String] = []
+        @Flag(help: "Restore without asking (required when stdin is not a terminal).")
+        var yes = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            try await RestoreCommand.restore(.db, arguments: arguments, yes: yes, options: options)
+        }
+    }
+
+    struct Assets: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the environment's asset directories with those of a backup."
+        )
+        @Argument(help: ArgumentHelp("[ENV] ID: the environment (optional) and the backup's id from `ship backup list`.", valueName: "ENV ID"))
+        var arguments: [String] = []
+        @Flag(help: "Restore without asking (required when stdin is not a terminal).")
+        var yes = false
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            try await RestoreCommand.restore(.assets, arguments: arguments, yes: yes, options: options)
+        }
+    }
+
+    static func restore(_ kind: BackupKind, arguments: [String], yes: Bool, options: ConfigOptions) async throws {
+        guard (1...2).contains(arguments.count) else {
+            throw ShipError.usage("expected [ENV] ID, got \(arguments.count) argument\(arguments.count == 1 ? "" : "s")",
+                                  hint: "ship restore \(kind.rawValue) [ENV] ID --yes; `ship backup list` shows the ids")
+        }
+        let id = arguments.last!
+        let (config, env, agent, connections) = try options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
+        let backups = try Backups(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+        guard let manifest = try await backups.list().first(where: { $0.id == id }) else {
+            throw ShipError.usage("no backup \(id) in \(backups.store.location)", hint: "`ship backup list \(env.name)` shows the backups")
+        }
+        let target = kind == .db
+            ? backups.settings.db.map { "database \($0.name ?? "") on \($0.site)" } ?? "the database"
+            : backups.settings.assets.map { "\($0.dirs.joined(separator: ", ")) on \($0.site)" } ?? "the assets"
+        if !yes {
+            guard isatty(STDIN_FILENO) == 1 else {
+                throw ShipError.usage("restoring replaces \(target); refusing without --yes when stdin is not a terminal",
+                                      hint: "ship restore \(kind.rawValue) \(env.name) \(id) --yes")
+            }
+            FileHandle.standardError.write(Data("Restore \(id) (\(manifest.created), revision \(manifest.revision ?? "unknown")) into \(target) of \(env.name)? This replaces what is there now. Type yes to go on: ".utf8))
+            guard readLine()?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
+                throw ShipError.usage("not restored")
+            }
+        }
+        let signals = InterruptCleanup.install("the host stops the restore program when its input is cut short")
+        defer { _ = signals }
+        let started = Date()
+        do {
+            _ = try await backups.restore(kind: kind, id: id)
+            await connections.closeAll()
+        } catch {
+            await connections.closeAll()
+            throw error
+        }
+        print(String(format: "restored %@ into %@ of %@ in %.1f s", id, target, env.name, Date().timeIntervalSince(started)))
+    }
+}
+
+/// Ctrl-C during a backup or restore: remove partial files, then exit 130 (the agent stops the
+/// dump when its output goes away).
+enum InterruptCleanup {
+    static func install(_ message: String) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                ScratchFiles.removeAll()
+                FileHandle.standardError.write(Data("\nship: interrupted; \(message)\n".utf8))
+                Foundation.exit(ShipError.ExitCode.interrupted.rawValue)
+            }
+            source.resume()
+            return source
+        }
+    }
+}
+
+enum JSONLine {
+    static func print(_ object: [String: Any]) {
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        data.append(0x0A)
+        FileHandle.standardOutput.write(data)
+    }
+}
+
+enum ByteCount {
+    static func format(_ bytes: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
