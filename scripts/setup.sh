@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages ship needs to build and test (idempotent; apt runs only when
-# something is missing). Needs root or sudo. Swift 6 itself must already be on PATH.
+# Installs the Debian packages ship needs to build (idempotent; apt runs only when something is
+# missing). With --test, also what the test suite starts: MariaDB, PostgreSQL, and moto's
+# S3-compatible server in a virtualenv at /opt/ship-test/venv. Needs root or sudo. Swift 6
+# itself must already be on PATH.
 set -euo pipefail
+
+with_tests=false
+[ "${1:-}" = "--test" ] && with_tests=true
 
 packages=(
   git pkg-config
@@ -11,6 +16,13 @@ packages=(
   openssh-client openssh-server   # the controller's transport; test and sandbox hosts
   util-linux iproute2 procps      # unshare/nsenter for sandbox hosts, ps for tests
 )
+if $with_tests; then
+  packages+=(
+    mariadb-server mariadb-client   # backup tests: a MariaDB server the suite starts on loopback
+    postgresql postgresql-client    # backup tests: a PostgreSQL server, likewise
+    python3-venv                    # moto's S3-compatible server for the S3 store tests
+  )
+fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -28,4 +40,14 @@ fi
 if ! command -v swift >/dev/null 2>&1; then
   echo "error: swift is not on PATH; install Swift 6 (https://www.swift.org/install/linux/) first" >&2
   exit 1
+fi
+
+moto_version=5.2.5
+venv=/opt/ship-test/venv
+if $with_tests && ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $moto_version"; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing moto $moto_version into $venv"
+  $sudo /usr/bin/python3 -m venv "$venv"
+  $sudo "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version"
 fi

@@ -134,10 +134,11 @@ struct RestoreCommand: AsyncParsableCommand {
         var arguments: [String] = []
         @Flag(help: "Restore without asking (required when stdin is not a terminal).")
         var yes = false
+        @OptionGroup var output: OutputOptions
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            try await RestoreCommand.restore(.db, arguments: arguments, yes: yes, options: options)
+            try await RestoreCommand.restore(.db, arguments: arguments, yes: yes, options: options, json: output.json)
         }
     }
 
@@ -149,14 +150,15 @@ struct RestoreCommand: AsyncParsableCommand {
         var arguments: [String] = []
         @Flag(help: "Restore without asking (required when stdin is not a terminal).")
         var yes = false
+        @OptionGroup var output: OutputOptions
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            try await RestoreCommand.restore(.assets, arguments: arguments, yes: yes, options: options)
+            try await RestoreCommand.restore(.assets, arguments: arguments, yes: yes, options: options, json: output.json)
         }
     }
 
-    static func restore(_ kind: BackupKind, arguments: [String], yes: Bool, options: ConfigOptions) async throws {
+    static func restore(_ kind: BackupKind, arguments: [String], yes: Bool, options: ConfigOptions, json: Bool) async throws {
         guard (1...2).contains(arguments.count) else {
             throw ShipError.usage("expected [ENV] ID, got \(arguments.count) argument\(arguments.count == 1 ? "" : "s")",
                                   hint: "ship restore \(kind.rawValue) [ENV] ID --yes; `ship backup list` shows the ids")
@@ -185,12 +187,22 @@ struct RestoreCommand: AsyncParsableCommand {
         let started = Date()
         do {
             _ = try await backups.restore(kind: kind, id: id)
-            await connections.closeAll()
         } catch {
             await connections.closeAll()
+            if json {
+                JSONLine.print(["event": "restore_finished", "time": Event.timestamp(Date()), "status": "failed", "id": id,
+                                "kind": kind.rawValue, "message": "\(error)"])
+            }
             throw error
         }
-        print(String(format: "restored %@ into %@ of %@ in %.1f s", id, target, env.name, Date().timeIntervalSince(started)))
+        await connections.closeAll()
+        if json {
+            var object = BackupCommand.object(manifest, event: "restore_finished")
+            object["status"] = "succeeded"
+            JSONLine.print(object)
+        } else {
+            print(String(format: "restored %@ into %@ of %@ in %.1f s", id, target, env.name, Date().timeIntervalSince(started)))
+        }
     }
 }
 

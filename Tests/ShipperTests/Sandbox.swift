@@ -96,9 +96,9 @@ final class SandboxApp {
     }
 
     /// Runs `ship ARGS` in the repository with JSON output; returns the result and parsed events.
-    func ship(_ arguments: [String]) throws -> (result: ProcessResult, events: [[String: Any]]) {
+    func ship(_ arguments: [String], environment: [String: String] = [:]) throws -> (result: ProcessResult, events: [[String: Any]]) {
         let result = try ShipperTests.ship(arguments + ["--json"], in: repo.path,
-                                           environment: ["XDG_CACHE_HOME": repo.directory.file(".cache")])
+                                           environment: environment.merging(["XDG_CACHE_HOME": repo.directory.file(".cache")]) { $1 })
         let events = result.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }

@@ -65,6 +65,17 @@ public struct Deployment: Sendable {
         } catch {
             return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description)
         }
+        // No backup, no migrate: a pre-migrate backup that cannot even start stops the deployment here.
+        var backups: Backups?
+        if let settings = environment.backup, settings.beforeMigrate, !prepared.appspec.hooks(for: .migrate).isEmpty {
+            do {
+                let configured = try Backups(config: config, environment: environment, agent: agent, makeTransport: makeTransport)
+                _ = try configured.databaseTarget(configured.databaseSettings())
+                backups = configured
+            } catch {
+                return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description)
+            }
+        }
         let hosts = Deployment.orderedHosts(environment.hosts)
         let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: config.deployTo) }
 
@@ -124,6 +135,19 @@ public struct Deployment: Sendable {
                     failure = failures.first ?? HostError(host: hosts[0].description, step: "migrate", message: "the migrate host failed", unreachable: false)
                     await discard(ready, context: context)
                     break
+                }
+                if let backups, let site = backups.settings.db?.site {
+                    reporter.report(Event(host: site.description, .hostStep(step: "backup before migrate")))
+                    do {
+                        let manifest = try await backups.backupDatabase()
+                        reporter.report(Event(host: site.description, .backupTaken(id: manifest.id, bytes: manifest.bytes, sha256: manifest.sha256)))
+                    } catch {
+                        reporter.report(Event(host: site.description, .hostFailed(step: "backup", message: error.description)))
+                        failure = HostError(host: site.description, step: "backup before migrate",
+                                            message: error.description + " (nothing was migrated or switched)", unreachable: false)
+                        await discard(ready, context: context)
+                        break
+                    }
                 }
                 do {
                     let previous = previousByHost[migrateClient.transport.host.description] ?? nil

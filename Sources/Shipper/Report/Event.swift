@@ -10,6 +10,8 @@ public struct Event: Sendable {
         case batchStarted(number: Int, of: Int, hosts: [String])
         case hostStep(step: String)
         case bundleSent(bytes: Int64)
+        /// The pre-migrate database backup is in the store.
+        case backupTaken(id: String, bytes: Int64, sha256: String)
         case hookStarted(event: LifecycleEvent, hook: String)
         case hookOutput(event: LifecycleEvent?, line: String)
         case hookFinished(event: LifecycleEvent, hook: String, outcome: HookOutcome)
@@ -39,6 +41,7 @@ public struct Event: Sendable {
         case .batchStarted: "batch_started"
         case .hostStep: "host_step"
         case .bundleSent: "bundle_sent"
+        case .backupTaken: "backup_taken"
         case .hookStarted: "hook_started"
         case .hookOutput: "hook_output"
         case .hookFinished: "hook_finished"
@@ -74,6 +77,10 @@ public struct Event: Sendable {
             object["step"] = step
         case .bundleSent(let bytes):
             object["bytes"] = bytes
+        case .backupTaken(let id, let bytes, let sha256):
+            object["id"] = id
+            object["bytes"] = bytes
+            object["sha256"] = sha256
         case .hookStarted(let event, let hook):
             object["hook"] = event.rawValue
             object["command"] = hook
@@ -119,6 +126,8 @@ public struct Event: Sendable {
             "batch \(number)/\(total): \(hosts.joined(separator: ", "))"
         case .hostStep(let step): step
         case .bundleSent(let bytes): "bundle sent (\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)))"
+        case .backupTaken(let id, let bytes, _):
+            "database backup \(id) taken before migrate (\(ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)))"
         case .hookStarted(let event, let hook): "\(event.rawValue): \(hook)"
         case .hookOutput(_, let line): "  " + line
         case .hookFinished(let event, _, let outcome):
