@@ -43,6 +43,10 @@ echo "==> ship status"
 "$ship" status
 echo "==> ship history"
 "$ship" history
+echo "==> ship backup assets (the deployment already took a database backup before migrating)"
+"$ship" backup assets
+echo "==> ship backup list"
+"$ship" backup list
 
 cat <<TXT
 
@@ -51,6 +55,8 @@ Deployed. Next:
   echo '<p>new</p>' >> public/index.html && git commit -qam edit && $ship deploy   # deploy again
   $ship rollback                                  # back to the previous release
   $ship status && $ship history                   # what runs where, what happened
+  $ship backup db && $ship backup list            # take a database backup, list the backups
+  $ship restore assets ID --yes                   # put uploaded files back as they were in backup ID
   $ship unlock                                    # remove a stale lock
   ssh -F $hosts/ssh_config web2                   # look around a host
   $root/scripts/sandbox.sh stop $hosts            # stop the sandbox

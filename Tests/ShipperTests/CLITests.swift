@@ -63,6 +63,37 @@ struct CLITests {
         let help = try ship(["--help"], in: empty.path)
         #expect(help.status == 0)
         #expect(help.stdout.contains("package"))
+        #expect(help.stdout.contains("backup") && help.stdout.contains("restore"))
+    }
+
+    @Test("backup usage errors exit 2 and change nothing: no backup section, no password, restore without an id")
+    func backupUsageErrors() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n")
+        let noSection = try ship(["backup", "db"], in: dir.path)
+        #expect(noSection.status == 2 && noSection.stderr.contains("has no backup section") && noSection.stderr.contains("hint:"))
+        try dir.write("ship.yml", """
+            app: shop
+            deploy_to: /srv/shop
+            environments:
+              prod:
+                hosts: [web1]
+                backup:
+                  store: backups
+                  db: { host: local, engine: mysql, name: shop, password_env: SHIP_TEST_UNSET_PASSWORD }
+
+            """)
+        let noPassword = try ship(["backup", "db"], in: dir.path)
+        #expect(noPassword.status == 2 && noPassword.stderr.contains("SHIP_TEST_UNSET_PASSWORD is not set"))
+        let noAssets = try ship(["backup", "assets"], in: dir.path)
+        #expect(noAssets.status == 2 && noAssets.stderr.contains("backup.assets"))
+        let noID = try ship(["restore", "db", "--yes"], in: dir.path)
+        #expect(noID.status == 2)
+        let unknownID = try ship(["restore", "db", "prod", "db-nope", "--yes"], in: dir.path)
+        #expect(unknownID.status == 2 && unknownID.stderr.contains("no backup db-nope"))
+        let list = try ship(["backup", "list"], in: dir.path)
+        #expect(list.status == 0 && list.stdout.contains("no backups"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("backups")), "nothing was created")
     }
 
     @Test("ship package prints the bundle's path and SHA-256 and finds ship.yml from a subdirectory")
