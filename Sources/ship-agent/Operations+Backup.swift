@@ -31,7 +31,6 @@ extension Operations {
         let invocation = try databaseInvocation(target, restore: false, scratch: scratch)
         var result = AgentResult(ok: true)
         result.bytes = try streamOut(invocation, scratch: scratch, secret: target.password)
-        result.currentRevision = currentRevision()
         return result
     }
 
@@ -62,7 +61,6 @@ extension Operations {
             environment: ProcessInfo.processInfo.environment, directory: layout.deployTo)
         var result = AgentResult(ok: true)
         result.bytes = try streamOut(invocation, scratch: scratch, secret: nil)
-        result.currentRevision = currentRevision()
         return result
     }
 
@@ -128,10 +126,6 @@ extension Operations {
             }
         }
         return directories
-    }
-
-    func currentRevision() -> String? {
-        layout.currentRelease().flatMap { layout.readRecord($0)?.revision }
     }
 
     // MARK: - Database clients
