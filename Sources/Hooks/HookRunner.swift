@@ -99,10 +99,16 @@ public enum HookRunner {
         let argv = argv(for: invocation)
         var environment = invocation.environment
         if environment["PATH"] == nil { environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
-        let spawned = spawn(argv: argv, environment: environment, directory: invocation.workingDirectory, output: logFD)
+        // A process group of its own (a timeout kills the whole group); stdout and stderr to the log.
+        let spawned = Spawn.start(argv, environment: environment, directory: invocation.workingDirectory, stdin: nil,
+                                  stdout: logFD, stderr: logFD, newProcessGroup: true,
+                                  defaultSignals: [SIGPIPE, SIGINT, SIGTERM, SIGHUP])
         close(logFD)
-        guard case .success(let pid) = spawned else {
-            if case .failure(let message) = spawned { onLine("ship-agent: cannot start hook: \(message)") }
+        let pid: pid_t
+        switch spawned {
+        case .success(let started): pid = started
+        case .failure(let error):
+            onLine("ship-agent: cannot start hook: \(error)")
             return HookOutcome(exitStatus: 127, signal: nil, timedOut: false, duration: monotonicSeconds() - start)
         }
 
@@ -144,46 +150,6 @@ public enum HookRunner {
         return HookOutcome(exitStatus: exited ? (status >> 8) & 0xFF : nil,
                            signal: exited ? nil : status & 0x7F,
                            timedOut: timedOut, duration: monotonicSeconds() - start)
-    }
-
-    enum SpawnResult { case success(pid_t), failure(String) }
-
-    /// posix_spawn in a new process group, stdin from /dev/null, stdout and stderr to `output`.
-    static func spawn(argv: [String], environment: [String: String], directory: String, output: Int32) -> SpawnResult {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, output, 1)
-        posix_spawn_file_actions_adddup2(&actions, output, 2)
-        ship_spawn_file_actions_addchdir(&actions, directory)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        sigaddset(&defaults, SIGINT)
-        sigaddset(&defaults, SIGTERM)
-        sigaddset(&defaults, SIGHUP)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        guard result == 0 else { return .failure("\(argv[0]): \(String(cString: strerror(result)))") }
-        return .success(pid)
     }
 
     static func monotonicSeconds() -> Double {

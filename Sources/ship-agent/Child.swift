@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CSpawn
 import FoundationEssentials
 import Hooks
 
@@ -12,41 +11,17 @@ struct Child {
     let pid: pid_t
     let name: String
 
-    /// posix_spawnp with the given descriptors as 0, 1 and 2, SIGPIPE back to its default.
     static func start(_ argv: [String], environment: [String: String], directory: String,
                       stdin: Int32, stdout: Int32, stderr: Int32) throws -> Child {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        ship_spawn_file_actions_addchdir(&actions, directory)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArguments.forEach { free($0) }
-            cEnvironment.forEach { free($0) }
+        switch Spawn.start(argv, environment: environment, directory: directory, stdin: stdin, stdout: stdout, stderr: stderr) {
+        case .success(let pid): return Child(pid: pid, name: argv[0])
+        case .failure(let error): throw AgentError("cannot run \(error)")
         }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        guard spawned == 0 else { throw AgentError("cannot run \(argv[0]): \(String(cString: strerror(spawned)))") }
-        return Child(pid: pid, name: argv[0])
     }
 
     /// The exit status, or 128 + the signal that ended it.
     func wait() -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        Spawn.exitCode(Spawn.wait(pid))
     }
 
     func terminate() {

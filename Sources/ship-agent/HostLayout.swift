@@ -25,6 +25,11 @@ struct HostLayout {
         return target.split(separator: "/").last.map(String.init)
     }
 
+    /// The revision of the release `current` points at, from its REVISION file.
+    func currentRevision() -> String? {
+        currentRelease().flatMap { try? String(contentsOfFile: release($0) + "/REVISION", encoding: .utf8) }?.trimmed
+    }
+
     /// Release directory names, oldest first (names sort by time).
     func releaseNames() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: releases)) ?? []

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CSpawn
 import FoundationEssentials
 import Hooks
 
@@ -73,31 +74,19 @@ enum Input {
 /// Runs a helper program (tar, sha256sum, rm) to completion, capturing its output.
 enum Helper {
     static func run(_ argv: [String]) -> (status: Int32, output: String) {
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { return (127, "pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
-        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
-        let cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, argv[0], &actions, nil, cArguments, environ)
+        var pipeFDs: [Int32] = [-1, -1]
+        guard ship_pipe_cloexec(&pipeFDs) == 0 else { return (127, "pipe failed: \(String(cString: strerror(errno)))") }
+        let spawned = Spawn.start(argv, stdin: nil, stdout: pipeFDs[1], stderr: pipeFDs[1])
         close(pipeFDs[1])
-        guard spawned == 0 else {
+        guard case .success(let pid) = spawned else {
             close(pipeFDs[0])
-            return (127, "\(argv[0]): \(String(cString: strerror(spawned)))")
+            if case .failure(let error) = spawned { return (127, error.description) }
+            return (127, "")
         }
         var output: [UInt8] = []
         POSIXIO.readToEnd(pipeFDs[0]) { output += $0 }
         close(pipeFDs[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return (exitStatus, String(decoding: output, as: UTF8.self))
+        return (Spawn.exitCode(Spawn.wait(pid)), String(decoding: output, as: UTF8.self))
     }
 }
 

@@ -166,10 +166,7 @@ extension Operations {
         var result = AgentResult(ok: true)
         result.hostname = Self.hostname()
         result.currentRelease = layout.currentRelease()
-        if let current = result.currentRelease {
-            result.currentRevision = (try? String(contentsOfFile: layout.release(current) + "/REVISION", encoding: .utf8))?
-                .trimmed
-        }
+        result.currentRevision = layout.currentRevision()
         result.releases = layout.releaseNames()
         result.lock = readLock()
         let journal = readJournal()

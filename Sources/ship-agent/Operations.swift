@@ -53,6 +53,7 @@ struct Operations {
             throw AgentError("\(existing) is not writable by \(Self.userName()); ship cannot create \(layout.deployTo)")
         }
         result.currentRelease = layout.currentRelease()
+        result.currentRevision = layout.currentRevision()
         result.releases = layout.releaseNames()
         result.lock = readLock()
         return result

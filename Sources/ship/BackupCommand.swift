@@ -49,14 +49,14 @@ struct BackupCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let env = try config.environment(named: environment)
-            let backups = try Backups(config: config, environment: env, agent: try AgentBinary.locate()) { _ in LocalTransport() }
-            let manifests = try await backups.list()
+            let store = try Backups.store(config: config, environment: env)
+            let manifests = try await store.list()
             if output.json {
                 for manifest in manifests { JSONLine.print(BackupCommand.object(manifest, event: "backup")) }
                 return
             }
             guard !manifests.isEmpty else {
-                print("no backups in \(backups.store.location)")
+                print("no backups in \(store.location)")
                 return
             }
             let rows = [["ID", "KIND", "SIZE", "SHA-256", "CREATED", "HOST", "REVISION"]] + manifests.map {
@@ -166,9 +166,7 @@ struct RestoreCommand: AsyncParsableCommand {
         let id = arguments.last!
         let (config, env, agent, connections) = try options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
         let backups = try Backups(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
-        guard let manifest = try await backups.list().first(where: { $0.id == id }) else {
-            throw ShipError.usage("no backup \(id) in \(backups.store.location)", hint: "`ship backup list \(env.name)` shows the backups")
-        }
+        let manifest = try await backups.store.manifest(id: id)
         let target = kind == .db
             ? backups.settings.db.map { "database \($0.name ?? "") on \($0.site)" } ?? "the database"
             : backups.settings.assets.map { "\($0.dirs.joined(separator: ", ")) on \($0.site)" } ?? "the assets"
@@ -186,7 +184,7 @@ struct RestoreCommand: AsyncParsableCommand {
         defer { _ = signals }
         let started = Date()
         do {
-            _ = try await backups.restore(kind: kind, id: id)
+            try await backups.restore(kind: kind, manifest)
         } catch {
             await connections.closeAll()
             if json {

@@ -60,8 +60,18 @@ public protocol BackupStore: Sendable {
                produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest
     /// Complete backups, newest first.
     func list() async throws(ShipError) -> [BackupManifest]
-    /// Runs `body` with a local copy of the backup whose SHA-256 matched its manifest.
-    func withVerifiedFile<T>(id: String, _ body: (BackupManifest, String) async throws(ShipError) -> T) async throws(ShipError) -> T
+    /// Runs `body` with a local copy of the backup, once its SHA-256 matched the manifest.
+    func withVerifiedFile<T>(_ manifest: BackupManifest, _ body: (String) async throws(ShipError) -> T) async throws(ShipError) -> T
+}
+
+extension BackupStore {
+    /// The complete backup with this id.
+    public func manifest(id: String) async throws(ShipError) -> BackupManifest {
+        guard let manifest = try await list().first(where: { $0.id == id }) else {
+            throw ShipError.usage("no backup \(id) in \(location)", hint: "`ship backup list` shows the backups")
+        }
+        return manifest
+    }
 }
 
 /// Receives a backup's uncompressed stream, compresses it in parallel, and hashes it.

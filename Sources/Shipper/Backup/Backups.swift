@@ -16,20 +16,29 @@ public struct Backups: Sendable {
     public init(config: ShipConfig, environment: Environment, agent: AgentBinary,
                 controllerEnvironment: [String: String] = ProcessInfo.processInfo.environment,
                 makeTransport: @escaping @Sendable (Host) -> any Transport) throws(ShipError) {
-        guard let settings = environment.backup else {
-            throw ShipError.usage("environment '\(environment.name)' has no backup section in \(config.file)",
-                                  hint: "add environments.\(environment.name).backup (store, db, assets); see docs/backups.md")
-        }
+        guard let settings = environment.backup else { throw Self.noSection(config: config, environment: environment) }
         self.config = config
         self.environment = environment
         self.settings = settings
         self.agent = agent
         self.makeTransport = makeTransport
         self.controllerEnvironment = controllerEnvironment
-        store = try Self.makeStore(settings, environment: controllerEnvironment)
+        store = try Self.store(settings, environment: controllerEnvironment)
     }
 
-    static func makeStore(_ settings: BackupConfig, environment: [String: String]) throws(ShipError) -> any BackupStore {
+    /// The environment's store alone (listing needs no host and no agent).
+    public static func store(config: ShipConfig, environment: Environment,
+                             controllerEnvironment: [String: String] = ProcessInfo.processInfo.environment) throws(ShipError) -> any BackupStore {
+        guard let settings = environment.backup else { throw noSection(config: config, environment: environment) }
+        return try store(settings, environment: controllerEnvironment)
+    }
+
+    static func noSection(config: ShipConfig, environment: Environment) -> ShipError {
+        ShipError.usage("environment '\(environment.name)' has no backup section in \(config.file)",
+                        hint: "add environments.\(environment.name).backup (store, db, assets); see docs/backups.md")
+    }
+
+    static func store(_ settings: BackupConfig, environment: [String: String]) throws(ShipError) -> any BackupStore {
         switch settings.store {
         case .local(let directory):
             return LocalBackupStore(directory: directory)
@@ -40,14 +49,24 @@ public struct Backups: Sendable {
 
     // MARK: - Backups
 
-    /// Dumps the database into the store. `revision` overrides the revision recorded in the
-    /// manifest (a deployment knows it); otherwise the hosts are asked.
-    public func backupDatabase(revision knownRevision: String? = nil) async throws(ShipError) -> BackupManifest {
+    /// The revision a backup's manifest records: what `current` holds.
+    public enum DeployedRevision: Sendable {
+        /// Ask the dump's host (else the environment's first host).
+        case ask
+        /// Already known, e.g. from a deployment's preflight (nil: nothing deployed yet).
+        case known(String?)
+    }
+
+    /// Dumps the database into the store.
+    public func backupDatabase(deployed: DeployedRevision = .ask) async throws(ShipError) -> BackupManifest {
         let database = try databaseSettings()
         let target = try databaseTarget(database)
         let client = try await client(for: database.site)
-        var revision = knownRevision
-        if revision == nil { revision = try await deployedRevision(client) }
+        let revision: String?
+        switch deployed {
+        case .ask: revision = await deployedRevision(client)
+        case .known(let known): revision = known
+        }
         var request = client.request(.backupDatabase)
         request.database = target
         return try await store.store(kind: .db, engine: database.engine.rawValue, host: database.site.description, revision: revision,
@@ -60,7 +79,7 @@ public struct Backups: Sendable {
     public func backupAssets() async throws(ShipError) -> BackupManifest {
         let assets = try assetSettings()
         let client = try await client(for: assets.site)
-        let revision = try await deployedRevision(client)
+        let revision = await deployedRevision(client)
         var request = client.request(.backupAssets)
         request.assetDirectories = assets.dirs
         return try await store.store(kind: .assets, engine: nil, host: assets.site.description, revision: revision,
@@ -73,8 +92,9 @@ public struct Backups: Sendable {
         try await store.list()
     }
 
-    /// Restores a backup after checking its SHA-256; returns its manifest.
-    public func restore(kind: BackupKind, id: String) async throws(ShipError) -> BackupManifest {
+    /// Restores a backup (from `store.manifest(id:)`) after checking its SHA-256.
+    public func restore(kind: BackupKind, _ manifest: BackupManifest) async throws(ShipError) {
+        let id = manifest.id
         let site: BackupConfig.Site
         var request: AgentRequest
         switch kind {
@@ -89,16 +109,16 @@ public struct Backups: Sendable {
             request = AgentRequest(operation: .restoreAssets, deployTo: config.deployTo)
             request.assetDirectories = assets.dirs
         }
-        return try await store.withVerifiedFile(id: id) { manifest, path throws(ShipError) in
-            guard manifest.kind == kind else {
-                throw ShipError.usage("\(id) is \(manifest.kind == .db ? "a database" : "an assets") backup",
-                                      hint: "restore it with `ship restore \(manifest.kind.rawValue) \(environment.name) \(id) --yes`")
-            }
-            if kind == .db, let engine = manifest.engine, engine != request.database?.engine {
-                throw ShipError.usage("\(id) is a \(engine) dump; the environment's database engine is \(request.database?.engine ?? "")",
-                                      hint: "restore it by hand, or with a matching backup.db.engine")
-            }
-            let client = try await client(for: site)
+        guard manifest.kind == kind else {
+            throw ShipError.usage("\(id) is \(manifest.kind == .db ? "a database" : "an assets") backup",
+                                  hint: "restore it with `ship restore \(manifest.kind.rawValue) \(environment.name) \(id) --yes`")
+        }
+        if kind == .db, let engine = manifest.engine, engine != request.database?.engine {
+            throw ShipError.usage("\(id) is a \(engine) dump; the environment's database engine is \(request.database?.engine ?? "")",
+                                  hint: "restore it by hand, or with a matching backup.db.engine")
+        }
+        let client = try await client(for: site)
+        try await store.withVerifiedFile(manifest) { path throws(ShipError) in
             let source = RestoreStream(path: path)
             let result: AgentResult
             do throws(HostError) {
@@ -110,7 +130,6 @@ public struct Backups: Sendable {
             guard result.ok else {
                 throw ShipError("\(site): restore of \(id) failed: \(result.message ?? "no reason given")")
             }
-            return manifest
         }
     }
 
@@ -185,7 +204,7 @@ public struct Backups: Sendable {
     }
 
     /// The revision `current` holds on the site, else on the environment's first host; nil when unknown.
-    func deployedRevision(_ client: AgentClient) async throws(ShipError) -> String? {
+    func deployedRevision(_ client: AgentClient) async -> String? {
         if let revision = try? await client.require(client.request(.state)).currentRevision { return revision }
         guard let first = environment.hosts.first, first.description != client.transport.host.description else { return nil }
         let other = AgentClient(transport: makeTransport(first), deployTo: config.deployTo)

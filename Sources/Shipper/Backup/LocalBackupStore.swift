@@ -62,9 +62,10 @@ public struct LocalBackupStore: BackupStore {
         return manifest
     }
 
-    public func withVerifiedFile<T>(id: String, _ body: (BackupManifest, String) async throws(ShipError) -> T) async throws(ShipError) -> T {
-        let (manifest, path) = try verifiedFile(id: id)
-        return try await body(manifest, path)
+    public func withVerifiedFile<T>(_ manifest: BackupManifest, _ body: (String) async throws(ShipError) -> T) async throws(ShipError) -> T {
+        let path = directory + "/" + manifest.file
+        try manifest.verify(path)
+        return try await body(path)
     }
 
     /// Complete backups (manifest and file of the recorded size), newest first.

@@ -61,16 +61,13 @@ public struct S3BackupStore: BackupStore {
         return manifests.sorted { ($0.created, $0.id) > ($1.created, $1.id) }
     }
 
-    public func withVerifiedFile<T>(id: String, _ body: (BackupManifest, String) async throws(ShipError) -> T) async throws(ShipError) -> T {
-        guard let manifest = try await list().first(where: { $0.id == id }) else {
-            throw ShipError.usage("no backup \(id) in \(location)", hint: "`ship backup list` shows the backups")
-        }
+    public func withVerifiedFile<T>(_ manifest: BackupManifest, _ body: (String) async throws(ShipError) -> T) async throws(ShipError) -> T {
         let staging = try Self.stagingDirectory()
         defer { Self.removeStaging(staging) }
         let path = staging + "/" + manifest.file
         try client.download(key: key(manifest.file), to: path)
         try manifest.verify(path)
-        return try await body(manifest, path)
+        return try await body(path)
     }
 
     func prune(kind: BackupKind, keep: Int) async throws(ShipError) {

@@ -136,8 +136,7 @@ struct S3Client: Sendable {
                 let message = values["Error/Message"].first.map { ": \($0)" } ?? ""
                 throw ShipError("S3 \(method) \(describe(key)) answered \(response.status)\(code)\(message)",
                                 hint: response.status == 403 ? "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy" : nil)
-            case .failure(let error) where attempt < 3:
-                _ = error
+            case .failure where attempt < 3:
                 usleep(UInt32(attempt) * 500_000)
             case .failure(let error):
                 throw error

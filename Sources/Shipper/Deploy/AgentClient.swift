@@ -123,33 +123,11 @@ public struct AgentClient: Sendable {
                               onData: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) async throws(HostError) -> AgentResult {
         let step = request.operation.rawValue
         let line = try encode(request)
-        let state = SendableBox<(decoder: Frame.Decoder, result: AgentResult?, problem: String?)>((Frame.Decoder(), nil, nil))
-        let command = await transport.stream(ShellLine(RemoteCommand([agentPath, step])), input: .data(line)) { chunk in
-            var current = state.value
-            guard current.problem == nil else { return }
-            guard let chunk else {
-                if !current.decoder.isAtBoundary { current.problem = "the stream ended inside a frame" }
-                state.value = current
-                return
-            }
-            do {
-                try current.decoder.feed(chunk) { tag, payload in
-                    if tag == Frame.data {
-                        onData(payload)
-                    } else if tag == Frame.event, let event = try? JSONDecoder().decode(AgentEvent.self, from: Data(payload)),
-                              event.kind == .result {
-                        current.result = event.result
-                    }
-                }
-            } catch {
-                current.problem = "\(error)"
-            }
-            state.value = current
-        }
+        let state = FrameReader(onData: onData)
+        let command = await transport.stream(ShellLine(RemoteCommand([agentPath, step])), input: .data(line), onBytes: state.feed)
         try failIfUnreachable(command, step: step)
-        let outcome = state.value
-        guard let result = outcome.result else {
-            let said = [outcome.problem ?? "", command.stderr].filter { !$0.isEmpty }.joined(separator: "\n")
+        guard let result = state.result else {
+            let said = [state.problem ?? "", command.stderr].filter { !$0.isEmpty }.joined(separator: "\n")
             throw HostError(host: hostName, step: step,
                             message: "the agent gave no answer (exit \(command.status))" + (said.isEmpty ? "" : ": \(said)"),
                             unreachable: false)
@@ -187,6 +165,40 @@ public struct AgentClient: Sendable {
 
     public func request(_ operation: AgentOperation) -> AgentRequest {
         AgentRequest(operation: operation, deployTo: deployTo)
+    }
+}
+
+/// Reads a framed agent stream as it arrives: data frames go to `onData`, the result is kept.
+/// Fed from the transport's one reader thread, then read once the command ended; the decoder's
+/// buffer is mutated in place, never copied per chunk.
+final class FrameReader: @unchecked Sendable {
+    private var decoder = Frame.Decoder()
+    private let onData: @Sendable (UnsafeRawBufferPointer) -> Void
+    private(set) var result: AgentResult?
+    private(set) var problem: String?
+
+    init(onData: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
+        self.onData = onData
+    }
+
+    func feed(_ chunk: UnsafeRawBufferPointer?) {
+        guard problem == nil else { return }
+        guard let chunk else {
+            if !decoder.isAtBoundary { problem = "the stream ended inside a frame" }
+            return
+        }
+        do {
+            try decoder.feed(chunk) { tag, payload in
+                if tag == Frame.data {
+                    onData(payload)
+                } else if tag == Frame.event, let event = try? JSONDecoder().decode(AgentEvent.self, from: Data(payload)),
+                          event.kind == .result {
+                    result = event.result
+                }
+            }
+        } catch {
+            problem = "\(error)"
+        }
     }
 }
 

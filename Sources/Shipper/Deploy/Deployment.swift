@@ -139,7 +139,8 @@ public struct Deployment: Sendable {
                 if let backups, let site = backups.settings.db?.site {
                     reporter.report(Event(host: site.description, .hostStep(step: "backup before migrate")))
                     do {
-                        let manifest = try await backups.backupDatabase()
+                        // What the migrate host runs now: the revision this backup can go back to.
+                        let manifest = try await backups.backupDatabase(deployed: .known(states[0].currentRevision))
                         reporter.report(Event(host: site.description, .backupTaken(id: manifest.id, bytes: manifest.bytes, sha256: manifest.sha256)))
                     } catch {
                         reporter.report(Event(host: site.description, .hostFailed(step: "backup", message: error.description)))

@@ -42,41 +42,21 @@ public enum ChildProcess {
         guard ship_pipe_cloexec(&stdinPipe) == 0, ship_pipe_cloexec(&stdoutPipe) == 0, ship_pipe_cloexec(&stderrPipe) == 0 else {
             return CommandResult(status: 127, stderr: "cannot create pipes: \(String(cString: strerror(errno)))")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        if let directory { ship_spawn_file_actions_addchdir(&actions, directory) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
         // A process group of its own: a Ctrl-C at the terminal reaches ship, which stops
         // gracefully, not the ssh sessions finishing their step.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let spawned = Spawn.start([executable] + arguments, environment: environment, directory: directory,
+                                  stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1], newProcessGroup: true)
         close(stdinPipe[0])
         close(stdoutPipe[1])
         close(stderrPipe[1])
-        guard spawned == 0 else {
+        let pid: pid_t
+        switch spawned {
+        case .success(let started): pid = started
+        case .failure(let error):
             close(stdinPipe[1])
             close(stdoutPipe[0])
             close(stderrPipe[0])
-            return CommandResult(status: 127, stderr: "cannot run \(executable): \(String(cString: strerror(spawned)))")
+            return CommandResult(status: 127, stderr: "cannot run \(error)")
         }
 
         let done = DispatchGroup()
@@ -102,11 +82,9 @@ public enum ChildProcess {
         onBytes(nil)
         close(stdoutPipe[0])
 
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let status = Spawn.wait(pid)
         done.wait()
-        let exited = (status & 0x7F) == 0
-        return CommandResult(status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), stderr: stderrBox.value)
+        return CommandResult(status: Spawn.exitCode(status), stderr: stderrBox.value)
     }
 
     @discardableResult
