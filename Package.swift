@@ -53,7 +53,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The host agent: Hooks and Foundation only, so it links statically and copies to hosts.
+        // The host agent: Hooks and FoundationEssentials only. What ship uploads to hosts is this
+        // target linked as a fully static executable (scripts/build-agent.sh: -static-executable),
+        // so it runs on any x86-64 Linux with /proc whatever its C library, without Swift.
         .executableTarget(name: "ship-agent", dependencies: ["Hooks", "CSpawn"]),
         .testTarget(name: "ShipperTests", dependencies: ["Shipper", "Hooks", "ship", "ship-agent"]),
     ],

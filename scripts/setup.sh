@@ -21,6 +21,7 @@ if $with_tests; then
     mariadb-server mariadb-client   # backup tests: a MariaDB server the suite starts on loopback
     postgresql postgresql-client    # backup tests: a PostgreSQL server, likewise
     python3-venv                    # moto's S3-compatible server for the S3 store tests
+    debootstrap                     # the sandbox hosts' own Debian root filesystems (scripts/rootfs.sh)
   )
 fi
 

@@ -4,5 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# The sandbox hosts' own root filesystems (Debian 12 and 11), built once and cached.
+scripts/rootfs.sh bookworm >/dev/null
+scripts/rootfs.sh bullseye >/dev/null
 swift build --build-tests
+# The agent the tests deploy: the fully static build, as users get it.
+scripts/build-agent.sh >/dev/null
 swift test --skip-build "$@"

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -15,4 +16,8 @@ int ship_pipe_cloexec(int fds[2]) {
 
 int ship_set_child_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+int ship_is_static_executable(void) {
+    return getauxval(AT_BASE) == 0;
 }

@@ -6,6 +6,8 @@
 /// another protocol version is refused, and the controller uploads its own agent.
 public enum AgentProtocol {
     public static let version = 1
+    /// ship's release, which the controller and the agent built with it both report.
+    public static let shipVersion = "0.2.0"
 }
 
 public enum AgentOperation: String, Codable, Sendable, CaseIterable {
@@ -141,6 +143,9 @@ public struct AgentRequest: Codable, Sendable {
     public var database: DatabaseTarget?
     /// Asset directories, relative to deploy_to.
     public var assetDirectories: [String]?
+    /// Preflight: the users hooks run as (`runas`), each checked to exist and, for an agent
+    /// that is not root, to be reachable with `sudo -n` (the sudoers line of docs/installing.md).
+    public var runasUsers: [String]?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
@@ -169,6 +174,8 @@ public struct ReleaseRecord: Codable, Sendable, Equatable {
 public struct AgentResult: Codable, Sendable, Equatable {
     public var ok: Bool
     public var message: String?
+    /// What to do about a failure, when the agent knows (e.g. the sudoers line to add).
+    public var hint: String?
     public var currentRelease: String?
     public var currentRevision: String?
     public var previousRelease: String?

@@ -46,18 +46,23 @@ public enum HookRunner {
         /// The hook's whole environment.
         public var environment: [String: String]
         public var timeout: Int
+        /// The user to run as; nil runs as the agent's own user.
         public var runas: String?
         /// Where the hook's output is appended.
         public var logFile: String
+        /// The agent as the sudoers line names it (`<deploy_to>/.ship/bin/ship-agent`): what an
+        /// agent that is not root runs through `sudo -u RUNAS` to start the hook.
+        public var agentPath: String
 
         public init(command: HookSpec.Command, workingDirectory: String, environment: [String: String],
-                    timeout: Int, runas: String?, logFile: String) {
+                    timeout: Int, runas: String?, logFile: String, agentPath: String) {
             self.command = command
             self.workingDirectory = workingDirectory
             self.environment = environment
             self.timeout = timeout
             self.runas = runas
             self.logFile = logFile
+            self.agentPath = agentPath
         }
     }
 
@@ -66,22 +71,24 @@ public enum HookRunner {
     /// How often the log is read and the hook checked while it runs.
     static let tick: Int32 = 25
 
-    public static func argv(for invocation: Invocation) -> [String] {
-        var argv: [String]
+    /// The hook's own program and arguments.
+    public static func hookArguments(for invocation: Invocation) -> [String] {
         switch invocation.command {
-        case .shell(let line): argv = ["/bin/sh", "-c", line]
-        case .script(let path): argv = [invocation.workingDirectory + "/" + path]
+        case .shell(let line): ["/bin/sh", "-c", line]
+        case .script(let path): [invocation.workingDirectory + "/" + path]
         }
-        if let user = invocation.runas {
-            if geteuid() == 0 {
-                argv = ["runuser", "-u", user, "--"] + argv
-            } else {
-                // sudo resets the environment: hand it over explicitly.
-                argv = ["sudo", "-n", "-u", user, "--", "env"]
-                    + invocation.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } + argv
-            }
-        }
-        return argv
+    }
+
+    /// What is started, and the spec written to its stdin when it is `ship-agent exec-hook`.
+    /// Root switches user with runuser (the environment passes through as the child's own); any
+    /// other user goes through `sudo -n -u USER -- AGENT exec-hook`, the one command the sudoers
+    /// line allows, and the program, directory and environment follow on stdin.
+    public static func launch(for invocation: Invocation, isRoot: Bool = geteuid() == 0) -> (argv: [String], spec: ExecSpec?) {
+        let hook = hookArguments(for: invocation)
+        guard let user = invocation.runas else { return (hook, nil) }
+        if isRoot { return (["runuser", "-u", user, "--"] + hook, nil) }
+        let spec = ExecSpec(arguments: hook, directory: invocation.workingDirectory, environment: invocation.environment)
+        return (["sudo", "-n", "-u", user, "--", invocation.agentPath, "exec-hook"], spec)
     }
 
     public static func run(_ invocation: Invocation, onLine: (String) -> Void) -> HookOutcome {
@@ -96,14 +103,33 @@ public enum HookRunner {
         defer { close(readFD) }
         _ = lseek(readFD, 0, SEEK_END)
 
-        let argv = argv(for: invocation)
-        var environment = invocation.environment
-        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+        var invocation = invocation
+        if invocation.environment["PATH"] == nil {
+            invocation.environment["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        }
+        let (argv, spec) = launch(for: invocation)
+        // The spec goes through a pipe: never on a command line, never in a file.
+        var specPipe: [Int32] = [-1, -1]
+        if spec != nil, ship_pipe_cloexec(&specPipe) != 0 {
+            close(logFD)
+            onLine("ship-agent: cannot create a pipe for the hook: \(errorText())")
+            return HookOutcome(exitStatus: nil, signal: nil, timedOut: false, duration: 0)
+        }
+        // sudo keeps only a few variables; runuser and a plain hook get the whole environment.
+        let spawnEnvironment = spec == nil ? invocation.environment : ["PATH": invocation.environment["PATH"] ?? "/usr/bin:/bin"]
         // A process group of its own (a timeout kills the whole group); stdout and stderr to the log.
-        let spawned = Spawn.start(argv, environment: environment, directory: invocation.workingDirectory, stdin: nil,
+        let spawned = Spawn.start(argv, environment: spawnEnvironment, directory: invocation.workingDirectory,
+                                  stdin: spec == nil ? nil : specPipe[0],
                                   stdout: logFD, stderr: logFD, newProcessGroup: true,
                                   defaultSignals: [SIGPIPE, SIGINT, SIGTERM, SIGHUP])
         close(logFD)
+        if let spec {
+            close(specPipe[0])
+            // A child that exits without reading gives EPIPE here (SIGPIPE is ignored): its exit
+            // status says what went wrong.
+            _ = POSIXIO.writeAll(specPipe[1], spec.encoded)
+            close(specPipe[1])
+        }
         let pid: pid_t
         switch spawned {
         case .success(let started): pid = started

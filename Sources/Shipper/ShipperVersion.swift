@@ -1,4 +1,6 @@
+import Hooks
+
 /// ship's version, shared by the controller and the agent's protocol handshake.
 public enum ShipperVersion {
-    public static let current = "0.1.0"
+    public static let current = AgentProtocol.shipVersion
 }

@@ -14,6 +14,8 @@ struct HostLayout {
     var logs: String { state + "/logs" }
     var lock: String { state + "/lock" }
     var journal: String { state + "/journal.jsonl" }
+    /// The agent as the controller installs it, and as the sudoers line names it.
+    var agent: String { state + "/bin/ship-agent" }
 
     func release(_ name: String) -> String { releases + "/" + name }
     func record(_ name: String) -> String { records + "/" + name + ".json" }

@@ -52,6 +52,14 @@ struct Operations {
         guard access(existing, W_OK) == 0 else {
             throw AgentError("\(existing) is not writable by \(Self.userName()); ship cannot create \(layout.deployTo)")
         }
+        for user in request.runasUsers ?? [] {
+            if let problem = Users.runasProblem(user, agentPath: layout.agent) {
+                result.ok = false
+                result.message = problem.message
+                result.hint = problem.hint
+                return result
+            }
+        }
         result.currentRelease = layout.currentRelease()
         result.currentRevision = layout.currentRevision()
         result.releases = layout.releaseNames()
@@ -176,9 +184,11 @@ struct Operations {
             environment["SHIP_EVENT"] = event.rawValue
             environment["LIFECYCLE_EVENT"] = hook.declaredEvent
             Output.emit(AgentEvent(kind: .hookStarted, hook: hook.summary, event: event))
+            // runas naming the agent's own user needs no switch (and no sudo).
+            let runas = hook.runas.flatMap { $0 == Users.currentName() ? nil : $0 }
             let outcome = HookRunner.run(.init(command: hook.command, workingDirectory: layout.release(name),
-                                               environment: environment, timeout: hook.timeout, runas: hook.runas,
-                                               logFile: log)) { line in
+                                               environment: environment, timeout: hook.timeout, runas: runas,
+                                               logFile: log, agentPath: layout.agent)) { line in
                 Output.emit(AgentEvent(kind: .output, line: line, hook: hook.summary, event: event))
             }
             Output.emit(AgentEvent(kind: .hookFinished, hook: hook.summary, event: event, outcome: outcome))
@@ -238,7 +248,6 @@ struct Operations {
     }
 
     static func userName() -> String {
-        if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
-        return "uid \(geteuid())"
+        Users.currentName() ?? "uid \(geteuid())"
     }
 }

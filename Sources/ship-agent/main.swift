@@ -3,14 +3,16 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CSpawn
 import FoundationEssentials
 import Hooks
 
 // ship-agent: the small program ship uploads to `<deploy_to>/.ship/bin/` on each host. It does
 // host-local work only (receive, verify, unpack, link, run hooks, switch, prune, journal, lock);
 // policy (batches, rollback decisions, retention) stays in the controller. It depends on Hooks,
-// FoundationEssentials (JSON, files) and the C library, so it links statically and small:
-//   swift build -c release --product ship-agent --static-swift-stdlib
+// FoundationEssentials (JSON, files) and the C library, and is linked as a fully static
+// executable (scripts/build-agent.sh), so it needs neither Swift nor a particular C library on
+// the host; it makes no NSS lookups (users are read from /etc/passwd or asked of `getent`).
 //
 // Protocol: `ship-agent OP`, one JSON AgentRequest line on stdin, JSON AgentEvent lines on
 // stdout, the last of kind `result`. See Sources/Hooks/AgentProtocol.swift.
@@ -25,9 +27,15 @@ guard let verb = arguments.first else {
     Output.fail("usage: ship-agent --version | ship-agent OP (started by `ship` over ssh)", exitCode: 2)
 }
 if verb == "--version" || verb == "version" {
-    print("ship-agent protocol \(AgentProtocol.version)")
+    // No program interpreter was loaded (AT_BASE 0): nothing here comes from a shared library.
+    let linking = ship_is_static_executable() == 1 ? "static" : "dynamic"
+    var system = utsname()
+    uname(&system)
+    let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    print("ship-agent \(AgentProtocol.shipVersion) (protocol \(AgentProtocol.version), \(linking), \(machine))")
     exit(0)
 }
+if verb == "exec-hook" { ExecHook.run() }
 guard let operation = AgentOperation(rawValue: verb) else {
     Output.fail("unknown operation '\(verb)'", exitCode: 2)
 }

@@ -72,8 +72,8 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     static func take(_ kind: BackupKind, environment: String?, options: ConfigOptions, json: Bool) async throws {
-        let (config, env, agent, connections) = try options.hostSession(environment: environment)
-        let backups = try Backups(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         let signals = InterruptCleanup.install("nothing was stored")
         defer { _ = signals }
         let started = Date()
@@ -164,8 +164,8 @@ struct RestoreCommand: AsyncParsableCommand {
                                   hint: "ship restore \(kind.rawValue) [ENV] ID --yes; `ship backup list` shows the ids")
         }
         let id = arguments.last!
-        let (config, env, agent, connections) = try options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
-        let backups = try Backups(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+        let (config, env, agents, connections) = try options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
+        let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         let manifest = try await backups.store.manifest(id: id)
         let target = kind == .db
             ? backups.settings.db.map { "database \($0.name ?? "") on \($0.site)" } ?? "the database"

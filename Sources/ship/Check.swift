@@ -20,10 +20,11 @@ struct Check: AsyncParsableCommand {
         let config = try options.load()
         let environments = try environment.map { [try config.environment(named: $0)] } ?? config.environments
         let cwd = FileManager.default.currentDirectoryPath
-        print("\(ConfigLoader.display(config.file, relativeTo: cwd)): ok (app \(config.app), deploy_to \(config.deployTo), keep_releases \(config.keepReleases))")
+        print("\(ConfigLoader.display(config.file, relativeTo: cwd)): ok (app \(config.app))")
         for env in environments {
             let hosts = env.hosts.map(\.description).joined(separator: ", ")
-            var line = "  \(env.name): \(env.hosts.count) host\(env.hosts.count == 1 ? "" : "s") (\(hosts)), batch \(env.batch), "
+            var line = "  \(env.name): \(env.hosts.count) host\(env.hosts.count == 1 ? "" : "s") (\(hosts)), deploy_to \(env.deployTo), "
+                + "keep_releases \(env.keepReleases), batch \(env.batch), "
                 + "max_fail \(env.maxFail), rollback \(env.rollback.rawValue), revision \(env.revision ?? "HEAD")"
             if let branch = env.deployOnPush { line += ", deploys on push to \(branch)" }
             if env.backup != nil { line += ", backups configured" }
@@ -38,11 +39,19 @@ struct Check: AsyncParsableCommand {
             print("\(appspecPath): none (the deployed revision's appspec.yml is used; without one, no hooks run)")
         }
         guard hosts else { return }
-        let agent = try? AgentBinary.locate() // without a local agent, only reachability is checked
-        let connections = try SSHConnections(settings: config.ssh)
+        // Without a usable local agent, only reachability is checked (and said).
+        let agents: AgentCatalog?
+        do {
+            agents = try AgentCatalog.locate()
+        } catch {
+            agents = nil
+            print("  (agent not checked: \(error.message))")
+        }
         var unreachable = 0
         for env in environments {
-            let outcomes = await HostCheck.run(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+            let connections = try SSHConnections(settings: env.ssh)
+            let outcomes = await HostCheck.run(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
+            await connections.closeAll()
             for outcome in outcomes {
                 switch outcome.result {
                 case .success(let state): print("  \(env.name) \(outcome.host): \(state)")
@@ -52,7 +61,6 @@ struct Check: AsyncParsableCommand {
                 }
             }
         }
-        await connections.closeAll()
         if unreachable > 0 {
             throw ShipError("\(unreachable) host\(unreachable == 1 ? "" : "s") could not be reached",
                             hint: "try `ssh HOST` with the same ssh settings; ship uses your OpenSSH client and its config",

@@ -48,7 +48,7 @@ struct Deploy: AsyncParsableCommand {
     func run() async throws {
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
-        let (config, env, agent, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
@@ -56,7 +56,7 @@ struct Deploy: AsyncParsableCommand {
             config: config, environment: env,
             request: DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures,
                                    lockWait: lockWait, batch: batchSpec),
-            agent: agent, reporter: output.reporter(), interruption: interruption,
+            agents: agents, reporter: output.reporter(), interruption: interruption,
             makeTransport: { connections.transport(for: $0) })
         let result = await deployment.run()
         await connections.closeAll()

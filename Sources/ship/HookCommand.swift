@@ -20,7 +20,13 @@ struct InstallHook: AsyncParsableCommand {
     var gitDir: String
 
     func run() async throws {
-        let ship = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        // The running executable itself (/proc/self/exe), never argv[0] read against the
+        // working directory: a hook must call the ship that installed it, wherever it lives.
+        let ship = ExecutablePath.current()
+        guard access(ship, X_OK) == 0 else {
+            throw ShipError("\(ship) is not executable by this user, so the hook could not run it",
+                            hint: "install ship where every user pushing can run it (scripts/install.sh PREFIX)")
+        }
         print(try PushDeploy.install(gitDirectory: ConfigLoader.absolute(gitDir, in: FileManager.default.currentDirectoryPath), shipPath: ship))
     }
 }
@@ -37,11 +43,11 @@ struct PostReceive: AsyncParsableCommand {
     func run() async throws {
         let directory = gitDir ?? ProcessInfo.processInfo.environment["GIT_DIR"] ?? FileManager.default.currentDirectoryPath
         let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        let agent = try AgentBinary.locate()
+        let agents = try AgentCatalog.locate()
         let code = await PushDeploy.run(gitDirectory: ConfigLoader.absolute(directory, in: FileManager.default.currentDirectoryPath),
-                                        input: input, agent: agent, reporter: PlainReporter(),
+                                        input: input, agents: agents, reporter: PlainReporter(),
                                         say: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) },
-                                        makeConnections: { config throws(ShipError) in try SSHConnections(settings: config.ssh) })
+                                        makeConnections: { environment throws(ShipError) in try SSHConnections(settings: environment.ssh) })
         if code != 0 { throw ExitCode(code) }
     }
 }

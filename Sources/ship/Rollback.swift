@@ -21,13 +21,13 @@ struct Rollback: AsyncParsableCommand {
 
     func run() async throws {
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
-        let (config, env, agent, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
         let deployment = Deployment(config: config, environment: env,
                                     request: DeployRequest(environment: env.name, lockWait: lockWait),
-                                    agent: agent, reporter: output.reporter(), interruption: interruption,
+                                    agents: agents, reporter: output.reporter(), interruption: interruption,
                                     makeTransport: { connections.transport(for: $0) })
         let result = await deployment.rollback(to: to)
         await connections.closeAll()
@@ -47,8 +47,8 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let (config, env, agent, connections) = try options.hostSession(environment: environment)
-        let hosts = await StatusReport.status(config: config, environment: env, agent: agent) { connections.transport(for: $0) }
+        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let hosts = await StatusReport.status(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         await connections.closeAll()
         if output.json {
             for host in hosts {
@@ -92,8 +92,8 @@ struct History: AsyncParsableCommand {
 
     func run() async throws {
         guard limit >= 1 else { throw ShipError.usage("--limit must be at least 1") }
-        let (config, env, agent, connections) = try options.hostSession(environment: environment)
-        let (records, unreachable) = await StatusReport.history(config: config, environment: env, agent: agent, limit: limit) {
+        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (records, unreachable) = await StatusReport.history(config: config, environment: env, agents: agents, limit: limit) {
             connections.transport(for: $0)
         }
         await connections.closeAll()

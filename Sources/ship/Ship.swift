@@ -16,13 +16,16 @@ struct Ship: AsyncParsableCommand {
             error · 3 failed and a rollback failed too · 4 environment locked · 5 preflight failed · \
             130 interrupted.
             """,
-        version: ShipperVersion.current,
         subcommands: [Init.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Status.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
     )
 
     /// Runs the command line and exits with the contract's exit codes: usage errors are 2, not
     /// ArgumentParser's 64, and a `ShipError` is rendered once with its hint.
     static func main() async {
+        if CommandLine.arguments.dropFirst().first == "--version" {
+            print(await VersionReport.text())
+            Foundation.exit(0)
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -58,12 +61,12 @@ struct ConfigOptions: ParsableArguments {
 
     /// What a command that talks to an environment's hosts needs: the configuration, the
     /// environment, the agent to install, and the run's ssh connections (close them at the end).
-    func hostSession(environment name: String?) throws -> (config: ShipConfig, environment: Environment, agent: AgentBinary,
+    func hostSession(environment name: String?) throws -> (config: ShipConfig, environment: Environment, agents: AgentCatalog,
                                                            connections: SSHConnections) {
         let config = try load()
         let environment = try config.environment(named: name)
-        let agent = try AgentBinary.locate()
-        return (config, environment, agent, try SSHConnections(settings: config.ssh))
+        let agents = try AgentCatalog.locate()
+        return (config, environment, agents, try SSHConnections(settings: environment.ssh))
     }
 }
 

@@ -15,7 +15,7 @@ struct Unlock: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let env = try config.environment(named: environment)
-        let connections = try SSHConnections(settings: config.ssh)
+        let connections = try SSHConnections(settings: env.ssh)
         let outcomes = await Locks.forceUnlock(config: config, environment: env) { connections.transport(for: $0) }
         await connections.closeAll()
         var failed = false

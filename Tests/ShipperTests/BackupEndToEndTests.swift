@@ -39,7 +39,8 @@ struct BackupEndToEndTests {
     @Test("MariaDB over ssh: restore gives identical tables; a wrong password or a killed dump stores nothing; keep; the password stays secret")
     func mariadb() async throws {
         let db = try MariaDBServer()
-        let pool = try SandboxPool(hosts: 1)
+        // The dump runs on web1 with this machine's MariaDB client tools.
+        let pool = try SandboxPool(hosts: 1, os: ["shared"])
         let app = try SandboxApp(pool: pool, extraEnvironment: db.backupSection("keep: 2"))
         try app.writeAppspec("version: 1\n")
         try app.commit("v1")
@@ -274,7 +275,8 @@ struct BackupEndToEndTests {
     @Test("before_migrate: the backup precedes migrate; when it fails, no host switches")
     func beforeMigrate() async throws {
         let db = try MariaDBServer()
-        let pool = try SandboxPool(hosts: 2)
+        // The dump runs on web1 with this machine's MariaDB client tools.
+        let pool = try SandboxPool(hosts: 2, os: ["shared"])
         let app = try SandboxApp(pool: pool, extraEnvironment: db.backupSection("before_migrate: true"))
         try app.writeAppspec("""
             version: 1

@@ -63,10 +63,9 @@ struct LocalLifecycleTests {
     func deploy(ignoreStopFailures: Bool = false) async throws -> (DeploymentResult, CollectingReporter) {
         let config = try ConfigLoader.load(currentDirectory: repo.path)
         let reporter = CollectingReporter()
-        let agent = try AgentBinary(path: productsDirectory + "/ship-agent")
         let deployment = Deployment(config: config, environment: try config.environment(named: nil),
                                     request: DeployRequest(ignoreStopFailures: ignoreStopFailures),
-                                    agent: agent, reporter: reporter, makeTransport: { LocalTransport(host: $0) })
+                                    agents: try testAgents(), reporter: reporter, makeTransport: { LocalTransport(host: $0) })
         useTestBundleCache()
         return (await deployment.run(), reporter)
     }

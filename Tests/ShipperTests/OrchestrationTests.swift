@@ -66,7 +66,7 @@ struct OrchestrationTests {
         useTestBundleCache()
         let pool = self.pool
         let deployment = Deployment(config: config, environment: try config.environment(named: nil), request: request,
-                                    agent: try AgentBinary(path: productsDirectory + "/ship-agent"),
+                                    agents: try testAgents(),
                                     reporter: reporter ?? collector, interruption: interruption,
                                     makeTransport: { pool.transport(for: $0) })
         return (await deployment.run(), collector)

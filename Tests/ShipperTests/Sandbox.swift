@@ -13,23 +13,30 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 private let nextNetwork = Mutex(1)
 
-/// A pool of real OpenSSH hosts web1..webN, each in its own mount and UTS namespace with a
-/// private /srv, on loopback addresses of a network of its own. Stopped on deinit.
+/// A pool of real OpenSSH hosts web1..webN (scripts/sandbox.sh), on loopback addresses of a
+/// network of its own. Each is a machine of its own: its own Debian root filesystem (no Swift;
+/// users root, deploy and www-data), /proc, /tmp and hostname, in mount, PID and UTS namespaces.
+/// `os` gives the hosts' systems in turn: Debian suites, or `shared` for a host on this machine's
+/// own filesystem (only where a test needs this machine's tools, such as database clients).
+/// Stopped on deinit.
 final class SandboxPool {
     let directory: TemporaryDirectory
     let count: Int
     let network: String
+    let os: [String]
     var sshConfig: String { directory.file("ssh_config") }
 
-    init(hosts count: Int) throws {
+    init(hosts count: Int, os: [String] = ["bookworm"]) throws {
         self.count = count
+        self.os = os
         directory = try TemporaryDirectory("ship-sandbox")
         let octet = nextNetwork.withLock { value -> Int in
             defer { value += 1 }
             return Int(ProcessInfo.processInfo.processIdentifier % 50) * 5 + value
         }
         network = "127.\(100 + octet / 250).\(octet % 250)"
-        let result = try run(repositoryRoot + "/scripts/sandbox.sh", ["start", directory.file("pool"), String(count), "11", network])
+        let result = try run(repositoryRoot + "/scripts/sandbox.sh", ["start", directory.file("pool"), String(count), "11", network],
+                             environment: ["SANDBOX_OS": os.joined(separator: ",")])
         guard result.status == 0 else { throw TestFailure("sandbox did not start: \(result.stderr)") }
         // ssh_config lives in the pool directory; keep a stable path.
         try FileManager.default.createSymbolicLink(atPath: sshConfig, withDestinationPath: directory.file("pool/ssh_config"))

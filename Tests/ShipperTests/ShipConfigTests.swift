@@ -69,13 +69,14 @@ struct ShipConfigTests {
                 hosts: [stage1]
             """)
         #expect(config.app == "shop")
-        #expect(config.deployTo == "/srv/shop")
-        #expect(config.keepReleases == 3)
-        #expect(config.ssh == SSHSettings(user: "deploy", port: 2222, identityFile: "/work/app/keys/id_ed25519",
-                                          configFile: "/work/app/ssh_config", options: ["-o", "ConnectTimeout=10"]))
+        #expect(config.defaultDeployTo == "/srv/shop")
+        #expect(config.defaultKeepReleases == 3)
+        #expect(config.defaultSSH == SSHSettings(user: "deploy", port: 2222, identityFile: "/work/app/keys/id_ed25519",
+                                                 configFile: "/work/app/ssh_config", options: ["-o", "ConnectTimeout=10"]))
         #expect(config.shared == SharedPaths(dirs: ["sites/default/files"], files: ["sites/default/settings.local.php"]))
         let prod = try config.environment(named: nil)
         #expect(prod.name == "prod")
+        #expect(prod.deployTo == "/srv/shop" && prod.keepReleases == 3 && prod.ssh == config.defaultSSH)
         #expect(prod.hosts == [Host(name: "web1"), Host(name: "web3", port: 2200), Host(name: "deploy@10.0.0.5"),
                                Host(name: "web2", roles: ["web", "migrate"])])
         #expect(prod.batch == BatchSpec([.count(1), .percent(50)]))
@@ -99,12 +100,12 @@ struct ShipConfigTests {
     func defaults() throws {
         let config = try decode(minimal)
         let env = try config.environment(named: nil)
-        #expect(config.keepReleases == 5)
+        #expect(env.keepReleases == 5)
         #expect(env.batch == .one)
         #expect(env.maxFail == 0)
         #expect(env.rollback == .auto)
         #expect(env.revision == nil)
-        #expect(config.ssh == SSHSettings())
+        #expect(env.ssh == SSHSettings())
     }
 
     @Test("YAML anchors and merge keys are honoured")

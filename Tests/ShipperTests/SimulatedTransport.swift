@@ -51,7 +51,10 @@ final class SimulatedTransport: Transport {
     }
 
     func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
-        if line.text.hasPrefix("sha256sum ") {
+        if line.text.hasPrefix("echo ship-probe:uname") {   // the probe: platform, /proc, installed agent
+            onLine("ship-probe:uname")
+            onLine("Linux x86_64")
+            onLine("ship-probe:proc")
             guard let sha = state.withLock({ $0.agentSHA }) else { return CommandResult(status: 1, stderr: "No such file") }
             onLine("\(sha)  agent")
             return CommandResult(status: 0, stderr: "")

@@ -119,6 +119,17 @@ var productsDirectory: String {
     return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug").path
 }
 
+/// The static agent scripts/build-agent.sh builds (scripts/test.sh runs it before the tests);
+/// the `ship` under test finds it there too.
+var staticAgentPath: String { repositoryRoot + "/.build-agent/release/ship-agent" }
+
+func testAgents() throws -> AgentCatalog {
+    guard FileManager.default.isExecutableFile(atPath: staticAgentPath) else {
+        throw TestFailure("no static agent at \(staticAgentPath): run scripts/build-agent.sh (scripts/test.sh does)")
+    }
+    return AgentCatalog(primary: try AgentBinary(path: staticAgentPath))
+}
+
 /// Runs the built `ship` CLI.
 func ship(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> ProcessResult {
     try run((productsDirectory as NSString).appendingPathComponent("ship"), arguments, in: directory, environment: environment)

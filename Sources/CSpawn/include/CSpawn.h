@@ -12,4 +12,7 @@ int ship_pipe_cloexec(int fds[2]);
 /// so the agent can reap what a killed hook left behind.
 int ship_set_child_subreaper(void);
 
+/// 1 when no program interpreter (dynamic loader) was loaded for this process: a static executable.
+int ship_is_static_executable(void);
+
 #endif

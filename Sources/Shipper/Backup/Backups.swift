@@ -9,18 +9,18 @@ public struct Backups: Sendable {
     public let environment: Environment
     public let settings: BackupConfig
     public let store: any BackupStore
-    let agent: AgentBinary
+    let agents: AgentCatalog
     let makeTransport: @Sendable (Host) -> any Transport
     let controllerEnvironment: [String: String]
 
-    public init(config: ShipConfig, environment: Environment, agent: AgentBinary,
+    public init(config: ShipConfig, environment: Environment, agents: AgentCatalog,
                 controllerEnvironment: [String: String] = ProcessInfo.processInfo.environment,
                 makeTransport: @escaping @Sendable (Host) -> any Transport) throws(ShipError) {
         guard let settings = environment.backup else { throw Self.noSection(config: config, environment: environment) }
         self.config = config
         self.environment = environment
         self.settings = settings
-        self.agent = agent
+        self.agents = agents
         self.makeTransport = makeTransport
         self.controllerEnvironment = controllerEnvironment
         store = try Self.store(settings, environment: controllerEnvironment)
@@ -101,12 +101,12 @@ public struct Backups: Sendable {
         case .db:
             let database = try databaseSettings()
             site = database.site
-            request = AgentRequest(operation: .restoreDatabase, deployTo: config.deployTo)
+            request = AgentRequest(operation: .restoreDatabase, deployTo: environment.deployTo)
             request.database = try databaseTarget(database)
         case .assets:
             let assets = try assetSettings()
             site = assets.site
-            request = AgentRequest(operation: .restoreAssets, deployTo: config.deployTo)
+            request = AgentRequest(operation: .restoreAssets, deployTo: environment.deployTo)
             request.assetDirectories = assets.dirs
         }
         guard manifest.kind == kind else {
@@ -189,13 +189,13 @@ public struct Backups: Sendable {
     func client(for site: BackupConfig.Site) async throws(ShipError) -> AgentClient {
         switch site {
         case .local:
-            return AgentClient(transport: LocalTransport(), deployTo: config.deployTo, agentPath: agent.path)
+            return AgentClient(transport: LocalTransport(), deployTo: environment.deployTo, agentPath: agents.primary.path)
         case .host(let named):
             // A pool host keeps its port and name as the environment gives them.
             let host = environment.hosts.first { $0.description == named.description || $0.name == named.name } ?? named
-            let client = AgentClient(transport: makeTransport(host), deployTo: config.deployTo)
-            do {
-                if try await !client.hasAgent(agent) { try await client.upload(agent) }
+            let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
+            do throws(HostError) {
+                try await client.ensureAgent(agents)
             } catch {
                 throw Self.shipError(error)
             }
@@ -207,8 +207,8 @@ public struct Backups: Sendable {
     func deployedRevision(_ client: AgentClient) async -> String? {
         if let revision = try? await client.require(client.request(.state)).currentRevision { return revision }
         guard let first = environment.hosts.first, first.description != client.transport.host.description else { return nil }
-        let other = AgentClient(transport: makeTransport(first), deployTo: config.deployTo)
-        guard (try? await other.hasAgent(agent)) == true else { return nil }
+        let other = AgentClient(transport: makeTransport(first), deployTo: environment.deployTo)
+        guard (try? await other.ensureAgent(agents)) != nil else { return nil }
         return try? await other.require(other.request(.state)).currentRevision
     }
 

@@ -7,9 +7,11 @@ public struct ShipConfig: Sendable {
     /// The directory holding ship.yml; relative paths in it are relative to this.
     public var directory: String
     public var app: String
-    public var deployTo: String
-    public var keepReleases: Int
-    public var ssh: SSHSettings
+    /// The top level's `deploy_to`, `keep_releases` and `ssh`; each environment has them resolved
+    /// (its own keys over these), so code reads `environment.deployTo`, never these.
+    public var defaultDeployTo: String?
+    public var defaultKeepReleases: Int
+    public var defaultSSH: SSHSettings
     public var shared: SharedPaths
     public var defaultEnvironment: String?
     /// In the order they are declared.
@@ -52,6 +54,24 @@ public struct SSHSettings: Sendable, Equatable {
         self.configFile = configFile
         self.options = options
     }
+
+    /// These settings with the keys `other` sets replacing them (an environment's `ssh:` over
+    /// the top level's).
+    public func overridden(by other: SSHSettings) -> SSHSettings {
+        SSHSettings(user: other.user ?? user, port: other.port ?? port, identityFile: other.identityFile ?? identityFile,
+                    configFile: other.configFile ?? configFile, options: other.options.isEmpty ? options : other.options)
+    }
+}
+
+/// A variable of a hook's environment, from `env:`.
+public struct HookVariable: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
 }
 
 /// Paths under `deploy_to/shared` linked into every release.
@@ -71,11 +91,17 @@ public struct Host: Sendable, Equatable, Hashable, CustomStringConvertible {
     public var name: String
     public var port: Int?
     public var roles: [String]
+    /// The ssh user for this host alone (`ssh: { user: }` on the host entry).
+    public var user: String?
+    /// Hook variables for this host alone, over the environment's `env`.
+    public var env: [HookVariable]
 
-    public init(name: String, port: Int? = nil, roles: [String] = []) {
+    public init(name: String, port: Int? = nil, roles: [String] = [], user: String? = nil, env: [HookVariable] = []) {
         self.name = name
         self.port = port
         self.roles = roles
+        self.user = user
+        self.env = env
     }
 
     /// The host as written in ship.yml, used to label its output.
@@ -119,6 +145,12 @@ public enum RollbackMode: String, Sendable, CaseIterable {
 
 public struct Environment: Sendable {
     public var name: String
+    /// Resolved: the environment's own `deploy_to`, else the top level's.
+    public var deployTo: String
+    /// Resolved like `deployTo`.
+    public var keepReleases: Int
+    /// The top level's `ssh:` with the environment's keys over it.
+    public var ssh: SSHSettings
     /// The default revision to deploy; nil means HEAD.
     public var revision: String?
     public var hosts: [Host]

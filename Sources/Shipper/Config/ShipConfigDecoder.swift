@@ -5,7 +5,10 @@ import Foundation
 enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
-    static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup"]
+    static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
+                                  "deploy_to", "keep_releases", "ssh"]
+    static let hostKeys = ["host", "roles", "env", "ssh"]
+    static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "s3", "before_migrate", "db", "assets"]
     static let databaseKeys = ["host", "engine", "name", "user", "address", "password_env", "dump_command", "restore_command"]
 
@@ -21,9 +24,7 @@ enum ShipConfigDecoder {
                                 hint: "e.g. app: \(sanitizedAppName(app))")
         }
 
-        let deployToNode = try top.required("deploy_to", expected: "an absolute path on every host, e.g. /srv/\(app)")
-        let deployTo = try absoluteRemotePath(deployToNode)
-
+        let deployTo = try top["deploy_to"].map { node throws(ShipError) in try absoluteRemotePath(node) }
         let keepReleases = try top["keep_releases"]?.int(atLeast: 1) ?? 5
         let ssh = try top["ssh"].map { node throws(ShipError) in try decodeSSH(node, directory: directory) } ?? SSHSettings()
         let shared = try top["shared"].map { node throws(ShipError) in try decodeShared(node) } ?? SharedPaths()
@@ -36,7 +37,8 @@ enum ShipConfigDecoder {
             guard key.text.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.-]*$"#, options: .regularExpression) != nil else {
                 throw keyNode.error("an environment name is letters, digits, '_', '.' and '-'")
             }
-            environments.append(try decodeEnvironment(name: key.text, value, directory: directory))
+            let defaults = EnvironmentDefaults(deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, app: app)
+            environments.append(try decodeEnvironment(name: key.text, value, directory: directory, defaults: defaults))
         }
         guard !environments.isEmpty else {
             throw environmentsNode.error("expected at least one environment", hint: "e.g.\n  environments:\n    prod:\n      hosts: [web1]")
@@ -53,8 +55,8 @@ enum ShipConfigDecoder {
             defaultEnvironment = name
         }
 
-        return ShipConfig(file: file, directory: directory, app: app, deployTo: deployTo, keepReleases: keepReleases,
-                          ssh: ssh, shared: shared, defaultEnvironment: defaultEnvironment, environments: environments)
+        return ShipConfig(file: file, directory: directory, app: app, defaultDeployTo: deployTo, defaultKeepReleases: keepReleases,
+                          defaultSSH: ssh, shared: shared, defaultEnvironment: defaultEnvironment, environments: environments)
     }
 
     static func sanitizedAppName(_ text: String) -> String {
@@ -146,8 +148,29 @@ enum ShipConfigDecoder {
         return shared
     }
 
-    static func decodeEnvironment(name: String, _ node: ConfigNode, directory: String) throws(ShipError) -> Environment {
+    /// What an environment inherits from the top level.
+    struct EnvironmentDefaults {
+        var deployTo: String?
+        var keepReleases: Int
+        var ssh: SSHSettings
+        var app: String
+    }
+
+    static func decodeEnvironment(name: String, _ node: ConfigNode, directory: String,
+                                  defaults: EnvironmentDefaults) throws(ShipError) -> Environment {
         let map = try node.mapping(allowed: environmentKeys, expected: "a mapping with hosts (and revision, batch, …)")
+        let deployTo: String
+        if let own = map["deploy_to"] {
+            deployTo = try absoluteRemotePath(own)
+        } else if let inherited = defaults.deployTo {
+            deployTo = inherited
+        } else {
+            throw node.error("deploy_to is set neither here nor at the top level",
+                             hint: "add `deploy_to: /srv/\(defaults.app)` at the top of ship.yml, or `deploy_to:` in each environment")
+        }
+        let keepReleases = try map["keep_releases"]?.int(atLeast: 1) ?? defaults.keepReleases
+        let ssh = try map["ssh"].map { node throws(ShipError) in defaults.ssh.overridden(by: try decodeSSH(node, directory: directory)) }
+            ?? defaults.ssh
         let revision = try map["revision"]?.nonEmptyString(expected: "a branch, tag or commit")
         let hostsNode = try map.required("hosts", expected: "a list of hosts", hint: "e.g. hosts: [web1, web2]")
         var hosts: [Host] = []
@@ -169,29 +192,44 @@ enum ShipConfigDecoder {
             if text.hasPrefix("refs/heads/") { text.removeFirst("refs/heads/".count) }
             deployOnPush = text
         }
-        var env: [(name: String, value: String)] = []
-        if let envNode = map["env"] {
-            for (key, value) in try envNode.mappingEntries(expected: "a mapping of variable names to values") {
-                let keyNode = ConfigNode(node: key.node, file: node.file, path: envNode.path + [key.text])
-                guard key.text.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
-                    throw keyNode.error("not a valid environment variable name")
-                }
-                guard !key.text.hasPrefix("SHIP_") else {
-                    throw keyNode.error("SHIP_* variables are set by ship itself", hint: "choose another name")
-                }
-                env.append((key.text, try value.string(expected: "a value (string, number or boolean)")))
-            }
-        }
+        let env = try map["env"].map { node throws(ShipError) in try decodeEnv(node) }?.map { ($0.name, $0.value) } ?? []
         let backup = try map["backup"].map { node throws(ShipError) in try decodeBackup(node, directory: directory) }
-        return Environment(name: name, revision: revision, hosts: hosts, batch: batch, maxFail: maxFail,
-                           rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
+        return Environment(name: name, deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, revision: revision, hosts: hosts,
+                           batch: batch, maxFail: maxFail, rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
+    }
+
+    /// `env:`: variable names to values, in order.
+    static func decodeEnv(_ envNode: ConfigNode) throws(ShipError) -> [HookVariable] {
+        var env: [HookVariable] = []
+        for (key, value) in try envNode.mappingEntries(expected: "a mapping of variable names to values") {
+            let keyNode = ConfigNode(node: key.node, file: envNode.file, path: envNode.path + [key.text])
+            guard key.text.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                throw keyNode.error("not a valid environment variable name")
+            }
+            guard !key.text.hasPrefix("SHIP_") else {
+                throw keyNode.error("SHIP_* variables are set by ship itself", hint: "choose another name")
+            }
+            env.append(HookVariable(name: key.text, value: try value.string(expected: "a value (string, number or boolean)")))
+        }
+        return env
     }
 
     static func decodeHost(_ node: ConfigNode) throws(ShipError) -> Host {
         if case .mapping = node.node {
-            let map = try node.mapping(allowed: ["host", "roles"], expected: "a host")
+            let map = try node.mapping(allowed: hostKeys, expected: "a host")
             let hostNode = try map.required("host", expected: "a host name, alias or address")
             var host = try parseHostName(hostNode)
+            if let env = map["env"] { host.env = try decodeEnv(env) }
+            if let ssh = map["ssh"] {
+                let settings = try ssh.mapping(allowed: hostSSHKeys, expected: "the host's own ssh user and port")
+                if let user = settings["user"] { host.user = try user.nonEmptyString(expected: "a user name") }
+                if let port = settings["port"] {
+                    guard host.port == nil else {
+                        throw port.error("the port is given twice: in \"\(hostNode.found)\" and here", hint: "keep one")
+                    }
+                    host.port = try decodePort(port)
+                }
+            }
             if let roles = map["roles"] {
                 for item in try roles.list(expected: "a list of role names") {
                     let role = try item.nonEmptyString(expected: "a role name")

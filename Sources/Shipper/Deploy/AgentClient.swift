@@ -2,35 +2,6 @@ import Crypto
 import Foundation
 import Hooks
 
-/// The `ship-agent` executable the controller uploads to hosts.
-public struct AgentBinary: Sendable {
-    public var path: String
-    public var sha256: String
-
-    /// The agent beside the running `ship` (or `$SHIP_AGENT`).
-    public static func locate() throws(ShipError) -> AgentBinary {
-        var candidates: [String] = []
-        if let override = ProcessInfo.processInfo.environment["SHIP_AGENT"] { candidates.append(override) }
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates += [executable.appendingPathComponent("ship-agent").path,
-                       executable.deletingLastPathComponent().appendingPathComponent("libexec/ship/ship-agent").path]
-        guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw ShipError("ship-agent not found (looked at \(candidates.joined(separator: ", ")))",
-                            hint: "build it (`swift build --product ship-agent`) or set SHIP_AGENT to its path",
-                            exitCode: .preflight)
-        }
-        return try AgentBinary(path: path)
-    }
-
-    public init(path: String) throws(ShipError) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ShipError("cannot read the agent at \(path)", exitCode: .preflight)
-        }
-        self.path = path
-        sha256 = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-    }
-}
-
 /// A failed step on one host: what, where, and what the host said.
 public struct HostError: Error, Sendable, CustomStringConvertible {
     public var host: String
@@ -38,6 +9,8 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// ssh could not reach the host (exit 255) rather than the command failing.
     public var unreachable: Bool
+    /// What to do about it, when ship knows.
+    public var hint: String? = nil
 
     public var description: String { "\(host): \(step): \(message)" }
 }
@@ -57,14 +30,59 @@ public struct AgentClient: Sendable {
 
     var hostName: String { transport.host.description }
 
-    /// Connects and tells whether the host has this very agent (compared by SHA-256).
-    public func hasAgent(_ agent: AgentBinary) async throws(HostError) -> Bool {
-        let output = SendableBox<String>("")
-        let probe = await transport.run(ShellLine(RemoteCommand(["sha256sum", agentPath])), input: .none) { line in
-            output.value += line
+    /// One round trip before anything changes on the host: its platform, whether /proc is
+    /// there (the static agent needs it), and the SHA-256 of the agent it has, if any.
+    public func probe() async throws(HostError) -> HostProbe {
+        let output = SendableBox<[String]>([])
+        let line = ShellLine(each: [
+            ShellLine(RemoteCommand(["echo", HostProbe.unameMarker])),
+            ShellLine(RemoteCommand(["uname", "-sm"])),
+            ShellLine(all: [RemoteCommand(["test", "-d", "/proc/self/fd"]), RemoteCommand(["echo", HostProbe.procMarker])]),
+            ShellLine(RemoteCommand(["sha256sum", agentPath])),
+        ])
+        let result = await transport.run(line, input: .none) { output.value.append($0) }
+        try failIfUnreachable(result, step: "connect")
+        guard let probe = HostProbe(output: output.value) else {
+            throw HostError(host: hostName, step: "connect",
+                            message: "cannot tell the host's platform (`uname -sm` gave no answer; exit \(result.status)): \(result.stderr)",
+                            unreachable: false)
         }
-        try failIfUnreachable(probe, step: "connect")
-        return probe.status == 0 && output.value.hasPrefix(agent.sha256)
+        return probe
+    }
+
+    /// The agent for the probed host, or why none can run there.
+    public func agent(for probe: HostProbe, in agents: AgentCatalog) throws(HostError) -> AgentBinary {
+        guard probe.hasProc else {
+            throw HostError(host: hostName, step: "platform", message: "/proc is not mounted on \(probe.platform): ship-agent needs it",
+                            unreachable: false, hint: "mount /proc on the host (every standard Linux system has it)")
+        }
+        do {
+            return try agents.agent(system: probe.system, machine: probe.machine)
+        } catch {
+            throw HostError(host: hostName, step: "platform", message: error.message, unreachable: false, hint: error.hint)
+        }
+    }
+
+    /// Probes the host and installs the agent for its platform unless it has that very one.
+    @discardableResult
+    public func ensureAgent(_ agents: AgentCatalog) async throws(HostError) -> HostProbe {
+        let probe = try await probe()
+        let agent = try agent(for: probe, in: agents)
+        if probe.installedAgentSHA256 != agent.sha256 { try await upload(agent) }
+        return probe
+    }
+
+    /// Runs the installed agent's `--version` on the host: proof that it starts there.
+    public func agentVersion() async throws(HostError) -> String {
+        let output = SendableBox<[String]>([])
+        let result = await transport.run(ShellLine(RemoteCommand([agentPath, "--version"])), input: .none) { output.value.append($0) }
+        try failIfUnreachable(result, step: "agent --version")
+        guard result.status == 0, let version = output.value.last(where: { $0.hasPrefix("ship-agent ") }) else {
+            throw HostError(host: hostName, step: "agent --version",
+                            message: "the agent does not run on this host (exit \(result.status)): \(result.stderr)", unreachable: false,
+                            hint: "ship-agent must be the static build (scripts/build-agent.sh); `file` on it should say \"statically linked\"")
+        }
+        return version
     }
 
     /// Uploads the agent to `<deploy_to>/.ship/bin/`, replacing another one atomically.
@@ -112,7 +130,9 @@ public struct AgentClient: Sendable {
             let said = (strayOutput.value + [command.stderr]).filter { !$0.isEmpty }.joined(separator: "\n")
             throw HostError(host: hostName, step: step,
                             message: "the agent gave no answer (exit \(command.status))" + (said.isEmpty ? "" : ": \(said)"),
-                            unreachable: false)
+                            unreachable: false,
+                            hint: command.status == 126 || command.status == 127
+                                ? "the agent cannot start on this host: ship-agent must be the static build (scripts/build-agent.sh)" : nil)
         }
         return result
     }
@@ -151,7 +171,8 @@ public struct AgentClient: Sendable {
                         onEvent: @escaping @Sendable (AgentEvent) -> Void = { _ in }) async throws(HostError) -> AgentResult {
         let result = try await call(request, bundle: bundle, onEvent: onEvent)
         guard result.ok else {
-            throw HostError(host: hostName, step: request.operation.rawValue, message: result.message ?? "failed", unreachable: false)
+            throw HostError(host: hostName, step: request.operation.rawValue, message: result.message ?? "failed", unreachable: false,
+                            hint: result.hint)
         }
         return result
     }
@@ -165,6 +186,35 @@ public struct AgentClient: Sendable {
 
     public func request(_ operation: AgentOperation) -> AgentRequest {
         AgentRequest(operation: operation, deployTo: deployTo)
+    }
+}
+
+/// What `AgentClient.probe()` learns about a host.
+public struct HostProbe: Sendable, Equatable {
+    static let unameMarker = "ship-probe:uname"
+    static let procMarker = "ship-probe:proc"
+
+    /// `uname -s` and `uname -m`.
+    public var system: String
+    public var machine: String
+    public var hasProc: Bool
+    public var installedAgentSHA256: String?
+
+    public var platform: String { "\(system) \(machine)" }
+
+    /// Reads the probe's output; lines a login shell prints before it are skipped.
+    init?(output lines: [String]) {
+        guard let marker = lines.firstIndex(of: Self.unameMarker), marker + 1 < lines.count else { return nil }
+        let words = lines[marker + 1].split(separator: " ")
+        guard words.count == 2 else { return nil }
+        system = String(words[0])
+        machine = String(words[1])
+        let rest = lines[(marker + 2)...]
+        hasProc = rest.contains(Self.procMarker)
+        installedAgentSHA256 = rest.lazy.compactMap { line -> String? in
+            let hash = line.prefix(64)
+            return hash.count == 64 && hash.allSatisfy(\.isHexDigit) ? String(hash) : nil
+        }.first
     }
 }
 

@@ -25,16 +25,17 @@ extension Deployment {
     func hookEnvironment(_ client: AgentClient, context: HostContext, previous: String?) -> [String: String] {
         var env: [String: String] = [:]
         for (name, value) in environment.env { env[name] = value }
-        let releasePath = config.deployTo + "/releases/" + context.release
+        for variable in client.transport.host.env { env[variable.name] = variable.value }
+        let releasePath = environment.deployTo + "/releases/" + context.release
         env["SHIP_APP"] = config.app
         env["SHIP_ENV"] = environment.name
         env["SHIP_HOST"] = client.transport.host.description
         env["SHIP_DEPLOYMENT_ID"] = context.deploymentId
         env["SHIP_RELEASE"] = context.release
         env["SHIP_RELEASE_PATH"] = releasePath
-        env["SHIP_PREVIOUS_RELEASE_PATH"] = previous.map { config.deployTo + "/releases/" + $0 } ?? ""
+        env["SHIP_PREVIOUS_RELEASE_PATH"] = previous.map { environment.deployTo + "/releases/" + $0 } ?? ""
         env["SHIP_REVISION"] = context.revision
-        env["SHIP_DEPLOY_TO"] = config.deployTo
+        env["SHIP_DEPLOY_TO"] = environment.deployTo
         env["DEPLOYMENT_ID"] = context.deploymentId
         env["APPLICATION_NAME"] = config.app
         env["DEPLOYMENT_GROUP_NAME"] = environment.name

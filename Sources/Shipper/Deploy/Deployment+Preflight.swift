@@ -5,20 +5,27 @@ import Hooks
 extension Deployment {
     // MARK: - Preflight and locks
 
-    /// Every host reachable first (nothing touched), then agents installed where missing and
-    /// each host checked (writable deploy_to, shared files present).
+    /// Every host reachable and of a platform the agent runs on first (nothing touched), then
+    /// agents installed where missing and each host checked: deploy_to writable, shared files
+    /// present, every `runas` user there and reachable through sudo without a password.
     /// With `bundleSHA256`, each host also says whether it has that bundle already.
-    func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil) async throws(ShipError) -> [AgentResult] {
-        let agent = self.agent
-        let probes = await forEachHost(clients) { client throws(HostError) in try await client.hasAgent(agent) }
-        try reportPreflight(probes)
+    func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil, runasUsers: [String] = []) async throws(ShipError) -> [AgentResult] {
+        let agents = self.agents
+        // The agent each host needs, and whether it has it: one round trip per host.
+        let probes = await forEachHost(clients) { client throws(HostError) -> (agent: AgentBinary, current: Bool) in
+            let probe = try await client.probe()
+            let agent = try client.agent(for: probe, in: agents)
+            return (agent, probe.installedAgentSHA256 == agent.sha256)
+        }
+        let needed = try reportPreflight(probes)
         let shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
         let states = await forEachHost(clients) { client throws(HostError) -> AgentResult in
             let index = clients.firstIndex { $0.transport.host == client.transport.host }!
-            if case .success(false) = probes[index] { try await client.upload(agent) }
+            if !needed[index].current { try await client.upload(needed[index].agent) }
             var request = client.request(.preflight)
             request.shared = shared
             request.bundleSHA256 = bundleSHA256
+            request.runasUsers = runasUsers.isEmpty ? nil : runasUsers
             return try await client.require(request)
         }
         return try reportPreflight(states)
@@ -28,17 +35,20 @@ extension Deployment {
     func reportPreflight<T>(_ results: [Result<T, HostError>]) throws(ShipError) -> [T] {
         var values: [T] = []
         var problems: [String] = []
+        var hints: [String] = []
         for result in results {
             switch result {
             case .success(let value): values.append(value)
             case .failure(let error):
                 problems.append(error.description)
+                if let hint = error.hint, !hints.contains(hint) { hints.append(hint) }
                 reporter.report(Event(host: error.host, .hostFailed(step: "preflight", message: error.message)))
             }
         }
         guard problems.isEmpty else {
             throw ShipError("preflight failed, no release was changed:\n  " + problems.joined(separator: "\n  "),
-                            hint: "check that every host answers `ssh HOST` and holds the shared files",
+                            hint: hints.isEmpty ? "check that every host answers `ssh HOST` and holds the shared files"
+                                : hints.joined(separator: "\n"),
                             exitCode: .preflight)
         }
         return values

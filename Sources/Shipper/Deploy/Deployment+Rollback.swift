@@ -39,7 +39,7 @@ extension Deployment {
     func prune(_ client: AgentClient, previous: String?, context: HostContext) async {
         guard !interruption.requested else { return }
         var prune = client.request(.prune)
-        prune.keepReleases = config.keepReleases
+        prune.keepReleases = environment.keepReleases
         prune.protectedReleases = previous.map { [$0] } ?? []
         if let result = try? await client.call(prune), let pruned = result.pruned, !pruned.isEmpty {
             reporter.report(Event(host: client.transport.host.description, .hostStep(step: "pruned \(pruned.joined(separator: ", "))")))

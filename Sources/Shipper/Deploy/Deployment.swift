@@ -7,18 +7,18 @@ public struct Deployment: Sendable {
     public let config: ShipConfig
     public let environment: Environment
     public let request: DeployRequest
-    public let agent: AgentBinary
+    public let agents: AgentCatalog
     public let reporter: any Reporter
     public let interruption: Interruption
     let makeTransport: @Sendable (Host) -> any Transport
 
-    public init(config: ShipConfig, environment: Environment, request: DeployRequest, agent: AgentBinary,
+    public init(config: ShipConfig, environment: Environment, request: DeployRequest, agents: AgentCatalog,
                 reporter: any Reporter, interruption: Interruption = Interruption(),
                 makeTransport: @escaping @Sendable (Host) -> any Transport) {
         self.config = config
         self.environment = environment
         self.request = request
-        self.agent = agent
+        self.agents = agents
         self.reporter = reporter
         self.interruption = interruption
         self.makeTransport = makeTransport
@@ -69,7 +69,7 @@ public struct Deployment: Sendable {
         var backups: Backups?
         if let settings = environment.backup, settings.beforeMigrate, !prepared.appspec.hooks(for: .migrate).isEmpty {
             do {
-                let configured = try Backups(config: config, environment: environment, agent: agent, makeTransport: makeTransport)
+                let configured = try Backups(config: config, environment: environment, agents: agents, makeTransport: makeTransport)
                 _ = try configured.databaseTarget(configured.databaseSettings())
                 backups = configured
             } catch {
@@ -77,12 +77,13 @@ public struct Deployment: Sendable {
             }
         }
         let hosts = Deployment.orderedHosts(environment.hosts)
-        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: config.deployTo) }
+        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
 
         // Preflight: every host reachable, agent installed, shared files present. Nothing changes yet.
         let states: [AgentResult]
         do {
-            states = try await preflight(clients, bundleSHA256: prepared.bundle.sha256)
+            let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
+            states = try await preflight(clients, bundleSHA256: prepared.bundle.sha256, runasUsers: runas.sorted())
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description)
         }

@@ -8,17 +8,18 @@ public enum HostCheck {
         public var result: Result<String, HostError>
     }
 
-    public static func run(config: ShipConfig, environment: Environment, agent: AgentBinary?,
+    public static func run(config: ShipConfig, environment: Environment, agents: AgentCatalog?,
                            makeTransport: @escaping @Sendable (Host) -> any Transport) async -> [Outcome] {
         await withTaskGroup(of: (Int, Outcome).self) { group in
             for (index, host) in environment.hosts.enumerated() {
                 group.addTask {
-                    let client = AgentClient(transport: makeTransport(host), deployTo: config.deployTo)
+                    let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
                     do throws(HostError) {
-                        if let agent {
-                            let current = try await client.hasAgent(agent)
-                            return (index, Outcome(host: host.description,
-                                                   result: .success(current ? "reachable, agent up to date" : "reachable, agent will be installed on deploy")))
+                        if let agents {
+                            // The agent installed (as a deployment's preflight would) and run.
+                            let probe = try await client.ensureAgent(agents)
+                            let version = try await client.agentVersion()
+                            return (index, Outcome(host: host.description, result: .success("reachable, \(probe.platform), \(version)")))
                         }
                         let probe = await client.transport.run(ShellLine(RemoteCommand(["true"])), input: .none) { _ in }
                         try client.failIfUnreachable(probe, step: "connect")

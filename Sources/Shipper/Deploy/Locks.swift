@@ -13,7 +13,7 @@ public enum Locks {
                                    makeTransport: @Sendable (Host) -> any Transport) async -> [Outcome] {
         var outcomes: [Outcome] = []
         for host in environment.hosts {
-            let client = AgentClient(transport: makeTransport(host), deployTo: config.deployTo)
+            let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
             var request = client.request(.unlock)
             request.force = true
             do {

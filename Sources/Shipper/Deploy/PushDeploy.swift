@@ -71,9 +71,9 @@ public enum PushDeploy {
 
     /// Deploys what the push asks for. Lines go to `say` (git shows them to the pusher as
     /// `remote:` lines). Returns the worst exit code.
-    public static func run(gitDirectory: String, input: String, agent: AgentBinary, reporter: any Reporter,
+    public static func run(gitDirectory: String, input: String, agents: AgentCatalog, reporter: any Reporter,
                            say: (String) -> Void,
-                           makeConnections: (ShipConfig) throws(ShipError) -> SSHConnections) async -> Int32 {
+                           makeConnections: (Environment) throws(ShipError) -> SSHConnections) async -> Int32 {
         var worst: Int32 = 0
         let repository: GitRepository
         do {
@@ -116,7 +116,7 @@ public enum PushDeploy {
                 say("ship: deploying \(branch) (\(update.new.prefix(12))) to \(environment.name)")
                 let connections: SSHConnections
                 do {
-                    connections = try makeConnections(config)
+                    connections = try makeConnections(environment)
                 } catch {
                     say("error: \(error.description)")
                     worst = max(worst, error.exitCode.rawValue)
@@ -124,7 +124,7 @@ public enum PushDeploy {
                 }
                 let deployment = Deployment(config: config, environment: environment,
                                             request: DeployRequest(environment: environment.name, revision: update.new),
-                                            agent: agent, reporter: reporter, makeTransport: { connections.transport(for: $0) })
+                                            agents: agents, reporter: reporter, makeTransport: { connections.transport(for: $0) })
                 let result = await deployment.run()
                 await connections.closeAll()
                 worst = max(worst, result.exitCode?.rawValue ?? 0)

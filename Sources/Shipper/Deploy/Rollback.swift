@@ -7,7 +7,7 @@ extension Deployment {
     public func rollback(to requested: String?) async -> DeploymentResult {
         let deploymentId = ReleaseName.deploymentId()
         let hosts = Deployment.orderedHosts(environment.hosts)
-        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: config.deployTo) }
+        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
         func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ release: String, _ message: String?) -> DeploymentResult {
             reporter.report(Event(.rollbackFinished(status: status.rawValue, release: release, deploymentId: deploymentId, message: message)))
             return DeploymentResult(status: status, exitCode: exit, deploymentId: deploymentId, release: release, message: message)

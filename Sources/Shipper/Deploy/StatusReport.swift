@@ -37,14 +37,14 @@ public enum StatusReport {
     }
 
     /// Each host's state (agent installed where missing), in host order.
-    static func states(config: ShipConfig, environment: Environment, agent: AgentBinary, journalLimit: Int,
+    static func states(config: ShipConfig, environment: Environment, agents: AgentCatalog, journalLimit: Int,
                        makeTransport: @escaping @Sendable (Host) -> any Transport) async -> [(String, Result<AgentResult, HostError>)] {
         await withTaskGroup(of: (Int, String, Result<AgentResult, HostError>).self) { group in
             for (index, host) in environment.hosts.enumerated() {
                 group.addTask {
-                    let client = AgentClient(transport: makeTransport(host), deployTo: config.deployTo)
+                    let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
                     do throws(HostError) {
-                        if try await !client.hasAgent(agent) { try await client.upload(agent) }
+                        try await client.ensureAgent(agents)
                         var request = client.request(.state)
                         request.journalLimit = journalLimit
                         return (index, host.description, .success(try await client.require(request)))
@@ -59,9 +59,9 @@ public enum StatusReport {
         }
     }
 
-    public static func status(config: ShipConfig, environment: Environment, agent: AgentBinary,
+    public static func status(config: ShipConfig, environment: Environment, agents: AgentCatalog,
                               makeTransport: @escaping @Sendable (Host) -> any Transport) async -> [HostStatus] {
-        let states = await states(config: config, environment: environment, agent: agent, journalLimit: 200, makeTransport: makeTransport)
+        let states = await states(config: config, environment: environment, agents: agents, journalLimit: 200, makeTransport: makeTransport)
         var hosts: [HostStatus] = []
         var lastFinished: JournalEntry?
         for (host, state) in states {
@@ -92,9 +92,9 @@ public enum StatusReport {
         return hosts
     }
 
-    public static func history(config: ShipConfig, environment: Environment, agent: AgentBinary, limit: Int,
+    public static func history(config: ShipConfig, environment: Environment, agents: AgentCatalog, limit: Int,
                                makeTransport: @escaping @Sendable (Host) -> any Transport) async -> (records: [DeploymentRecord], unreachable: [String]) {
-        let states = await states(config: config, environment: environment, agent: agent, journalLimit: 5000, makeTransport: makeTransport)
+        let states = await states(config: config, environment: environment, agents: agents, journalLimit: 5000, makeTransport: makeTransport)
         var byId: [String: DeploymentRecord] = [:]
         var unreachable: [String] = []
         for (host, state) in states {

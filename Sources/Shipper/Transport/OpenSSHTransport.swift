@@ -21,7 +21,7 @@ public final class OpenSSHTransport: Transport {
         // ssh takes the first value it sees for an option: the user's options go first.
         var arguments: [String] = settings.options
         if let config = settings.configFile { arguments += ["-F", config] }
-        if let user = settings.user { arguments += ["-l", user] }
+        if let user = host.user ?? settings.user { arguments += ["-l", user] }
         if let port = host.port ?? settings.port { arguments += ["-p", String(port)] }
         if let identity = settings.identityFile { arguments += ["-i", identity] }
         arguments += [

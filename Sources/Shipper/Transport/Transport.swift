@@ -48,5 +48,10 @@ public struct ShellLine: Sendable, Equatable, CustomStringConvertible {
         text = commands.map(\.rendered).joined(separator: " && ")
     }
 
+    /// Lines run one after another, whatever each one's status.
+    public init(each lines: [ShellLine]) {
+        text = lines.map(\.text).joined(separator: "; ")
+    }
+
     public var description: String { text }
 }
