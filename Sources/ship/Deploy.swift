@@ -60,7 +60,16 @@ struct Deploy: AsyncParsableCommand {
             makeTransport: { connections.transport(for: $0) })
         let result = await deployment.run()
         await connections.closeAll()
+        result.printHint()
         if let code = result.exitCode { throw ExitCode(code.rawValue) }
+    }
+}
+
+extension DeploymentResult {
+    /// The hint of a failure, on stderr as `ship`'s errors give theirs.
+    func printHint() {
+        guard let hint else { return }
+        FileHandle.standardError.write(Data(("hint: " + hint.replacingOccurrences(of: "\n", with: "\n      ") + "\n").utf8))
     }
 }
 

@@ -31,6 +31,7 @@ struct Rollback: AsyncParsableCommand {
                                     makeTransport: { connections.transport(for: $0) })
         let result = await deployment.rollback(to: to)
         await connections.closeAll()
+        result.printHint()
         if let code = result.exitCode { throw ExitCode(code.rawValue) }
     }
 }

@@ -126,7 +126,48 @@ struct ShipConfigTests {
         #expect(staging.batch == BatchSpec([.count(2)]))
     }
 
+    @Test("deploy_to, ssh and keep_releases per environment over the top level; env, roles and ssh user/port per host")
+    func perEnvironmentAndHost() throws {
+        let config = try decode("""
+            app: shop
+            keep_releases: 4
+            ssh: { user: deploy, port: 2222, options: ["-o", "ConnectTimeout=5"] }
+            environments:
+              staging:
+                deploy_to: /srv/shop-staging
+                keep_releases: 2
+                ssh: { user: stage }
+                hosts: [web1]
+              prod:
+                deploy_to: /srv/shop
+                hosts:
+                  - web1
+                  - { host: web2, roles: [migrate], env: { NODE: two }, ssh: { user: admin, port: 22 } }
+            """)
+        let staging = try config.environment(named: "staging")
+        #expect(staging.deployTo == "/srv/shop-staging" && staging.keepReleases == 2)
+        #expect(staging.ssh == SSHSettings(user: "stage", port: 2222, options: ["-o", "ConnectTimeout=5"]))
+        let prod = try config.environment(named: "prod")
+        #expect(prod.deployTo == "/srv/shop" && prod.keepReleases == 4 && prod.ssh.user == "deploy")
+        #expect(prod.hosts[1] == Host(name: "web2", port: 22, roles: ["migrate"], user: "admin",
+                                      env: [HookVariable(name: "NODE", value: "two")]))
+        let transport = OpenSSHTransport(host: prod.hosts[1], settings: prod.ssh, controlDirectory: "/tmp/c")
+        #expect(transport.baseArguments.prefix(6) == ["-o", "ConnectTimeout=5", "-l", "admin", "-p", "22"])
+    }
+
     static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "deploy_to neither at the top nor in the environment",
+                  yaml: "app: shop\nenvironments:\n  prod:\n    hosts: [web1]\n",
+                  expected: "ship.yml:4: environments.prod: deploy_to is set neither here nor at the top level",
+                  hint: "add `deploy_to: /srv/shop` at the top of ship.yml, or `deploy_to:` in each environment"),
+        ErrorCase(name: "relative deploy_to in an environment", yaml: minimal + "    deploy_to: srv/x\n",
+                  expected: #"ship.yml:6: environments.prod.deploy_to: expected an absolute path, found "srv/x""#),
+        ErrorCase(name: "unknown key in a host's ssh", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [{ host: web1, ssh: { identity_file: k } }]\n",
+                  expected: "ship.yml:5: environments.prod.hosts[0].ssh.identity_file: unknown key", hint: "allowed here: user, port"),
+        ErrorCase(name: "a host's port given twice", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [{ host: \"web1:2222\", ssh: { port: 22 } }]\n",
+                  expected: "ship.yml:5: environments.prod.hosts[0].ssh.port: the port is given twice"),
+        ErrorCase(name: "reserved variable in a host's env", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [{ host: web1, env: { SHIP_HOST: x } }]\n",
+                  expected: "ship.yml:5: environments.prod.hosts[0].env.SHIP_HOST: SHIP_* variables are set by ship itself"),
         ErrorCase(name: "wrong type: batch", yaml: minimal + "    batch: {size: 2}\n",
                   expected: #"ship.yml:6: environments.prod.batch: expected an integer, "N%" or a list, found a mapping"#),
         ErrorCase(name: "wrong type: batch percent out of range", yaml: minimal + "    batch: [1, \"150%\"]\n",

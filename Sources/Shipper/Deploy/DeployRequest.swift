@@ -33,6 +33,8 @@ public struct DeploymentResult: Sendable {
     public var deploymentId: String
     public var release: String
     public var message: String?
+    /// What to do about a failure, when ship knows (shown after the report, on stderr).
+    public var hint: String? = nil
 }
 
 /// Names shared by every host of one deployment.

@@ -63,7 +63,7 @@ public struct Deployment: Sendable {
         do {
             prepared = try prepare()
         } catch {
-            return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description)
+            return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
         // No backup, no migrate: a pre-migrate backup that cannot even start stops the deployment here.
         var backups: Backups?
@@ -73,7 +73,7 @@ public struct Deployment: Sendable {
                 _ = try configured.databaseTarget(configured.databaseSettings())
                 backups = configured
             } catch {
-                return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description)
+                return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
             }
         }
         let hosts = Deployment.orderedHosts(environment.hosts)
@@ -85,7 +85,7 @@ public struct Deployment: Sendable {
             let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
             states = try await preflight(clients, bundleSHA256: prepared.bundle.sha256, runasUsers: runas.sorted())
         } catch {
-            return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description)
+            return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
         release = ReleaseName.make(after: states.flatMap { $0.releases ?? [] })
         reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
@@ -96,7 +96,7 @@ public struct Deployment: Sendable {
         do {
             try await takeLocks(clients, lock: lock)
         } catch {
-            return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description)
+            return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
 
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
@@ -244,9 +244,10 @@ public struct Deployment: Sendable {
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
     }
 
-    func finish(_ status: DeploymentResult.Status, exit: ShipError.ExitCode?, id: String, release: String, message: String?) -> DeploymentResult {
+    func finish(_ status: DeploymentResult.Status, exit: ShipError.ExitCode?, id: String, release: String, message: String?,
+                hint: String? = nil) -> DeploymentResult {
         reporter.report(Event(.deploymentFinished(status: status.rawValue, release: release, deploymentId: id, message: message)))
-        return DeploymentResult(status: status, exitCode: exit, deploymentId: id, release: release, message: message)
+        return DeploymentResult(status: status, exitCode: exit, deploymentId: id, release: release, message: message, hint: hint)
     }
 
     /// The first host with role `migrate` goes first, so migrate runs before any host switches.

@@ -127,6 +127,7 @@ public enum PushDeploy {
                                             agents: agents, reporter: reporter, makeTransport: { connections.transport(for: $0) })
                 let result = await deployment.run()
                 await connections.closeAll()
+                if let hint = result.hint { say("hint: \(hint)") }
                 worst = max(worst, result.exitCode?.rawValue ?? 0)
             }
         }

@@ -8,14 +8,16 @@ extension Deployment {
         let deploymentId = ReleaseName.deploymentId()
         let hosts = Deployment.orderedHosts(environment.hosts)
         let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
-        func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ release: String, _ message: String?) -> DeploymentResult {
+        func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ release: String, _ message: String?,
+                  hint: String? = nil) -> DeploymentResult {
             reporter.report(Event(.rollbackFinished(status: status.rawValue, release: release, deploymentId: deploymentId, message: message)))
-            return DeploymentResult(status: status, exitCode: exit, deploymentId: deploymentId, release: release, message: message)
+            return DeploymentResult(status: status, exitCode: exit, deploymentId: deploymentId, release: release, message: message,
+                                    hint: hint)
         }
         do {
             _ = try await preflight(clients)
         } catch {
-            return done(.failed, .preflight, requested ?? "", error.description)
+            return done(.failed, .preflight, requested ?? "", error.description, hint: error.hint)
         }
         // Where each host goes, decided before anything changes.
         let states = await forEachHost(clients) { client throws(HostError) in try await client.require(client.request(.state)) }
