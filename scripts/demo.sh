@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
-# The main job: set up, build ship, start a local sandbox pool of three real sshd hosts, and
-# deploy the example app (examples/shop) to it in rolling order, with its hooks.
-# Needs root: the sandbox hosts live in Linux namespaces.
+# The main job: set up, build ship, start a local sandbox pool of three real sshd hosts (each its
+# own Debian root filesystem without Swift: web1 and web2 Debian 12, web3 Debian 11), and deploy
+# the example app (examples/shop) to it as the non-root user `deploy`, in rolling order, with its
+# hooks (one of them as www-data). Needs root: the sandbox hosts live in Linux namespaces.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh
-echo "==> building ship (release)"
+command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+echo "==> building ship (release) and its fully static agent"
 swift build -c release --product ship 2>&1 | tail -1
-swift build -c release --product ship-agent 2>&1 | tail -1
+scripts/build-agent.sh
 ship="$root/.build/release/ship"
+"$ship" --version
 sandbox="$root/.sandbox"
 hosts="$sandbox/hosts"
 app="$sandbox/shop"
 
-echo "==> starting 3 sandbox hosts (web1..web3 on 127.0.0.11-13, each with a private /srv)"
+echo "==> starting 3 sandbox hosts (web1..web3 on 127.0.0.11-13: Debian 12, 12, 11; no Swift)"
+scripts/rootfs.sh bookworm >/dev/null
+scripts/rootfs.sh bullseye >/dev/null
 scripts/sandbox.sh stop "$hosts"
-scripts/sandbox.sh start "$hosts" 3
-# Provisioning a real server puts the app's secrets in place once; here, the shared settings file.
+SANDBOX_OS=bookworm,bookworm,bullseye scripts/sandbox.sh start "$hosts" 3
+# Provisioning a real server, as root, once: deploy_to owned by the deploy user, the directories
+# the web server writes owned by www-data, the app's secrets in place (docs/installing.md).
 for host in web1 web2 web3; do
-  ssh -F "$hosts/ssh_config" "$host" \
-    'mkdir -p /srv/shop/shared/config && printf "[database]\nhost = db1\n" > /srv/shop/shared/config/settings.local.ini'
+  ssh -F "$hosts/ssh_config" -l root "$host" '
+    install -d -o deploy -g deploy /srv/shop /srv/shop/shared /srv/shop/shared/config /srv/shop/shared/var /srv/shop/shared/public
+    install -d -o www-data -g www-data /srv/shop/shared/var/cache /srv/shop/shared/public/files
+    printf "[database]\nhost = db1\n" > /srv/shop/shared/config/settings.local.ini
+    chown deploy:deploy /srv/shop/shared/config/settings.local.ini && chmod 600 /srv/shop/shared/config/settings.local.ini'
 done
 
 echo "==> example app repository: $app"
@@ -38,7 +47,7 @@ echo "==> ship check --hosts"
 echo "==> ship deploy"
 "$ship" deploy sandbox
 echo "==> what landed on web1"
-ssh -F "$hosts/ssh_config" web1 'cd /srv/shop && ls -l && echo "current -> $(readlink current)" && cat current/public/build-info.txt'
+ssh -F "$hosts/ssh_config" -l deploy web1 'cd /srv/shop && ls -l && echo "current -> $(readlink current)" && cat current/public/build-info.txt && ls -l shared/var/cache'
 echo "==> ship status"
 "$ship" status
 echo "==> ship history"
@@ -58,6 +67,6 @@ Deployed. Next:
   $ship backup db && $ship backup list            # take a database backup, list the backups
   $ship restore assets ID --yes                   # put uploaded files back as they were in backup ID
   $ship unlock                                    # remove a stale lock
-  ssh -F $hosts/ssh_config web2                   # look around a host
+  ssh -F $hosts/ssh_config -l deploy web3         # look around a host (Debian 11; root works too)
   $root/scripts/sandbox.sh stop $hosts            # stop the sandbox
 TXT
