@@ -7,6 +7,11 @@ scripts/setup.sh --test
 # The sandbox hosts' own root filesystems (Debian 12 and 11), built once and cached.
 scripts/rootfs.sh bookworm >/dev/null
 scripts/rootfs.sh bullseye >/dev/null
+# ship as users install it: the end-to-end tests run PREFIX/bin/ship from PATH.
+prefix=$(mktemp -d /tmp/ship-install-XXXXXX)
+trap 'rm -rf "$prefix"' EXIT
+scripts/install.sh "$prefix" >/dev/null
+export SHIP_TEST_PREFIX=$prefix
 swift build --build-tests
 # The agent the tests deploy: the fully static build, as users get it.
 scripts/build-agent.sh >/dev/null
