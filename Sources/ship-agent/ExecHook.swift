@@ -8,7 +8,8 @@ import Hooks
 /// `ship-agent exec-hook`: what `sudo -n -u RUNAS` starts for a hook when the agent is not root
 /// (the one command the sudoers line of docs/installing.md allows). It reads an `ExecSpec` from
 /// stdin, then becomes the hook: chdir to the release, stdin from /dev/null, exec with the
-/// hook's environment. Empty stdin only proves that sudo lets it run (the preflight's check).
+/// hook's environment (plus HOME, USER, LOGNAME and SHELL of the target user, from sudo).
+/// Empty stdin only proves that sudo lets it run (the preflight's check).
 enum ExecHook {
     static func run() -> Never {
         var input: [UInt8] = []
@@ -17,7 +18,11 @@ enum ExecHook {
             print("ship-agent exec-hook: ok as uid \(geteuid())")
             exit(0)
         }
-        guard let spec = ExecSpec(decoding: input) else { fail("exec-hook: malformed spec on stdin", code: 2) }
+        guard var spec = ExecSpec(decoding: input) else { fail("exec-hook: malformed spec on stdin", code: 2) }
+        // Who the hook runs as, as sudo set it for the target user (composer, npm and drush read HOME).
+        for name in ["HOME", "USER", "LOGNAME", "SHELL"] where spec.environment[name] == nil {
+            if let value = getenv(name) { spec.environment[name] = String(cString: value) }
+        }
         let devNull = open("/dev/null", O_RDONLY)
         if devNull >= 0 && devNull != 0 {
             dup2(devNull, 0)

@@ -69,7 +69,8 @@ struct AgentPlatformTests {
                             environment: ["GREETING": "hello 'world'", "PATH": "/usr/bin:/bin"])
         let result = try run(staticAgentPath, ["exec-hook"], input: String(decoding: spec.encoded, as: UTF8.self))
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == directory.path + "\nhello 'world'||\n", "stdin is /dev/null once the spec is read")
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? ""
+        #expect(result.stdout == directory.path + "\nhello 'world'|\(home)|\n", "HOME from sudo's environment; stdin is /dev/null once the spec is read")
         let check = try run(staticAgentPath, ["exec-hook"], input: "")
         #expect(check.status == 0 && check.stdout.hasPrefix("ship-agent exec-hook: ok"))
         let missing = ExecSpec(arguments: ["/nonexistent/hook"], directory: directory.path, environment: [:])

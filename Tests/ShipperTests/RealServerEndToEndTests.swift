@@ -87,7 +87,7 @@ struct RealServerEndToEndTests {
             version: 1
             hooks:
               install:
-                - run: 'id -un > $SHIP_DEPLOY_TO/shared/www/$SHIP_RELEASE && printf %s "$API_TOKEN" > $SHIP_DEPLOY_TO/shared/www/token && sleep 1'
+                - run: 'echo "$(id -un) $HOME" > $SHIP_DEPLOY_TO/shared/www/$SHIP_RELEASE && printf %s "$API_TOKEN" > $SHIP_DEPLOY_TO/shared/www/token && sleep 1'
                   runas: www-data
               start:
                 - run: 'id -un > $SHIP_DEPLOY_TO/shared/var/started-by; echo "note=$HOST_NOTE" >> $SHIP_DEPLOY_TO/shared/var/started-by'
@@ -119,7 +119,7 @@ struct RealServerEndToEndTests {
         for host in pool.hosts {
             #expect(try pool.output(host, "cat /srv/shop/current/REVISION") == first)
             let written = "/srv/shop/shared/www/$(basename $(readlink /srv/shop/current))"
-            #expect(try pool.output(host, "cat \(written)") == "www-data")
+            #expect(try pool.output(host, "cat \(written)") == "www-data /var/www", "www-data's own HOME")
             #expect(try pool.output(host, "stat -c %U \(written)") == "www-data")
             #expect(try pool.output(host, "cat /srv/shop/shared/www/token") == token, "the hook got the env: value")
             #expect(try pool.output(host, "stat -c %U /srv/shop/releases /srv/shop/.ship/bin/ship-agent") == "deploy\ndeploy")
