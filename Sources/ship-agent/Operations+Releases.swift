@@ -41,7 +41,7 @@ extension Operations {
             throw AgentError("unpacking the bundle failed: \(untar.output.trimmed)")
         }
         do {
-            try checkContained(partial)
+            try Containment(root: partial, sharedPaths: (request.shared?.dirs ?? []) + (request.shared?.files ?? [])).check()
             try linkShared(into: partial)
         } catch {
             try? remove(partial) // best effort, as above
@@ -60,35 +60,15 @@ extension Operations {
         return result
     }
 
-    /// Every symlink in the unpacked release must resolve inside it.
-    func checkContained(_ root: String) throws {
-        let paths = try files.subpathsOfDirectory(atPath: root)
-        for path in paths {
-            let full = root + "/" + path
-            guard let target = try? files.destinationOfSymbolicLink(atPath: full) else { continue }
-            if target.hasPrefix("/") { throw AgentError("refusing the bundle: symlink \(path) points outside the release (\(target))") }
-            var components = path.split(separator: "/").dropLast().map(String.init)
-            for part in target.split(separator: "/") {
-                if part == "." { continue }
-                if part == ".." {
-                    guard !components.isEmpty else {
-                        throw AgentError("refusing the bundle: symlink \(path) points outside the release (\(target))")
-                    }
-                    components.removeLast()
-                } else {
-                    components.append(String(part))
-                }
-            }
-        }
-    }
-
     func linkShared(into release: String) throws {
         guard let shared = request.shared else { return }
         for dir in shared.dirs {
             try files.createDirectory(atPath: layout.shared + "/" + dir, withIntermediateDirectories: true)
         }
+        let containment = Containment(root: release, sharedPaths: [])
         for path in shared.dirs + shared.files {
             let link = release + "/" + path
+            try containment.requireRealParents(of: path)
             try remove(link)
             let parent = String(link[..<link.lastIndex(of: "/")!])
             try files.createDirectory(atPath: parent, withIntermediateDirectories: true)

@@ -160,6 +160,77 @@ struct LocalLifecycleTests {
         #expect(releases.isEmpty)
     }
 
+    /// A hostile commit's symlinks (relative to the repository root) and what refuses it.
+    struct HostileBundle: CustomTestStringConvertible, Sendable {
+        var name: String
+        var directories: [String] = []
+        var links: [(path: String, target: String)]
+        var expected: String
+        var testDescription: String { name }
+    }
+
+    static let hostileBundles: [HostileBundle] = [
+        HostileBundle(name: "absolute target", links: [("passwd", "/etc/passwd")],
+                      expected: "symlink passwd points outside the release (its target /etc/passwd is absolute)"),
+        HostileBundle(name: "plain ..", links: [("up", "../../outside")],
+                      expected: "symlink up points outside the release (it climbs above the release)"),
+        // Read as text, t stays inside (a/b/c/d/e/f/x); followed, s is the release root and the
+        // five '..' after it leave the release.
+        HostileBundle(name: "a chain that only escapes once the first link is followed",
+                      directories: ["a/b/c/d/e/f"],
+                      links: [("a/b/c/d/e/f/s", "../../../../../.."), ("a/b/c/d/e/f/t", "s/../../../../../sentinel/keep.txt")],
+                      expected: "symlink a/b/c/d/e/f/t points outside the release (it climbs above the release)"),
+        HostileBundle(name: "a link loop", links: [("loop1", "loop2"), ("loop2", "loop1")],
+                      expected: "points outside the release (too many levels of symbolic links)"),
+        HostileBundle(name: "climbing back out of a shared dir", links: [("leak", "files/..")],
+                      expected: "symlink leak points outside the release (it climbs out of the shared path files"),
+        HostileBundle(name: "a shared dir reached through a symlink", directories: ["real"], links: [("files", "real")],
+                      expected: "refusing the bundle: files is a symlink in the release, so the shared path files/keep cannot be linked inside it"),
+    ]
+
+    @Test("a hostile bundle is refused before anything is linked, and nothing outside the release changes", arguments: hostileBundles)
+    func hostileBundle(_ bundle: HostileBundle) async throws {
+        try appspec()
+        try repo.write("ship.yml", """
+            app: shop
+            deploy_to: \(deployTo.path)/app
+            shared:
+              dirs: [files, files/keep]
+            environments:
+              local:
+                hosts: [localhost]
+
+            """.replacingOccurrences(of: "dirs: [files, files/keep]", with: bundle.name.contains("through a symlink") ? "dirs: [files/keep]" : "dirs: [files]"))
+        try FileManager.default.createDirectory(atPath: deployTo.file("sentinel"), withIntermediateDirectories: true)
+        try "keep me\n".write(toFile: deployTo.file("sentinel/keep.txt"), atomically: true, encoding: .utf8)
+        for directory in bundle.directories {
+            try repo.write(directory + "/.keep", "")
+        }
+        for link in bundle.links {
+            try FileManager.default.createSymbolicLink(atPath: repo.directory.file(link.path), withDestinationPath: link.target)
+        }
+        try repo.commitAll("hostile")
+        let (result, _) = try await deploy()
+        #expect(result.status == .failed)
+        #expect(result.message?.contains(bundle.expected) == true, "\(result.message ?? "")")
+        #expect(current == nil)
+        #expect(releases.isEmpty, "no release, and no hidden partial one")
+        #expect(try String(contentsOfFile: deployTo.file("sentinel/keep.txt"), encoding: .utf8) == "keep me\n")
+    }
+
+    @Test("symlinks that stay inside the release deploy: chains, '..' within it, links into shared dirs")
+    func benignLinks() async throws {
+        try appspec()
+        try repo.write("a/b/c/index.html", "hi\n")
+        for (path, target) in [("a/b/up", ".."), ("home", "a/b/c/index.html"), ("chain", "a/b/up/b/c"), ("uploads", "files/2026")] {
+            try FileManager.default.createSymbolicLink(atPath: repo.directory.file(path), withDestinationPath: target)
+        }
+        try repo.commitAll("links")
+        let (result, _) = try await deploy()
+        #expect(result.status == .succeeded, "\(result.message ?? "")")
+        #expect(try String(contentsOfFile: deployTo.file("app/current/chain/index.html"), encoding: .utf8) == "hi\n")
+    }
+
     @Test("the migrate host goes first")
     func migrateHostFirst() {
         let hosts = [Host(name: "a"), Host(name: "b"), Host(name: "c", roles: ["migrate"])]
