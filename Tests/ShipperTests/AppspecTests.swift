@@ -75,7 +75,7 @@ struct AppspecTests {
         ErrorCase(name: "missing run", yaml: "version: 1\nhooks:\n  start: [{ timeout: 5 }]\n",
                   expected: "appspec.yml:3: hooks.start[0].run: missing required key (expected a command line for /bin/sh -c)"),
         ErrorCase(name: "timeout of the wrong type", yaml: "version: 1\nhooks:\n  start: [{ run: x, timeout: soon }]\n",
-                  expected: #"appspec.yml:3: hooks.start[0].timeout: expected a timeout in seconds >= 1, found "soon""#),
+                  expected: #"appspec.yml:3: hooks.start[0].timeout: expected a timeout in seconds from 1 to 86400, found "soon""#),
         ErrorCase(name: "unknown hook key", yaml: "version: 1\nhooks:\n  start: [{ run: x, user: www-data }]\n",
                   expected: "appspec.yml:3: hooks.start[0].user: unknown key"),
         ErrorCase(name: "missing version", yaml: "hooks: {}\n",

@@ -7,6 +7,8 @@ public enum AppspecDecoder {
     public static let defaultTimeout = 300
     /// CodeDeploy's default script timeout in seconds, kept for CodeDeploy appspecs.
     public static let codeDeployDefaultTimeout = 3600
+    /// The longest timeout a hook may have: a day (so sums of timeouts never overflow).
+    static let maximumTimeout = 86_400
     /// CodeDeploy's limit on the sum of one event's script timeouts.
     static let codeDeployMaxTimeout = 3600
 
@@ -79,7 +81,7 @@ public enum AppspecDecoder {
         }
         let map = try node.mapping(allowed: ["run", "timeout", "runas"], expected: "a hook: { run: …, timeout: …, runas: … }")
         let run = try map.required("run", expected: "a command line for /bin/sh -c").nonEmptyString(expected: "a command line")
-        let timeout = try map["timeout"]?.int(atLeast: 1, expected: "a timeout in seconds >= 1") ?? defaultTimeout
+        let timeout = try map["timeout"]?.int(in: 1...maximumTimeout, expected: "a timeout in seconds from 1 to \(maximumTimeout)") ?? defaultTimeout
         let runas = try map["runas"].map { node throws(ShipError) in try decodeUser(node) }
         return HookSpec(command: .shell(run), timeout: timeout, runas: runas, declaredEvent: event)
     }
@@ -169,7 +171,7 @@ public enum AppspecDecoder {
         guard !relative.isEmpty, !relative.split(separator: "/").contains("..") else {
             throw locationNode.error("a script location must be a file inside the revision, found \(locationNode.found)")
         }
-        let timeout = try map["timeout"]?.int(atLeast: 1, expected: "a timeout in seconds >= 1") ?? codeDeployDefaultTimeout
+        let timeout = try map["timeout"]?.int(in: 1...maximumTimeout, expected: "a timeout in seconds from 1 to \(maximumTimeout)") ?? codeDeployDefaultTimeout
         let runas = try map["runas"].map { node throws(ShipError) in try decodeUser(node) }
         return HookSpec(command: .script(path: relative), timeout: timeout, runas: runas, declaredEvent: event)
     }

@@ -123,6 +123,13 @@ struct ConfigNode {
         return value
     }
 
+    func int(in range: ClosedRange<Int>, expected: String? = nil) throws(ShipError) -> Int {
+        let description = expected ?? "an integer from \(range.lowerBound) to \(range.upperBound)"
+        let value = try int(expected: description)
+        guard range.contains(value) else { throw error("expected \(description), found \(value)") }
+        return value
+    }
+
     func bool() throws(ShipError) -> Bool {
         guard case .scalar(let scalar) = node, scalar.style == .plain,
               node.tag.description == Tag.Name.bool.rawValue, let value = node.bool else {

@@ -106,7 +106,8 @@ public struct Host: Sendable, Equatable, Hashable, CustomStringConvertible {
 
     /// The host as written in ship.yml, used to label its output.
     public var description: String {
-        port.map { "\(name):\($0)" } ?? name
+        guard let port else { return name }
+        return name.contains(":") ? "[\(name)]:\(port)" : "\(name):\(port)"
     }
 }
 

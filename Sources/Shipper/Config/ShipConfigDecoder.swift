@@ -176,8 +176,10 @@ enum ShipConfigDecoder {
         var hosts: [Host] = []
         for item in try hostsNode.list(expected: "a list of hosts") {
             let host = try decodeHost(item)
-            if hosts.contains(where: { $0.name == host.name && $0.port == host.port }) {
-                throw item.error("host '\(host)' is listed twice")
+            // The same host written two ways (`web1:22` and `{ host: web1, ssh: { port: 22 } }`)
+            // is still one host: output, locks and history key hosts by this description.
+            if let earlier = hosts.first(where: { $0.description == host.description || ($0.name == host.name && $0.port == host.port) }) {
+                throw item.error("host '\(host)' is listed twice", hint: "'\(earlier)' names the same host; keep one entry")
             }
             hosts.append(host)
         }
