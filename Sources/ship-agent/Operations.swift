@@ -181,6 +181,11 @@ struct Operations {
         try makeDirectories()
         for hook in hooks {
             var environment = request.hookEnvironment ?? [:]
+            // A hook always sees the release it belongs to: the old release's stop during a
+            // deployment, and its start and validate during a rollback, get their own.
+            environment["SHIP_RELEASE"] = name
+            environment["SHIP_RELEASE_PATH"] = layout.release(name)
+            environment["SHIP_REVISION"] = record.revision
             environment["SHIP_EVENT"] = event.rawValue
             environment["LIFECYCLE_EVENT"] = hook.declaredEvent
             Output.emit(AgentEvent(kind: .hookStarted, hook: hook.summary, event: event))

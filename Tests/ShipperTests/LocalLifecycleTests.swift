@@ -231,6 +231,23 @@ struct LocalLifecycleTests {
         #expect(try String(contentsOfFile: deployTo.file("app/current/chain/index.html"), encoding: .utf8) == "hi\n")
     }
 
+    @Test("an automatic rollback runs the old release's start and validate with that release's own environment")
+    func rollbackEnvironment() async throws {
+        // validate checks that it runs in its own release, with its own revision.
+        let check = #"test \"$PWD\" = \"$SHIP_RELEASE_PATH\" && test \"$(cat REVISION)\" = \"$SHIP_REVISION\" && test ! -e FAIL && echo validate $SHIP_RELEASE $SHIP_REVISION"#
+        try appspec(validate: check)
+        let good = try repo.commitAll("good")
+        let (first, _) = try await deploy()
+        #expect(first.status == .succeeded, "\(first.message ?? "")")
+        try repo.write("FAIL", "this release's validate fails\n")
+        try repo.commitAll("bad")
+        let (second, reporter) = try await deploy()
+        #expect(second.status == .rolledBack, "the rollback itself worked: \(second.message ?? "")")
+        #expect(second.exitCode == .failed, "exit 1, not 3")
+        #expect(current == "releases/\(first.release)")
+        #expect(reporter.hookLines.contains("validate: validate \(first.release) \(good)"))
+    }
+
     @Test("the migrate host goes first")
     func migrateHostFirst() {
         let hosts = [Host(name: "a"), Host(name: "b"), Host(name: "c", roles: ["migrate"])]
