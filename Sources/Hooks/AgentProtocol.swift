@@ -93,6 +93,9 @@ public struct JournalEntry: Codable, Sendable, Equatable {
     public var user: String?
     public var environment: String?
     public var detail: String?
+    /// On a run's `finished` entry: what happened to this host (`succeeded`, `failed`,
+    /// `rolled_back`, `not_switched`, `not_started`).
+    public var hostStatus: String?
 
     public init(time: String, deploymentId: String, kind: String, step: String, release: String? = nil,
                 previousRelease: String? = nil, revision: String? = nil, status: String? = nil,

@@ -136,16 +136,6 @@ struct OrchestrationTests {
     @Test("an interruption starts no new batch, releases the locks and exits 130")
     func interruption() async throws {
         let interruption = Interruption()
-        /// Signals the interruption as soon as the first batch is under way.
-        final class InterruptingReporter: Reporter, @unchecked Sendable {
-            let interruption: Interruption
-            let inner: CollectingReporter
-            init(_ interruption: Interruption, _ inner: CollectingReporter) { self.interruption = interruption; self.inner = inner }
-            func report(_ event: Event) {
-                inner.report(event)
-                if case .batchStarted = event.kind { interruption.signal() }
-            }
-        }
         let collector = CollectingReporter()
         let (result, _) = try await deploy(interruption: interruption, reporter: InterruptingReporter(interruption, collector))
         #expect(result.exitCode == .interrupted)
@@ -153,6 +143,56 @@ struct OrchestrationTests {
         #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.current == nil && $0.releases.isEmpty } })
         #expect(pool.hosts.dropFirst().allSatisfy { host in pool[host.name].withLock { $0.hookRuns.isEmpty } }, "no new batch started")
         #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.lockInfo == nil } })
+    }
+
+    /// Signals the interruption as soon as the first batch is under way.
+    final class InterruptingReporter: Reporter, @unchecked Sendable {
+        let interruption: Interruption
+        let inner: CollectingReporter
+        init(_ interruption: Interruption, _ inner: CollectingReporter) { self.interruption = interruption; self.inner = inner }
+        func report(_ event: Event) {
+            inner.report(event)
+            if case .batchStarted = event.kind { interruption.signal() }
+        }
+    }
+
+    /// The events a host's hooks ran, as `release:event`, in order.
+    func hookRuns(_ host: String) -> [String] {
+        pool[host].withLock { $0.hookRuns.map { "\($0.release):\($0.event.rawValue)" } }
+    }
+
+    @Test("the first interrupt stops migrate: no migrate, the stopped host is started again on its release, and nobody claims a switch")
+    func interruptBeforeMigrate() async throws {
+        let (first, _) = try await deploy()
+        try repo.write("index.html", "v2\n")
+        try repo.commitAll("v2")
+        let interruption = Interruption()
+        let collector = CollectingReporter()
+        let (second, _) = try await deploy(interruption: interruption, reporter: InterruptingReporter(interruption, collector))
+        #expect(second.exitCode == .interrupted)
+        #expect(second.message?.contains("no host switched to \(second.release)") == true, "\(second.message ?? "")")
+        let runs = hookRuns("web1").dropFirst(4) // the first deployment: install, migrate, start, validate
+        #expect(Array(runs) == ["\(first.release):stop", "\(second.release):install", "\(first.release):start", "\(first.release):validate"],
+                "no migrate after the interrupt; the old release started again after its stop")
+        #expect(currents().allSatisfy { $0 == first.release })
+        #expect(collector.events.contains { $0.host == "web1" && { if case .hostRestarted(first.release) = $0.kind { true } else { false } }($0) })
+        #expect(collector.events.contains { $0.host == "web1" && { if case .hostNotSwitched = $0.kind { true } else { false } }($0) })
+    }
+
+    @Test("a host whose install fails after its old release stopped is started again on that release; history tells each host's fate")
+    func installFailureRestarts() async throws {
+        let (first, _) = try await deploy()
+        try repo.write("index.html", "v2\n")
+        try repo.commitAll("v2")
+        pool["web1"].withLock { $0.failing = [.install] }
+        let (second, reporter) = try await deploy()
+        #expect(second.status == .failed && second.exitCode == .failed)
+        #expect(Array(hookRuns("web1").dropFirst(4)) == ["\(first.release):stop", "\(second.release):install",
+                                                        "\(first.release):start", "\(first.release):validate"])
+        #expect(reporter.events.contains { $0.host == "web1" && { if case .hostRestarted(first.release) = $0.kind { true } else { false } }($0) })
+        #expect(currents().allSatisfy { $0 == first.release })
+        let finals = pool.hosts.map { host in pool[host.name].withLock { $0.journal.last { $0.step == "finished" }?.hostStatus } }
+        #expect(finals == ["failed"] + Array(repeating: "not_started", count: pool.hosts.count - 1))
     }
 
     @Test("a host lost mid-deployment fails, and the report says what state it was left in")

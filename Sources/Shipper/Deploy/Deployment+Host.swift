@@ -48,9 +48,26 @@ extension Deployment {
                      user: ReleaseName.holder, environment: environment.name)
     }
 
+    struct InstallOutcome: Sendable {
+        /// The old release's `stop` ran: unless the host switches, it must be started again.
+        var stopped = false
+        var error: HostError?
+    }
+
     /// Bundle, unpack, link, `stop` of the release being replaced, `install`. Nothing switches.
     /// `hasBundle` is what the host's preflight said about this deployment's bundle.
-    func installHost(_ client: AgentClient, previous: String?, hasBundle: Bool, context: HostContext) async throws(HostError) {
+    func installHost(_ client: AgentClient, previous: String?, hasBundle: Bool, context: HostContext) async -> InstallOutcome {
+        var outcome = InstallOutcome()
+        do throws(HostError) {
+            try await installHost(client, previous: previous, hasBundle: hasBundle, context: context, stopped: &outcome.stopped)
+        } catch {
+            outcome.error = error
+        }
+        return outcome
+    }
+
+    private func installHost(_ client: AgentClient, previous: String?, hasBundle: Bool, context: HostContext,
+                             stopped: inout Bool) async throws(HostError) {
         let host = client.transport.host.description
         var step = "bundle"
         guard let prepared = context.prepared else { return }
@@ -76,6 +93,9 @@ extension Deployment {
             let environmentVariables = hookEnvironment(client, context: context, previous: previous)
             if let previous {
                 step = "stop"
+                // From here on the old release may be down (maintenance mode on): whatever
+                // happens, the host ends switched or started again on it.
+                stopped = true
                 do {
                     try await runHooks(client, release: previous, event: .stop, env: environmentVariables, context: context)
                 } catch where request.ignoreStopFailures {
@@ -129,6 +149,36 @@ extension Deployment {
             if !outcome.switched && !error.unreachable { await discard([client], context: context) }
         }
         return outcome
+    }
+
+    /// Hosts whose old release's `stop` ran but that will not switch: `start` and `validate` of
+    /// the release they stay on, with that release's environment, so none is left down. Returns
+    /// the hosts where that failed (they are down, and said so).
+    func restartStopped(_ clients: [AgentClient], previousByHost: [String: String?], context: HostContext) async -> [HostError] {
+        let results = await forEachHost(clients, width: Deployment.parallelism) { client throws(HostError) in
+            let host = client.transport.host.description
+            guard let previous = previousByHost[host] ?? nil else { return }
+            let env = hookEnvironment(client, context: context, previous: previous)
+            var step = "restart (start)"
+            do throws(HostError) {
+                try await runHooks(client, release: previous, event: .start, env: env, context: context)
+                step = "restart (validate)"
+                try await runHooks(client, release: previous, event: .validate, env: env, context: context)
+                reporter.report(Event(host: host, .hostRestarted(release: previous)))
+            } catch {
+                let message = "\(error.message) (its old release \(previous) was stopped and may be down)"
+                reporter.report(Event(host: host, .hostFailed(step: step, message: message)))
+                throw HostError(host: host, step: step, message: message, unreachable: error.unreachable)
+            }
+        }
+        return results.compactMap { if case .failure(let error) = $0 { error } else { nil } }
+    }
+
+    /// Installed hosts that will not switch: their new release is removed, and each is said to
+    /// be not switched, with why.
+    func abandon(_ clients: [AgentClient], reason: String, context: HostContext) async {
+        for client in clients { reporter.report(Event(host: client.transport.host.description, .hostNotSwitched(reason: reason))) }
+        await discard(clients, context: context)
     }
 
     /// Removes this deployment's release from hosts where it never went live.

@@ -111,30 +111,54 @@ public struct Deployment: Sendable {
         var failure: HostError?
         var interrupted = false
         var migrated = prepared.appspec.hooks(for: .migrate).isEmpty
+        /// Hosts whose old release was stopped and that will not switch: started again on it.
+        func restart(_ clients: [AgentClient]) async {
+            rollbackFailed += await restartStopped(clients, previousByHost: previousByHost, context: context)
+        }
+        /// Installed hosts that will not switch: release removed, old release started again.
+        var startedHosts: Set<String> = []
+        var abandonedHosts: Set<String> = []
+        func giveUp(_ clients: [AgentClient], reason: String) async {
+            abandonedHosts.formUnion(clients.map(\.transport.host.description))
+            await abandon(clients, reason: reason, context: context)
+            await restart(clients)
+        }
         for (number, batch) in plan.batches.enumerated() {
             if interruption.requested {
                 interrupted = true
                 break
             }
             reporter.report(Event(.batchStarted(number: number + 1, of: plan.batches.count, hosts: batch.map(\.description))))
+            startedHosts.formUnion(batch.map(\.description))
             let batchClients = batch.map { clientByHost[$0.description]! }
             // Phase 1, in parallel: bundle, unpack, stop, install. Nothing switches yet.
-            let installed = await forEachHost(batchClients, width: Deployment.parallelism) { client throws(HostError) in
+            let installed = await forEachHost(batchClients, width: Deployment.parallelism) { client -> InstallOutcome in
                 let host = client.transport.host.description
-                try await installHost(client, previous: previousByHost[host] ?? nil, hasBundle: bundleByHost[host] ?? false, context: context)
+                return await installHost(client, previous: previousByHost[host] ?? nil, hasBundle: bundleByHost[host] ?? false, context: context)
             }
             var ready: [AgentClient] = []
-            for (client, outcome) in zip(batchClients, installed) {
-                switch outcome {
-                case .success: ready.append(client)
-                case .failure(let error): failures.append(error)
+            var stoppedFailures: [AgentClient] = []
+            for (client, result) in zip(batchClients, installed) {
+                guard case .success(let outcome) = result else { continue }
+                if let error = outcome.error {
+                    failures.append(error)
+                    if outcome.stopped && !error.unreachable { stoppedFailures.append(client) }
+                } else {
+                    ready.append(client)
                 }
             }
+            await restart(stoppedFailures)
             // Migrate once, on the first host (the migrate host goes first), before any host switches.
             if !migrated {
                 guard let migrateClient = ready.first, migrateClient.transport.host == hosts[0] else {
                     failure = failures.first ?? HostError(host: hosts[0].description, step: "migrate", message: "the migrate host failed", unreachable: false)
-                    await discard(ready, context: context)
+                    await giveUp(ready, reason: "the migrate host failed")
+                    break
+                }
+                // After a first interrupt nothing new starts: no backup, no migrate.
+                if interruption.requested {
+                    interrupted = true
+                    await giveUp(ready, reason: "interrupted before migrate")
                     break
                 }
                 if let backups, let site = backups.settings.db?.site {
@@ -147,7 +171,12 @@ public struct Deployment: Sendable {
                         reporter.report(Event(host: site.description, .hostFailed(step: "backup", message: error.description)))
                         failure = HostError(host: site.description, step: "backup before migrate",
                                             message: error.description + " (nothing was migrated or switched)", unreachable: false)
-                        await discard(ready, context: context)
+                        await giveUp(ready, reason: "the backup before migrate failed")
+                        break
+                    }
+                    if interruption.requested {
+                        interrupted = true
+                        await giveUp(ready, reason: "interrupted before migrate")
                         break
                     }
                 }
@@ -159,19 +188,23 @@ public struct Deployment: Sendable {
                 } catch {
                     reporter.report(Event(host: error.host, .hostFailed(step: "migrate", message: error.message)))
                     failure = HostError(host: error.host, step: "migrate", message: error.message, unreachable: error.unreachable)
-                    await discard(ready, context: context)
+                    abandonedHosts.formUnion(ready.dropFirst().map(\.transport.host.description))
+                    await abandon(Array(ready.dropFirst()), reason: "migrate failed", context: context)
+                    await discard([migrateClient], context: context)
+                    await restart(ready)
                     break
                 }
             }
             if failures.count > environment.maxFail || interruption.requested {
                 interrupted = interruption.requested && failures.count <= environment.maxFail
-                await discard(ready, context: context)
+                await giveUp(ready, reason: interrupted ? "interrupted before switching" : "too many hosts failed")
                 break
             }
             // Phase 2, in parallel: switch, start, validate.
             let activated = await forEachHost(ready, width: Deployment.parallelism) { client -> ActivationOutcome in
                 await activateHost(client, context: context)
             }
+            var notSwitched: [AgentClient] = []
             for (client, outcome) in zip(ready, activated) {
                 let previous = previousByHost[client.transport.host.description] ?? nil
                 guard case .success(let activation) = outcome else { continue }
@@ -186,28 +219,36 @@ public struct Deployment: Sendable {
                         } else {
                             switched.append((client, previous))
                         }
+                    } else if !error.unreachable {
+                        notSwitched.append(client)
                     }
                 } else {
                     switched.append((client, previous))
                 }
             }
+            await restart(notSwitched)
             if failures.count > environment.maxFail { break }
         }
         if failure == nil, failures.count > environment.maxFail { failure = failures.first }
 
+        var rollbackFailedHosts: Set<String> = []
         var status: DeploymentResult.Status = .succeeded
         var exit: ShipError.ExitCode?
         var message: String?
         if interrupted && failure == nil {
             status = .failed
             exit = .interrupted
-            message = "interrupted: no new host started; hosts switched so far stay on \(release)"
+            let hostsOnRelease = switched.map(\.client.transport.host.description)
+            message = "interrupted: no new host started; "
+                + (hostsOnRelease.isEmpty ? "no host switched to \(release)"
+                    : "\(hostsOnRelease.joined(separator: ", ")) switched to \(release) and stay on it")
         } else if let failure {
             status = .failed
             exit = .failed
             message = failure.description
             if environment.rollback == .auto && !switched.isEmpty {
                 let failedRollbacks = await rollBack(switched.reversed(), context: context) + rollbackFailed
+                rollbackFailedHosts = Set(failedRollbacks.map(\.host))
                 if failedRollbacks.isEmpty {
                     status = .rolledBack
                 } else {
@@ -233,12 +274,25 @@ public struct Deployment: Sendable {
                 return true
             }
         }
-        let failedHosts = Set(failures.map(\.host))
+        let failedHosts = Set(failures.map(\.host)).union(rollbackFailedHosts).union(rollbackFailed.map(\.host))
+        let switchedHosts = Set(switched.map(\.client.transport.host.description))
+        // What happened to each host, for its journal: history tells the truth per host.
+        let hostStatus: [String: String] = Dictionary(uniqueKeysWithValues: hosts.map { host in
+            let name = host.description
+            let outcome: String
+            if !startedHosts.contains(name) { outcome = "not_started" }
+            else if failedHosts.contains(name) { outcome = "failed" }
+            else if abandonedHosts.contains(name) { outcome = "not_switched" }
+            else if switchedHosts.contains(name) && status == .rolledBack { outcome = "rolled_back" }
+            else { outcome = "succeeded" }
+            return (name, outcome)
+        })
         let finalStatus = status, finalMessage = message
         await releaseLocks(clients, lock: lock) { client in
             var journal = journalEntry(context, step: "finished")
             journal.status = finalStatus.rawValue
             journal.detail = failedHosts.contains(client.transport.host.description) ? "host failed" : finalMessage
+            journal.hostStatus = hostStatus[client.transport.host.description]
             return journal
         }
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)

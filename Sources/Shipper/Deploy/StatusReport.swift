@@ -113,7 +113,7 @@ public enum StatusReport {
                     record.status = entry.status ?? record.status
                     record.release = record.release ?? entry.release
                     if record.finished == nil || entry.time > record.finished! { record.finished = entry.time }
-                    record.hosts[host] = entry.detail == "host failed" ? "failed" : (entry.status ?? "?")
+                    record.hosts[host] = entry.hostStatus ?? (entry.detail == "host failed" ? "failed" : (entry.status ?? "?"))
                 } else if record.hosts[host] == nil {
                     record.hosts[host] = "unfinished"
                 }

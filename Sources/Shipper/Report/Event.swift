@@ -19,6 +19,12 @@ public struct Event: Sendable {
         case hostSucceeded(release: String)
         case hostFailed(step: String, message: String)
         case hostRolledBack(release: String?)
+        /// The host's old release was stopped but the host did not switch: its `start` and
+        /// `validate` ran again, so it serves its own release.
+        case hostRestarted(release: String)
+        /// The host installed the new release but the deployment stopped before switching it
+        /// (interrupt, migrate failed, too many failures); the release was removed.
+        case hostNotSwitched(reason: String)
         case deploymentFinished(status: String, release: String, deploymentId: String, message: String?)
         case rollbackFinished(status: String, release: String, deploymentId: String, message: String?)
     }
@@ -49,6 +55,8 @@ public struct Event: Sendable {
         case .hostSucceeded: "host_succeeded"
         case .hostFailed: "host_failed"
         case .hostRolledBack: "host_rolled_back"
+        case .hostRestarted: "host_restarted"
+        case .hostNotSwitched: "host_not_switched"
         case .deploymentFinished: "deployment_finished"
         case .rollbackFinished: "rollback_finished"
         }
@@ -105,6 +113,10 @@ public struct Event: Sendable {
             object["message"] = message
         case .hostRolledBack(let release):
             object["release"] = release ?? NSNull()
+        case .hostRestarted(let release):
+            object["release"] = release
+        case .hostNotSwitched(let reason):
+            object["reason"] = reason
         case .deploymentFinished(let status, let release, let id, let message),
              .rollbackFinished(let status, let release, let id, let message):
             object["status"] = status
@@ -137,6 +149,8 @@ public struct Event: Sendable {
         case .hostSucceeded(let release): "done: \(release)"
         case .hostFailed(let step, let message): "FAILED at \(step): \(message)"
         case .hostRolledBack(let release): "rolled back to \(release ?? "nothing")"
+        case .hostRestarted(let release): "restarted on its own release \(release) (its stop had run)"
+        case .hostNotSwitched(let reason): "not switched: \(reason); the new release was removed"
         case .deploymentFinished(let status, let release, let id, let message):
             "deployment \(id) \(status.replacingOccurrences(of: "_", with: " ")): release \(release)" + (message.map { ": \($0)" } ?? "")
         case .rollbackFinished(let status, let release, let id, let message):

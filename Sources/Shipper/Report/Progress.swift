@@ -9,6 +9,7 @@ struct Progress {
         case succeeded
         case failed(step: String)
         case rolledBack
+        case notSwitched(reason: String)
     }
 
     struct Row {
@@ -17,6 +18,15 @@ struct Progress {
         var started: Date?
         var finished: Date?
         var lastLine: String?
+        /// The release the host was started again on after its stop ran and it did not switch.
+        var restartedOn: String?
+
+        var isFinished: Bool {
+            switch state {
+            case .succeeded, .failed, .rolledBack, .notSwitched: true
+            case .waiting, .working: false
+            }
+        }
     }
 
     var rows: [Row] = []
@@ -45,7 +55,15 @@ struct Progress {
         case .hostStep(let step):
             update { row in
                 if row.started == nil { row.started = event.time }
-                row.state = .working(step: step)
+                // Steps after a host's end (pruning) do not reopen it.
+                if !row.isFinished { row.state = .working(step: step) }
+            }
+        case .hostRestarted(let release):
+            update { $0.restartedOn = release }
+        case .hostNotSwitched(let reason):
+            update { row in
+                row.state = .notSwitched(reason: reason)
+                row.finished = event.time
             }
         case .hookStarted(let hookEvent, _):
             update { row in
@@ -90,6 +108,7 @@ struct Progress {
         case .succeeded: state = "done"
         case .failed(let step): state = "FAILED at \(step)"
         case .rolledBack: state = "rolled back"
+        case .notSwitched: state = "not switched"
         }
         return "\(row.host)  \(state)  \(elapsed)"
     }
@@ -107,8 +126,10 @@ struct Progress {
             case .succeeded: state = "succeeded"
             case .failed(let step): state = "failed at \(step)" + (row.lastLine.map { ": \($0)" } ?? "")
             case .rolledBack: state = "rolled back"
+            case .notSwitched(let reason): state = "not switched: \(reason)"
             }
-            lines.append("  " + row.host.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + state)
+            let restarted = row.restartedOn.map { "; restarted on \($0)" } ?? ""
+            lines.append("  " + row.host.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + state + restarted)
         }
         return lines
     }
