@@ -102,6 +102,11 @@ struct Operations {
         close(fd)
         var result = AgentResult(ok: true)
         result.lock = lock
+        // Read under the lock: another deployment may have run while this one waited, so the
+        // controller takes the current release and the release names from here.
+        result.releases = layout.releaseNames()
+        result.currentRelease = layout.currentRelease()
+        result.currentRevision = layout.currentRevision()
         return result
     }
 

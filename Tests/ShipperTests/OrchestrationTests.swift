@@ -195,6 +195,34 @@ struct OrchestrationTests {
         #expect(finals == ["failed"] + Array(repeating: "not_started", count: pool.hosts.count - 1))
     }
 
+    @Test("a deployment queued behind another picks its release name, and the release it replaces, once it holds the lock")
+    func queuedDeployment() async throws {
+        let (first, _) = try await deploy()
+        try repo.write("index.html", "v2\n")
+        try repo.commitAll("v2")
+        // Another deployment holds the lock; while this one waits, that one finishes, having made
+        // a release named for this very second and switched every host to it.
+        let other = ReleaseName.make()
+        for host in pool.hosts {
+            pool[host.name].withLock { state in
+                state.lockInfo = LockInfo(deploymentId: "dother", holder: "ci@runner", started: "2026-12-03T00:00:00Z")
+                state.afterLockRefused = { state in
+                    var record = state.records[first.release]!
+                    record.release = other
+                    state.records[other] = record
+                    state.releases.append(other)
+                    state.current = other
+                    state.lockInfo = nil
+                }
+            }
+        }
+        let (second, _) = try await deploy(request: DeployRequest(lockWait: 30))
+        #expect(second.status == .succeeded, "\(second.message ?? "")")
+        #expect(second.release > other, "a new name on every host, not 'release \(other) already exists'")
+        #expect(hookRuns("web1").contains("\(other):stop"), "the stop hooks of the release current when the lock was taken")
+        #expect(currents().allSatisfy { $0 == second.release })
+    }
+
     @Test("a host lost mid-deployment fails, and the report says what state it was left in")
     func lostHost() async throws {
         let (first, _) = try await deploy()

@@ -22,6 +22,8 @@ final class SimulatedHost: @unchecked Sendable {
     /// From the first request of this operation on, the host is unreachable (ssh exits 255).
     var lostAt: AgentOperation?
     var lost = false
+    /// Runs once when a lock request is refused: another deployment finishing meanwhile.
+    var afterLockRefused: ((SimulatedHost) -> Void)?
 
     init(name: String) {
         self.name = name
@@ -105,8 +107,13 @@ final class SimulatedTransport: Transport {
             if let held = host.lockInfo, held.deploymentId != request.lock?.deploymentId {
                 result.ok = false
                 result.lock = held
+                host.afterLockRefused?(host)
+                host.afterLockRefused = nil
             } else {
                 host.lockInfo = request.lock
+                result.releases = host.releases
+                result.currentRelease = host.current
+                result.currentRevision = host.current.flatMap { host.records[$0]?.revision }
             }
         case .unlock:
             if let entry = request.journal { host.journal.append(entry) }

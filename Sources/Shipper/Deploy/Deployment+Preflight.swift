@@ -86,12 +86,15 @@ extension Deployment {
     }
 
     /// Takes the lock on every host in one sorted order; a held lock releases what was taken.
-    func takeLocks(_ clients: [AgentClient], lock: LockInfo) async throws(ShipError) {
+    /// Returns each host's state read under the lock (current release, releases), by host.
+    @discardableResult
+    func takeLocks(_ clients: [AgentClient], lock: LockInfo) async throws(ShipError) -> [String: AgentResult] {
         let sorted = clients.sorted { $0.transport.host.description < $1.transport.host.description }
         let deadline = request.lockWait.map { Date().addingTimeInterval($0) }
         var announced = false
         while true {
             var taken: [AgentClient] = []
+            var states: [String: AgentResult] = [:]
             var holder: LockInfo?
             for client in sorted {
                 var lockRequest = client.request(.lock)
@@ -105,12 +108,13 @@ extension Deployment {
                 }
                 if result.ok {
                     taken.append(client)
+                    states[client.transport.host.description] = result
                 } else {
                     holder = result.lock
                     break
                 }
             }
-            guard let holder else { return }
+            guard let holder else { return states }
             await releaseLocks(taken, lock: lock)
             guard let deadline, Date() < deadline else {
                 throw ShipError("\(environment.name) is locked by \(holder.holder) (deployment \(holder.deploymentId), since \(holder.started))",

@@ -80,24 +80,31 @@ public struct Deployment: Sendable {
         let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
 
         // Preflight: every host reachable, agent installed, shared files present. Nothing changes yet.
-        let states: [AgentResult]
+        var states: [AgentResult]
         do {
             let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
             states = try await preflight(clients, bundleSHA256: prepared.bundle.sha256, runasUsers: runas.sorted())
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
-        release = ReleaseName.make(after: states.flatMap { $0.releases ?? [] })
-        reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
-                                                 revision: prepared.bundle.revision.commit, release: release,
-                                                 hosts: hosts.map(\.description))))
-
         let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()))
         do {
-            try await takeLocks(clients, lock: lock)
+            // The name is chosen under the lock, after every release a deployment queued ahead
+            // of this one made: new on every host.
+            let locked = try await takeLocks(clients, lock: lock)
+            for (index, host) in hosts.enumerated() {
+                guard let state = locked[host.description] else { continue }
+                states[index].currentRelease = state.currentRelease
+                states[index].currentRevision = state.currentRevision
+                states[index].releases = state.releases
+            }
+            release = ReleaseName.make(after: states.flatMap { $0.releases ?? [] })
         } catch {
             return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
+        reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
+                                                 revision: prepared.bundle.revision.commit, release: release,
+                                                 hosts: hosts.map(\.description))))
 
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
                                   revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
