@@ -70,11 +70,15 @@ public struct LockInfo: Codable, Sendable, Equatable {
     public var holder: String
     /// ISO 8601.
     public var started: String
+    /// The controller's process id on its machine (the part of `holder` after '@'): a later
+    /// run on that machine can tell whether the holder is still running.
+    public var pid: Int32?
 
-    public init(deploymentId: String, holder: String, started: String) {
+    public init(deploymentId: String, holder: String, started: String, pid: Int32? = nil) {
         self.deploymentId = deploymentId
         self.holder = holder
         self.started = started
+        self.pid = pid
     }
 }
 

@@ -58,7 +58,10 @@ struct Status: AsyncParsableCommand {
                 object["release"] = host.release ?? NSNull()
                 object["revision"] = host.revision ?? NSNull()
                 if let error = host.error { object["error"] = error }
-                if let lock = host.lock { object["locked_by"] = lock.holder }
+                if let lock = host.lock {
+                    object["locked_by"] = lock.holder
+                    object["lock"] = lock.described()
+                }
                 printJSON(object)
             }
         } else {
@@ -67,13 +70,15 @@ struct Status: AsyncParsableCommand {
             for host in hosts {
                 var notes = host.flags
                 if let error = host.error { notes.insert((host.reachable ? "error: " : "UNREACHABLE: ") + error, at: 0) }
-                if let lock = host.lock { notes.append("locked by \(lock.holder) (\(lock.deploymentId))") }
+                if let lock = host.lock { notes.append("locked by \(lock.described()); `ship unlock` removes it if stale") }
                 let release = (host.release ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
                 let revision = String((host.revision ?? "-").prefix(12)).padding(toLength: 12, withPad: " ", startingAt: 0)
                 print(host.host.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(release)  \(revision)  " + notes.joined(separator: "; "))
             }
         }
         if hosts.contains(where: { $0.error != nil }) { throw ExitCode(ShipError.ExitCode.preflight.rawValue) }
+        // Drift (hosts on different releases, or not on the last successful deployment's) is a failure.
+        if hosts.contains(where: \.drifted) { throw ExitCode(ShipError.ExitCode.failed.rawValue) }
     }
 }
 

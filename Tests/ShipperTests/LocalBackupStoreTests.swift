@@ -37,6 +37,23 @@ struct LocalBackupStoreTests {
         #expect(manifest.host == "db1" && manifest.engine == "mysql" && manifest.revision == "abc")
     }
 
+    @Test("partial files a killed run left behind are removed by the next backup; a live run's are kept")
+    func leftoverPartials() async throws {
+        // A pid that no longer runs: a child that has exited and been reaped.
+        let dead = try #require(Int32(try run("/bin/sh", ["-c", "sh -c 'echo $$' "]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true)
+        let machine = ProcessInfo.processInfo.hostName
+        let names = [".db-1.sql.gz~\(machine)~\(dead).partial", ".db-2.sql.gz~\(machine)~1.partial",
+                     ".db-3.sql.gz~other-machine~\(dead).partial", ".db-4.sql.gz.partial", ".db-5.sql.gz.partial"]
+        for name in names { try "x".write(toFile: store.directory + "/" + name, atomically: false, encoding: .utf8) }
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)],
+                                              ofItemAtPath: store.directory + "/.db-4.sql.gz.partial")
+        _ = try await take("-- Dump completed\n", at: 0)
+        let left = try FileManager.default.contentsOfDirectory(atPath: store.directory).filter { $0.hasSuffix(".partial") }.sorted()
+        #expect(left == [".db-2.sql.gz~\(machine)~1.partial", ".db-3.sql.gz~other-machine~\(dead).partial", ".db-5.sql.gz.partial"],
+                "pid 1 still runs, another machine's is not ours to judge, a fresh untagged one may be live")
+    }
+
     @Test("a failed dump leaves no file and no manifest, and earlier backups intact")
     func failedDump() async throws {
         let good = try await take("good\n", at: 0)

@@ -223,6 +223,24 @@ struct OrchestrationTests {
         #expect(currents().allSatisfy { $0 == second.release })
     }
 
+    @Test("a lock left by a killed ship on this machine is reported with its age as stale, with the unlock hint")
+    func staleLock() async throws {
+        let dead = try #require(Int32(try run("/bin/sh", ["-c", "sh -c 'echo $$'"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let started = Event.timestamp(Date(timeIntervalSinceNow: -3 * 3600 - 120))
+        let holder = "deployer@\(ProcessInfo.processInfo.hostName)"
+        pool["web3"].withLock { $0.lockInfo = LockInfo(deploymentId: "dkilled1", holder: holder, started: started, pid: dead) }
+        let (result, _) = try await deploy()
+        #expect(result.exitCode == .locked)
+        #expect(result.message?.contains("locked by \(holder) (deployment dkilled1, since \(started), 3h02m ago)") == true, "\(result.message ?? "")")
+        #expect(result.message?.contains("its ship process \(dead) on this machine is gone: the lock is stale") == true)
+        #expect(result.hint?.contains("ship unlock prod") == true)
+        #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.current == nil } })
+        // A live holder (this test's own process) is an ordinary lock.
+        pool["web3"].withLock { $0.lockInfo = LockInfo(deploymentId: "dlive", holder: holder, started: started, pid: getpid()) }
+        let (live, _) = try await deploy()
+        #expect(live.exitCode == .locked && live.message?.contains("stale") == false)
+    }
+
     @Test("a host lost mid-deployment fails, and the report says what state it was left in")
     func lostHost() async throws {
         let (first, _) = try await deploy()

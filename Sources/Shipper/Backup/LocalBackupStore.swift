@@ -27,7 +27,9 @@ public struct LocalBackupStore: BackupStore {
         try makeDirectory()
         let file = "\(id).\(kind.fileExtension)"
         let path = directory + "/" + file
-        let temporary = directory + "/." + file + ".partial"
+        // Partial files of killed runs go first; this one's names its process.
+        Leftovers.removeAbandoned(in: directory, prefix: ".", suffix: ".partial", untaggedAge: 86_400)
+        let temporary = directory + "/." + file + Leftovers.tag + ".partial"
         let writer = try ParallelGzipWriter(creating: temporary, mode: 0o600)
         ScratchFiles.register(temporary)
         defer { ScratchFiles.unregister(temporary) }

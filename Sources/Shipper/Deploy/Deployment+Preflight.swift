@@ -117,8 +117,10 @@ extension Deployment {
             guard let holder else { return states }
             await releaseLocks(taken, lock: lock)
             guard let deadline, Date() < deadline else {
-                throw ShipError("\(environment.name) is locked by \(holder.holder) (deployment \(holder.deploymentId), since \(holder.started))",
-                                hint: "wait for it (--lock-wait SECONDS), or if it is stale: ship unlock \(environment.name)",
+                throw ShipError("\(environment.name) is locked by \(holder.described())",
+                                hint: holder.controllerGone == true
+                                    ? "the deployment that holds it was killed: remove the lock with `ship unlock \(environment.name)`"
+                                    : "wait for it (--lock-wait SECONDS), or if it is stale: ship unlock \(environment.name)",
                                 exitCode: .locked)
             }
             if !announced {

@@ -87,7 +87,7 @@ public struct Deployment: Sendable {
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
-        let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()))
+        let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()), pid: getpid())
         do {
             // The name is chosen under the lock, after every release a deployment queued ahead
             // of this one made: new on every host.

@@ -43,7 +43,7 @@ extension Deployment {
             return done(.failed, .failed, requested ?? "", "nothing was changed: " + problems.joined(separator: "; "))
         }
         let destinations = targets
-        let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()))
+        let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()), pid: getpid())
         do {
             try await takeLocks(clients, lock: lock)
         } catch {

@@ -13,6 +13,9 @@ public enum StatusReport {
         public var lock: LockInfo?
         /// Why this host stands out: differs from the majority or from the last deployment.
         public var flags: [String] = []
+
+        /// On another release than the others, or than the last successful deployment left.
+        public var drifted: Bool { flags.contains { $0.hasPrefix("differs") } }
     }
 
     public struct DeploymentRecord: Sendable {

@@ -10,7 +10,10 @@ public final class SSHConnections: @unchecked Sendable {
 
     public init(settings: SSHSettings) throws(ShipError) {
         self.settings = settings
-        var template = Array((NSTemporaryDirectory() + "/ship-ssh-XXXXXX").utf8CString)
+        // Control directories of killed runs (their ssh masters exit on their own after
+        // ControlPersist) are removed; this run's carries its process in its name.
+        Leftovers.removeAbandoned(in: NSTemporaryDirectory(), prefix: "ship-ssh", untaggedAge: 3600)
+        var template = Array((NSTemporaryDirectory() + "/ship-ssh\(Leftovers.tag)~XXXXXX").utf8CString)
         guard let created = mkdtemp(&template) else {
             throw ShipError("cannot create a directory for ssh control sockets: \(String(cString: strerror(errno)))")
         }
