@@ -57,7 +57,8 @@ enum Input {
     }
 
     /// Copies the rest of stdin into `fd`; returns the byte count.
-    static func copyRest(to fd: Int32) throws -> Int {
+    /// Copies the rest of stdin to `fd`, a file in `directory` (named in a full-disk error).
+    static func copyRest(to fd: Int32, in directory: String) throws -> Int {
         var total = 0
         var writeFailed = false
         let readOK = POSIXIO.readToEnd(0) { chunk in
@@ -65,7 +66,13 @@ enum Input {
             writeFailed = !POSIXIO.writeAll(fd, chunk)
             total += chunk.count
         }
-        guard !writeFailed else { throw AgentError("writing the bundle failed: \(String(cString: strerror(errno)))") }
+        guard !writeFailed else {
+            let code = errno
+            if DiskSpace.isFull(errno: code) {
+                throw AgentError(DiskSpace.message(at: directory, while: "receiving the bundle (\(total) bytes written)", needed: nil))
+            }
+            throw AgentError("writing the bundle failed: \(String(cString: strerror(code)))")
+        }
         guard readOK else { throw AgentError("reading the bundle failed: \(String(cString: strerror(errno)))") }
         return total
     }

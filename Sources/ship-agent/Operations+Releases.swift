@@ -38,6 +38,10 @@ extension Operations {
         let untar = Helper.run(["tar", "-xzf", layout.bundle(sha), "-C", partial, "--no-same-owner", "--delay-directory-restore"])
         guard untar.status == 0 else {
             try? remove(partial) // best effort: the partial directory is hidden and removed on the next attempt
+            if DiskSpace.isFull(output: untar.output) {
+                throw AgentError(DiskSpace.message(at: layout.releases, while: "unpacking release \(name)",
+                                                   needed: DiskSpace.gzipContentSize(layout.bundle(sha))))
+            }
             throw AgentError("unpacking the bundle failed: \(untar.output.trimmed)")
         }
         do {

@@ -148,8 +148,14 @@ struct Operations {
         guard fd >= 0 else { throw AgentError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         let bytes: Int
         do {
-            bytes = try Input.copyRest(to: fd)
-            guard fsync(fd) == 0 else { throw AgentError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+            bytes = try Input.copyRest(to: fd, in: layout.bundles)
+            guard fsync(fd) == 0 else {
+                let code = errno
+                if DiskSpace.isFull(errno: code) {
+                    throw AgentError(DiskSpace.message(at: layout.bundles, while: "receiving the bundle", needed: nil))
+                }
+                throw AgentError("cannot write \(temporary): \(String(cString: strerror(code)))")
+            }
             close(fd)
         } catch {
             close(fd)

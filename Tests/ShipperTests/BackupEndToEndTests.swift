@@ -2,10 +2,6 @@ import Foundation
 import Testing
 @testable import Shipper
 
-private func named(_ events: [[String: Any]], _ name: String) -> [[String: Any]] {
-    events.filter { $0["event"] as? String == name }
-}
-
 /// Every process's command line, read from /proc.
 private func allCommandLines() -> [String] {
     let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []

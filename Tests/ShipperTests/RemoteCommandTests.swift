@@ -29,6 +29,20 @@ struct RemoteCommandTests {
         #expect(ShellLine(all: [RemoteCommand(["mkdir", "-p", "/srv/a b"]), RemoteCommand(["true"])]).text == "mkdir -p '/srv/a b' && true")
     }
 
+    @Test("lines compose: all (&&), each (;), otherwise (cleanup and fail); a failed step's cleanup runs in a real shell")
+    func composition() throws {
+        let temporary = "/tmp/ship test '\(UUID().uuidString)'"
+        let line = ShellLine(all: [RemoteCommand(["touch", temporary]), RemoteCommand(["false"])])
+            .otherwise(RemoteCommand(["rm", "-f", temporary]))
+        #expect(line.text == "touch \(ShellQuote.quote(temporary)) && false || { rm -f \(ShellQuote.quote(temporary)); exit 1; }")
+        let result = try run("/bin/sh", ["-c", line.text])
+        #expect(result.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: temporary), "the cleanup ran")
+        let each = ShellLine(each: [ShellLine(RemoteCommand(["false"])), ShellLine(RemoteCommand(["echo", "a b"]))])
+        #expect(each.text == "false; echo 'a b'")
+        #expect(try run("/bin/sh", ["-c", each.text]).stdout == "a b\n")
+    }
+
     @Test("a rendered line survives a real shell unchanged")
     func roundTrip() throws {
         let nasty = ["it's", "$(id)", "a b", "\"q\"", "\\", "tab\there", "ünï"]

@@ -2,10 +2,6 @@ import Foundation
 import Testing
 @testable import Shipper
 
-private func named(_ events: [[String: Any]], _ name: String) -> [[String: Any]] {
-    events.filter { $0["event"] as? String == name }
-}
-
 @Suite("rolling deployments over real ssh", .tags(.endToEnd), .serialized)
 struct RollingEndToEndTests {
     @Test("batches in order, rollback of a failed batch, max_fail, status, manual rollback, history from a second clone, interruption")

@@ -13,6 +13,11 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 private let nextNetwork = Mutex(1)
 
+/// The JSON events of one kind, in order.
+func named(_ events: [[String: Any]], _ name: String) -> [[String: Any]] {
+    events.filter { $0["event"] as? String == name }
+}
+
 /// A pool of real OpenSSH hosts web1..webN (scripts/sandbox.sh), on loopback addresses of a
 /// network of its own. Each is a machine of its own: its own Debian root filesystem (no Swift;
 /// users root, deploy and www-data), /proc, /tmp and hostname, in mount, PID and UTS namespaces.

@@ -94,7 +94,7 @@ public struct AgentClient: Sendable {
             RemoteCommand(["dd", "of=" + temporary, "bs=65536", "status=none"]),
             RemoteCommand(["chmod", "755", temporary]),
             RemoteCommand(["mv", "-f", temporary, agentPath]),
-        ])
+        ]).otherwise(RemoteCommand(["rm", "-f", temporary]))
         let result = await transport.run(upload, input: .dataThenFile(Data(), path: agent.path)) { _ in }
         try failIfUnreachable(result, step: "install agent")
         guard result.status == 0 else {

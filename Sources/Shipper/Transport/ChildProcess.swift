@@ -38,6 +38,7 @@ public enum ChildProcess {
     public static func runBlocking(_ executable: String, _ arguments: [String], input: TransportInput,
                                    environment: [String: String]? = nil, directory: String? = nil, stderrLines: Int = 20,
                                    onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) -> CommandResult {
+        _ = ignoreBrokenPipes
         var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
         guard ship_pipe_cloexec(&stdinPipe) == 0, ship_pipe_cloexec(&stdoutPipe) == 0, ship_pipe_cloexec(&stderrPipe) == 0 else {
             return CommandResult(status: 127, stderr: "cannot create pipes: \(String(cString: strerror(errno)))")
@@ -86,6 +87,12 @@ public enum ChildProcess {
         done.wait()
         return CommandResult(status: Spawn.exitCode(status), stderr: stderrBox.value)
     }
+
+    /// A child that exits before reading all its input (an ssh session whose remote command
+    /// failed) must give EPIPE to the writer, not kill ship with SIGPIPE.
+    private static let ignoreBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
 
     @discardableResult
     private static func writeAll(_ fd: Int32, _ data: Data) -> Bool {

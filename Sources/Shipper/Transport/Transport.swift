@@ -48,6 +48,16 @@ public struct ShellLine: Sendable, Equatable, CustomStringConvertible {
         text = commands.map(\.rendered).joined(separator: " && ")
     }
 
+    /// This line, and when it fails, `cleanup` and a failing exit status (what a failed step
+    /// leaves, such as a partial upload, is removed).
+    public func otherwise(_ cleanup: RemoteCommand) -> ShellLine {
+        ShellLine(text: "\(text) || { \(cleanup.rendered); exit 1; }")
+    }
+
+    private init(text: String) {
+        self.text = text
+    }
+
     /// Lines run one after another, whatever each one's status.
     public init(each lines: [ShellLine]) {
         text = lines.map(\.text).joined(separator: "; ")
