@@ -150,6 +150,8 @@ public struct AgentRequest: Codable, Sendable {
     public var database: DatabaseTarget?
     /// Asset directories, relative to deploy_to.
     public var assetDirectories: [String]?
+    /// `state`: also measure each release's size on disk.
+    public var measureReleases: Bool?
     /// Preflight: the users hooks run as (`runas`), each checked to exist and, for an agent
     /// that is not root, to be reachable with `sudo -n` (the sudoers line of docs/installing.md).
     public var runasUsers: [String]?
@@ -161,6 +163,23 @@ public struct AgentRequest: Codable, Sendable {
     }
 }
 
+/// Where a release stands on one host. A release is `prepared` when unpacked, `live` once
+/// `current` pointed at it, `good` when its deployment (or a rollback to it) finished with this
+/// host validated, `failed` when its deployment failed on this host. A `prepared` release that
+/// is not being deployed (its controller was killed) is `abandoned`, and a `live` one that is no
+/// longer current and was never confirmed is `unverified`: both are told apart when read.
+public enum ReleaseState: String, Codable, Sendable, CaseIterable {
+    case prepared
+    case live
+    case good
+    case failed
+    case abandoned
+    case unverified
+
+    /// Counts toward keep_releases and may be a rollback target's candidate.
+    public var counts: Bool { self == .good || self == .live || self == .unverified }
+}
+
 /// What the agent knows about one release it holds.
 public struct ReleaseRecord: Codable, Sendable, Equatable {
     public var release: String
@@ -168,13 +187,33 @@ public struct ReleaseRecord: Codable, Sendable, Equatable {
     public var deploymentId: String?
     public var appspec: Appspec
     public var bundleSHA256: String?
+    /// nil in records written before release states: such a release is taken as good.
+    public var state: ReleaseState?
 
-    public init(release: String, revision: String, deploymentId: String?, appspec: Appspec, bundleSHA256: String?) {
+    public init(release: String, revision: String, deploymentId: String?, appspec: Appspec, bundleSHA256: String?,
+                state: ReleaseState? = .prepared) {
         self.release = release
         self.revision = revision
         self.deploymentId = deploymentId
         self.appspec = appspec
         self.bundleSHA256 = bundleSHA256
+        self.state = state
+    }
+}
+
+/// One release on a host, as `state` reports it.
+public struct ReleaseInfo: Codable, Sendable, Equatable {
+    public var release: String
+    public var revision: String?
+    public var state: ReleaseState
+    /// Bytes on disk, when asked for.
+    public var bytes: Int64?
+
+    public init(release: String, revision: String?, state: ReleaseState, bytes: Int64? = nil) {
+        self.release = release
+        self.revision = revision
+        self.state = state
+        self.bytes = bytes
     }
 }
 
@@ -195,6 +234,10 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var hostname: String?
     /// Uncompressed bytes a backup streamed or a restore loaded.
     public var bytes: Int64?
+    /// Every release with its state, oldest first (`state`, `prune`).
+    public var releaseInfos: [ReleaseInfo]?
+    /// What went wrong without failing the operation (a release that could not be removed).
+    public var warnings: [String]?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok

@@ -86,6 +86,8 @@ extension Operations {
             throw AgentError("release \(name) is not complete on this host")
         }
         let previous = layout.currentRelease()
+        // A release that goes live for the first time is `live` until its run confirms it.
+        if layout.readRecord(name)?.state == .prepared { try mark(name, .live) }
         let temporary = layout.deployTo + "/.current.\(getpid())"
         unlink(temporary)
         guard symlink("releases/" + name, temporary) == 0 else {
@@ -113,36 +115,11 @@ extension Operations {
     func discard() throws -> AgentResult {
         let name = try releaseName()
         guard layout.currentRelease() != name else { throw AgentError("release \(name) is current; not removing it") }
-        try remove(layout.release(name))
-        unlink(layout.record(name))
-        return AgentResult(ok: true)
-    }
-
-    func prune() throws -> AgentResult {
-        let keep = max(1, request.keepReleases ?? 5)
-        let current = layout.currentRelease()
-        let protected = Set((request.protectedReleases ?? []) + (current.map { [$0] } ?? []))
-        let names = layout.releaseNames()
-        let newest = Set(names.suffix(keep))
-        var pruned: [String] = []
-        for name in names where !newest.contains(name) && !protected.contains(name) {
-            try remove(layout.release(name))
-            unlink(layout.record(name))
-            pruned.append(name)
-        }
-        // Bundles no kept release came from go too.
-        let kept = layout.releaseNames()
-        let keptBundles = Set(kept.compactMap { layout.readRecord($0)?.bundleSHA256 })
-        for file in (try? files.contentsOfDirectory(atPath: layout.bundles)) ?? [] where file.hasSuffix(".tar.gz") {
-            let sha = String(file.dropLast(".tar.gz".count))
-            if !keptBundles.contains(sha) { unlink(layout.bundles + "/" + file) }
-        }
-        for file in (try? files.contentsOfDirectory(atPath: layout.records)) ?? [] where file.hasSuffix(".json") {
-            if !kept.contains(String(file.dropLast(".json".count))) { unlink(layout.records + "/" + file) }
-        }
+        guard files.fileExists(atPath: layout.release(name)) else { return AgentResult(ok: true) }
+        try moveToTrash(name)
         var result = AgentResult(ok: true)
-        result.pruned = pruned
-        result.releases = kept
+        let warnings = emptyTrash()
+        result.warnings = warnings.isEmpty ? nil : warnings
         return result
     }
 
@@ -152,6 +129,7 @@ extension Operations {
         result.currentRelease = layout.currentRelease()
         result.currentRevision = layout.currentRevision()
         result.releases = layout.releaseNames()
+        result.releaseInfos = releaseInfos(measure: request.measureReleases == true)
         result.lock = readLock()
         let journal = readJournal()
         result.previousRelease = journal.last { $0.step == "switched" && $0.release == result.currentRelease }?.previousRelease

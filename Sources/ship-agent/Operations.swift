@@ -122,7 +122,10 @@ struct Operations {
             result.lock = holder
             return result
         }
-        if let entry = request.journal { try appendJournal(entry) }
+        if let entry = request.journal {
+            try appendJournal(entry)
+            try markFromFinalEntry(entry)
+        }
         guard unlink(layout.lock) == 0 || errno == ENOENT else {
             throw AgentError("cannot remove \(layout.lock): \(String(cString: strerror(errno)))")
         }

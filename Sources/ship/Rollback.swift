@@ -29,7 +29,12 @@ struct Rollback: AsyncParsableCommand {
                                     request: DeployRequest(environment: env.name, lockWait: lockWait),
                                     agents: agents, reporter: output.reporter(), interruption: interruption,
                                     makeTransport: { connections.transport(for: $0) })
-        let result = await deployment.rollback(to: to)
+        // --to may name a revision or tag: the newest good release of that commit.
+        var revision: String?
+        if let to, to.range(of: #"^[0-9]{14}$"#, options: .regularExpression) == nil {
+            revision = try? GitRepository.open(containing: config.directory).resolve(to).commit // not a revision here: matched as given
+        }
+        let result = await deployment.rollback(to: to, requestedRevision: revision)
         await connections.closeAll()
         result.printHint()
         if let code = result.exitCode { throw ExitCode(code.rawValue) }

@@ -16,7 +16,7 @@ struct Ship: AsyncParsableCommand {
             error · 3 failed and a rollback failed too · 4 environment locked · 5 preflight failed · \
             130 interrupted.
             """,
-        subcommands: [Init.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Status.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
+        subcommands: [Init.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Status.self, Releases.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
     )
 
     /// Runs the command line and exits with the contract's exit codes: usage errors are 2, not

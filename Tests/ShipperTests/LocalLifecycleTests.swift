@@ -248,6 +248,33 @@ struct LocalLifecycleTests {
         #expect(reporter.hookLines.contains("validate: validate \(first.release) \(good)"))
     }
 
+    @Test("failed releases never count toward keep_releases and go first; pruned releases leave releases/ whole")
+    func failedReleasesDoNotCount() async throws {
+        try appspec(validate: "test ! -e FAIL")
+        try repo.commitAll("good 1")
+        let (good1, _) = try await deploy()
+        try repo.write("index.html", "2\n")
+        try repo.commitAll("good 2")
+        let (good2, _) = try await deploy()
+        try repo.write("FAIL", "x\n")
+        try repo.commitAll("bad 1")
+        let (bad1, _) = try await deploy()
+        try repo.write("index.html", "3\n")
+        try repo.commitAll("bad 2")
+        let (bad2, _) = try await deploy()
+        #expect(bad1.status == .rolledBack && bad2.status == .rolledBack)
+        #expect(releases == [good1.release, good2.release, bad1.release, bad2.release], "failed releases are kept until a prune")
+        try FileManager.default.removeItem(atPath: repo.directory.file("FAIL"))
+        try repo.commitAll("good 3")
+        let (good3, _) = try await deploy()
+        #expect(good3.status == .succeeded)
+        // keep_releases 2: good 2 and good 3; the failed ones do not push good 2 out.
+        #expect(releases == [good2.release, good3.release])
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: deployTo.path + "/app/.ship/trash")) ?? []).isEmpty)
+        let states = try FileManager.default.contentsOfDirectory(atPath: deployTo.path + "/app/.ship/releases").sorted()
+        #expect(states == [good2.release + ".json", good3.release + ".json"])
+    }
+
     @Test("the migrate host goes first")
     func migrateHostFirst() {
         let hosts = [Host(name: "a"), Host(name: "b"), Host(name: "c", roles: ["migrate"])]

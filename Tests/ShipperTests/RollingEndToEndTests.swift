@@ -77,15 +77,20 @@ struct RollingEndToEndTests {
         #expect(plainStatus.stdout.contains("web2"))
         #expect(plainStatus.stdout.contains("differs from"))
 
-        // 5. Manual rollback: --to, then back to the release before current as the journal recorded it.
+        // 5. Manual rollback: --to a release; then a plain rollback, with nothing older good on
+        // every host, and --to a release that failed on web4, are refused before anything changes.
         let (toRelease1, _) = try app.ship(["rollback", "test", "--to", release1])
         #expect(toRelease1.status == 0, "\(toRelease1.stderr)")
         for host in pool.hosts { #expect(try pool.output(host, "readlink /srv/shop/current") == "releases/\(release1)") }
-        let (back, backEvents) = try app.ship(["rollback", "test"])
-        #expect(back.status == 0, "\(back.stderr)")
-        #expect(named(backEvents, "rollback_finished").last?["status"] as? String == "succeeded")
-        #expect(try pool.output("web1", "readlink /srv/shop/current") == "releases/\(release3)", "web1 returns to where it was before --to")
-        #expect(try pool.output("web4", "readlink /srv/shop/current") == "releases/\(release3)", "web4 returns to the release it was rolled back from")
+        let (nothingOlder, olderEvents) = try app.ship(["rollback", "test"])
+        #expect(nothingOlder.status == 1)
+        #expect((named(olderEvents, "rollback_finished").last?["message"] as? String)?
+            .contains("nothing was changed: no release older than \(release1) is good on every host") == true)
+        let (notGood, notGoodEvents) = try app.ship(["rollback", "test", "--to", release3])
+        #expect(notGood.status == 1)
+        let refusal = (named(notGoodEvents, "rollback_finished").last?["message"] as? String) ?? ""
+        #expect(refusal.contains("release \(release3) is not complete and good on every host (web4: "), "\(refusal)")
+        for host in pool.hosts { #expect(try pool.output(host, "readlink /srv/shop/current") == "releases/\(release1)") }
 
         // 6. History from a second clone of the repository shows the same deployments.
         let clone = try TemporaryDirectory()
@@ -98,7 +103,7 @@ struct RollingEndToEndTests {
         func ids(_ text: String) -> [String] {
             text.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["deployment_id"] as? String }
         }
-        #expect(ids(fromOriginal.stdout).count == 5, "3 deployments and 2 rollbacks")
+        #expect(ids(fromOriginal.stdout).count == 4, "3 deployments and 1 rollback (refused ones change nothing)")
         #expect(ids(fromClone.stdout) == ids(fromOriginal.stdout))
 
         // 7. CI=true: plain lines, no escape codes.

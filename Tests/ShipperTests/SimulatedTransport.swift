@@ -29,6 +29,17 @@ final class SimulatedHost: @unchecked Sendable {
         self.name = name
     }
 
+    /// Each release's state, derived as the agent derives it.
+    var releaseInfos: [ReleaseInfo] {
+        releases.map { name in
+            let record = records[name]
+            var state = record?.state ?? .good
+            if state == .prepared { state = name == current ? .live : (record?.deploymentId == lockInfo?.deploymentId ? .prepared : .abandoned) }
+            if state == .live && name != current { state = .unverified }
+            return ReleaseInfo(release: name, revision: record?.revision, state: state)
+        }
+    }
+
     func withLock<T>(_ body: (SimulatedHost) -> T) -> T {
         lock.withLock { body(self) }
     }
@@ -116,7 +127,17 @@ final class SimulatedTransport: Transport {
                 result.currentRevision = host.current.flatMap { host.records[$0]?.revision }
             }
         case .unlock:
-            if let entry = request.journal { host.journal.append(entry) }
+            if let entry = request.journal {
+                host.journal.append(entry)
+                // As the agent does: the run's outcome on this host confirms or fails its release.
+                if entry.step == "finished", let release = entry.release, host.records[release] != nil {
+                    switch (entry.kind, entry.hostStatus) {
+                    case ("deploy", "succeeded"?), ("rollback", "succeeded"?): host.records[release]!.state = .good
+                    case ("deploy", "failed"?), ("deploy", "rolled_back"?): host.records[release]!.state = .failed
+                    default: break
+                    }
+                }
+            }
             result.lock = host.lockInfo
             if request.force == true || host.lockInfo?.deploymentId == request.lock?.deploymentId { host.lockInfo = nil }
         case .receiveBundle:
@@ -145,6 +166,7 @@ final class SimulatedTransport: Transport {
             }
         case .switchCurrent:
             let release = request.release ?? ""
+            if host.records[release]?.state == .prepared { host.records[release]!.state = .live }
             result.previousRelease = host.current
             host.current = release
             result.currentRelease = release
@@ -159,13 +181,15 @@ final class SimulatedTransport: Transport {
         case .prune:
             let keep = request.keepReleases ?? 5
             let protected = Set((request.protectedReleases ?? []) + [host.current].compactMap { $0 })
-            let newest = Set(host.releases.suffix(keep))
+            let counted = host.releaseInfos.filter { $0.state.counts }.map(\.release)
+            let newest = Set(counted.suffix(keep))
             result.pruned = host.releases.filter { !newest.contains($0) && !protected.contains($0) }
             host.releases.removeAll { result.pruned!.contains($0) }
         case .state:
             result.currentRelease = host.current
             result.currentRevision = host.current.flatMap { host.records[$0]?.revision }
             result.releases = host.releases
+            result.releaseInfos = host.releaseInfos
             result.lock = host.lockInfo
             result.previousRelease = host.journal.last { $0.step == "switched" && $0.release == host.current }?.previousRelease
             result.journal = Array(host.journal.suffix(request.journalLimit ?? 0))

@@ -186,7 +186,13 @@ extension Deployment {
         _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
             var discard = client.request(.discard)
             discard.release = context.release
-            _ = try? await client.call(discard) // leftovers of a release that never went live are pruned later anyway
+            // A release that never went live and could not be removed is abandoned: every
+            // later prune removes it first, and it never counts as a kept release.
+            if let result = try? await client.call(discard) {
+                for warning in result.warnings ?? [] {
+                    reporter.report(Event(host: client.transport.host.description, .hostWarning(message: warning)))
+                }
+            }
             return true
         }
     }

@@ -41,8 +41,16 @@ extension Deployment {
         var prune = client.request(.prune)
         prune.keepReleases = environment.keepReleases
         prune.protectedReleases = previous.map { [$0] } ?? []
-        if let result = try? await client.call(prune), let pruned = result.pruned, !pruned.isEmpty {
-            reporter.report(Event(host: client.transport.host.description, .hostStep(step: "pruned \(pruned.joined(separator: ", "))")))
+        let host = client.transport.host.description
+        do throws(HostError) {
+            let result = try await client.require(prune)
+            if let pruned = result.pruned, !pruned.isEmpty {
+                reporter.report(Event(host: host, .hostStep(step: "pruned \(pruned.joined(separator: ", "))")))
+            }
+            for warning in result.warnings ?? [] { reporter.report(Event(host: host, .hostWarning(message: warning))) }
+        } catch {
+            // Pruning never fails a deployment; the next one retries.
+            reporter.report(Event(host: host, .hostWarning(message: "pruning failed: \(error.message)")))
         }
     }
 }

@@ -4,7 +4,8 @@ import Hooks
 /// `ship rollback`: every host back to the release it ran before `current` (as its journal
 /// records), or to a named release, in the environment's batches, with the same hooks.
 extension Deployment {
-    public func rollback(to requested: String?) async -> DeploymentResult {
+    /// `requested` is a release name or a revision (`requestedRevision`: it resolved to this commit).
+    public func rollback(to requested: String?, requestedRevision: String? = nil) async -> DeploymentResult {
         let deploymentId = ReleaseName.deploymentId()
         let hosts = Deployment.orderedHosts(environment.hosts)
         let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
@@ -19,29 +20,29 @@ extension Deployment {
         } catch {
             return done(.failed, .preflight, requested ?? "", error.description, hint: error.hint)
         }
-        // Where each host goes, decided before anything changes.
+        // Where the environment goes, decided before anything changes: one release, good on
+        // every host.
         let states = await forEachHost(clients) { client throws(HostError) in try await client.require(client.request(.state)) }
-        var targets: [String: (current: String?, target: String)] = [:]
+        var reported: [RollbackTarget.HostReleases] = []
         var problems: [String] = []
         for (client, state) in zip(clients, states) {
-            let host = client.transport.host.description
             switch state {
             case .failure(let error): problems.append(error.description)
             case .success(let state):
-                guard let target = requested ?? state.previousRelease else {
-                    problems.append("\(host): no earlier release recorded to return to")
-                    continue
-                }
-                guard state.releases?.contains(target) == true else {
-                    problems.append("\(host): release \(target) is not on the host (it has \((state.releases ?? []).joined(separator: ", ")))")
-                    continue
-                }
-                targets[host] = (state.currentRelease, target)
+                reported.append(RollbackTarget.HostReleases(host: client.transport.host.description, current: state.currentRelease,
+                                                            releases: state.releaseInfos ?? []))
             }
         }
         guard problems.isEmpty else {
             return done(.failed, .failed, requested ?? "", "nothing was changed: " + problems.joined(separator: "; "))
         }
+        let target: String
+        switch RollbackTarget.choose(requested: requested, revision: requestedRevision, hosts: reported) {
+        case .success(let chosen): target = chosen
+        case .failure(let refusal):
+            return done(.failed, .failed, requested ?? "", "nothing was changed: " + refusal.message, hint: refusal.hint)
+        }
+        let targets = Dictionary(uniqueKeysWithValues: reported.map { ($0.host, (current: $0.current, target: target)) })
         let destinations = targets
         let lock = LockInfo(deploymentId: deploymentId, holder: ReleaseName.holder, started: Event.timestamp(Date()), pid: getpid())
         do {
@@ -53,12 +54,14 @@ extension Deployment {
         let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
         var failures: [HostError] = []
         var interrupted = false
+        var reached: Set<String> = []
         for (number, batch) in plan.batches.enumerated() {
             if interruption.requested {
                 interrupted = true
                 break
             }
             reporter.report(Event(.batchStarted(number: number + 1, of: plan.batches.count, hosts: batch.map(\.description))))
+            reached.formUnion(batch.map(\.description))
             let results = await forEachHost(batch.map { clientByHost[$0.description]! }) { client throws(HostError) in
                 let host = client.transport.host.description
                 let (current, target) = destinations[host]!
@@ -71,10 +74,15 @@ extension Deployment {
         let message: String? = interrupted ? "interrupted: no new host started"
             : failures.isEmpty ? nil : failures.map(\.description).joined(separator: "; ")
         let environmentName = environment.name
+        let failedHosts = Set(failures.map(\.host))
+        let reachedHosts = reached
         await releaseLocks(clients, lock: lock) { client in
-            JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
-                         release: destinations[client.transport.host.description]?.target, status: status.rawValue,
-                         user: ReleaseName.holder, environment: environmentName, detail: message)
+            let host = client.transport.host.description
+            var entry = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
+                                     release: destinations[host]?.target, status: status.rawValue,
+                                     user: ReleaseName.holder, environment: environmentName, detail: message)
+            entry.hostStatus = failedHosts.contains(host) ? "failed" : (reachedHosts.contains(host) ? "succeeded" : "not_started")
+            return entry
         }
         let release = requested ?? Set(destinations.values.map(\.target)).sorted().joined(separator: ",")
         return done(status, interrupted ? .interrupted : (failures.isEmpty ? nil : .failed), release, message)

@@ -40,7 +40,7 @@ public enum StatusReport {
     }
 
     /// Each host's state (agent installed where missing), in host order.
-    static func states(config: ShipConfig, environment: Environment, agents: AgentCatalog, journalLimit: Int,
+    static func states(config: ShipConfig, environment: Environment, agents: AgentCatalog, journalLimit: Int, measure: Bool = false,
                        makeTransport: @escaping @Sendable (Host) -> any Transport) async -> [(String, Result<AgentResult, HostError>)] {
         await withTaskGroup(of: (Int, String, Result<AgentResult, HostError>).self) { group in
             for (index, host) in environment.hosts.enumerated() {
@@ -50,6 +50,7 @@ public enum StatusReport {
                         try await client.ensureAgent(agents)
                         var request = client.request(.state)
                         request.journalLimit = journalLimit
+                        request.measureReleases = measure
                         return (index, host.description, .success(try await client.require(request)))
                     } catch {
                         return (index, host.description, .failure(error))

@@ -25,6 +25,8 @@ public struct Event: Sendable {
         /// The host installed the new release but the deployment stopped before switching it
         /// (interrupt, migrate failed, too many failures); the release was removed.
         case hostNotSwitched(reason: String)
+        /// Something went wrong that does not fail the host (a release that could not be deleted).
+        case hostWarning(message: String)
         case deploymentFinished(status: String, release: String, deploymentId: String, message: String?)
         case rollbackFinished(status: String, release: String, deploymentId: String, message: String?)
     }
@@ -57,6 +59,7 @@ public struct Event: Sendable {
         case .hostRolledBack: "host_rolled_back"
         case .hostRestarted: "host_restarted"
         case .hostNotSwitched: "host_not_switched"
+        case .hostWarning: "host_warning"
         case .deploymentFinished: "deployment_finished"
         case .rollbackFinished: "rollback_finished"
         }
@@ -117,6 +120,8 @@ public struct Event: Sendable {
             object["release"] = release
         case .hostNotSwitched(let reason):
             object["reason"] = reason
+        case .hostWarning(let message):
+            object["message"] = message
         case .deploymentFinished(let status, let release, let id, let message),
              .rollbackFinished(let status, let release, let id, let message):
             object["status"] = status
@@ -151,6 +156,7 @@ public struct Event: Sendable {
         case .hostRolledBack(let release): "rolled back to \(release ?? "nothing")"
         case .hostRestarted(let release): "restarted on its own release \(release) (its stop had run)"
         case .hostNotSwitched(let reason): "not switched: \(reason); the new release was removed"
+        case .hostWarning(let message): "warning: \(message)"
         case .deploymentFinished(let status, let release, let id, let message):
             "deployment \(id) \(status.replacingOccurrences(of: "_", with: " ")): release \(release)" + (message.map { ": \($0)" } ?? "")
         case .rollbackFinished(let status, let release, let id, let message):

@@ -30,6 +30,8 @@ struct Progress {
     }
 
     var rows: [Row] = []
+    /// Warnings, `host: message`, repeated under the summary so no output mode loses them.
+    var warnings: [String] = []
     var title = ""
     var batch: (number: Int, of: Int)?
     var started = Date()
@@ -60,6 +62,8 @@ struct Progress {
             }
         case .hostRestarted(let release):
             update { $0.restartedOn = release }
+        case .hostWarning(let message):
+            warnings.append((event.host.map { "\($0): " } ?? "") + message)
         case .hostNotSwitched(let reason):
             update { row in
                 row.state = .notSwitched(reason: reason)
@@ -131,6 +135,7 @@ struct Progress {
             let restarted = row.restartedOn.map { "; restarted on \($0)" } ?? ""
             lines.append("  " + row.host.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + elapsed.padding(toLength: 7, withPad: " ", startingAt: 0) + "  " + state + restarted)
         }
+        lines += warnings.map { "  warning: " + $0 }
         return lines
     }
 }
