@@ -4,13 +4,13 @@ import Shipper
 
 struct Rollback: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Move every host back to the release before current (as its journal records), or to --to RELEASE."
+        abstract: "Move every host to the newest release good on every host before current, or to --to RELEASE or REVISION."
     )
 
     @Argument(help: "The environment (default: default_environment, or the only one).")
     var environment: String?
 
-    @Option(help: ArgumentHelp("Roll back to this release (a directory name under deploy_to/releases).", valueName: "RELEASE"))
+    @Option(help: ArgumentHelp("Roll back to this release (a name under deploy_to/releases), or to the newest good release of this revision.", valueName: "RELEASE"))
     var to: String?
 
     @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait up to SECONDS for a held lock instead of exiting 4.", valueName: "SECONDS"))
