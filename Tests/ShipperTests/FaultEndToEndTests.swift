@@ -98,4 +98,91 @@ struct FaultEndToEndTests {
         let target = json.stdout.split(separator: "\n").last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(target?["event"] as? String == "rollback_target" && target?["release"] is String)
     }
+
+    /// A signal sent to `ship deploy` while one step runs on the first host (web2, the migrate host).
+    struct SignalCase: CustomTestStringConvertible, Sendable {
+        var signal: String
+        var step: String
+        var testDescription: String { "SIG\(signal) during \(step)" }
+    }
+
+    static let signalCases = ["INT", "TERM"].flatMap { signal in ["upload", "install", "migrate", "start"].map { SignalCase(signal: signal, step: $0) } }
+        + ["upload", "install", "start"].map { SignalCase(signal: "KILL", step: $0) } + [SignalCase(signal: "ssh-drop", step: "install")]
+
+    @Test("a signal at each step: current complete everywhere, every host serving (its start ran last), the lock released or reported stale", arguments: signalCases)
+    func signalAtEachStep(_ fault: SignalCase) async throws {
+        let pool = try SandboxPool(hosts: 2)
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    batch: 1\n    ssh: { user: deploy }")
+        // Each hook notes itself; the hook of the step under test waits for the test's go. The
+        // bundle carries 1 MB of random bytes, so its upload takes a moment.
+        try app.repo.write("public/random.bin", String(decoding: (0..<1_000_000).map { _ in UInt8.random(in: 32...126) }, as: UTF8.self))
+        let log = "$SHIP_DEPLOY_TO/shared/log"
+        func hook(_ event: String) -> String {
+            // An upload is over in a moment: install waits too, so the run is still going when the signal lands.
+            let waits = event == fault.step || (fault.step == "upload" && event == "install")
+            let wait = waits ? " && while [ ! -e \(log)/go ]; do sleep 0.05; done" : ""
+            return "{ run: 'echo \(event) $SHIP_RELEASE >> \(log)/order\(wait)' }"
+        }
+        try app.writeAppspec("version: 1\nhooks:\n" + ["stop", "install", "migrate", "start", "validate"].map { "  \($0): [\(hook($0))]" }.joined(separator: "\n") + "\n")
+        try app.repo.write("version.txt", "v1\n")
+        try app.commit("v1")
+        _ = try pool.output("web1", "install -d -o deploy /srv/shop /srv/shop/shared /srv/shop/shared/log && touch /srv/shop/shared/log/go && chown deploy /srv/shop/shared/log/go")
+        _ = try pool.output("web2", "install -d -o deploy /srv/shop /srv/shop/shared /srv/shop/shared/log && touch /srv/shop/shared/log/go && chown deploy /srv/shop/shared/log/go")
+        let (first, _) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stderr)")
+        for host in pool.hosts { _ = try pool.output(host, "rm /srv/shop/shared/log/go") }
+
+        try app.repo.write("version.txt", "v2\n")
+        let revision = try app.commit("v2")
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CACHE_HOME"] = app.repo.directory.file(".cache")
+        let env = environment, repoPath = app.repo.path, step = fault.step
+        let (reached, reachedStep) = AsyncStream<Void>.makeStream()
+        let deployment = Task {
+            await ChildProcess.run(productsDirectory + "/ship", ["deploy", "test", "--json", "--revision", revision], input: .none,
+                                   environment: env, directory: repoPath) { line in
+                let upload = step == "upload" && line.contains("\"host_step\"") && line.contains("sending bundle")
+                if upload || (line.contains("\"hook_started\"") && line.contains("\"hook\":\"\(step)\"")) { reachedStep.yield() }
+            }
+        }
+        for await _ in reached { break }
+        if fault.signal == "ssh-drop" {
+            // The first host's ssh sessions die (its sshd children for deploy), not ship.
+            _ = try pool.ssh("web2", "pkill -f 'sshd: deploy'")
+        } else {
+            _ = try run("pkill", ["-\(fault.signal)", "-f", "ship deploy test --json --revision \(revision)"])
+        }
+        for host in pool.hosts { _ = try pool.output(host, "touch /srv/shop/shared/log/go") }
+        let result = await deployment.value
+        let expected: Int32 = switch fault.signal { case "KILL": 137; case "ssh-drop": 1; default: 130 }
+        #expect(result.status == expected, "\(result.stderr)")
+        if fault.signal == "KILL" {
+            // The agent on web2 finishes the step it was in after ship is gone.
+            for _ in 0..<100 where (try? pool.output("web2", "pgrep -f 'ship-agent run-hooks'"))?.isEmpty == false {
+                try await Task.sleep(for: .milliseconds(50)) // the agent outlives ship; its exit has no event to await here
+            }
+        }
+        for host in pool.hosts {
+            let current = try pool.output(host, "readlink /srv/shop/current")
+            #expect(try pool.ssh(host, "test -s /srv/shop/current/REVISION").status == 0, "\(host): \(current) is complete")
+            let order = try pool.output(host, "cat /srv/shop/shared/log/order").split(separator: "\n").map(String.init)
+            let lastStopOrStart = order.last { $0.hasPrefix("stop ") || $0.hasPrefix("start ") }
+            if fault.signal != "KILL" {
+                #expect(lastStopOrStart?.hasPrefix("start ") == true, "\(host) is serving: \(order)")
+                #expect(lastStopOrStart == "start " + current.replacingOccurrences(of: "releases/", with: ""), "\(host) started the release it is on")
+            }
+        }
+        if fault.signal == "KILL" {
+            // The killed run's lock is reported, stale, with the way out.
+            let (next, events) = try app.ship(["deploy", "test"])
+            #expect(next.status == 4)
+            let message = (named(events, "deployment_finished").last?["message"] as? String) ?? ""
+            #expect(message.contains("is gone: the lock is stale"), "\(message)")
+            #expect(next.stderr.contains("ship unlock test"), "\(next.stderr)")
+        } else {
+            for host in pool.hosts { #expect(try pool.ssh(host, "test -e /srv/shop/.ship/lock").status == 1, "\(host): lock released") }
+            // web2 has role migrate and goes first; web1, in the batch never started, is untouched.
+            #expect(try pool.output("web1", "ls /srv/shop/releases | wc -l") == "1", "web1 was never started")
+        }
+    }
 }

@@ -149,7 +149,9 @@ public struct Deployment: Sendable {
                 guard case .success(let outcome) = result else { continue }
                 if let error = outcome.error {
                     failures.append(error)
-                    if outcome.stopped && !error.unreachable { stoppedFailures.append(client) }
+                    // A lost session is often a dropped connection, not a dead host: the restart
+                    // is tried over a new one, and said to have failed if the host is gone.
+                    if outcome.stopped { stoppedFailures.append(client) }
                 } else {
                     ready.append(client)
                 }
