@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Hooks
 
 /// Says "no space left" as such: the directory, what is free there, and what was needed,
 /// instead of a tool's "Wrote only 7680 of 10240 bytes".
@@ -23,8 +24,8 @@ enum DiskSpace {
     static func message(at path: String, while doing: String, needed: Int64?) -> String {
         var text = "no space left on device in \(path) while \(doing)"
         var details: [String] = []
-        if let free = available(at: path) { details.append("\(format(free)) free") }
-        if let needed { details.append("about \(format(needed)) needed") }
+        if let free = available(at: path) { details.append("\(ByteCount.format(free)) free") }
+        if let needed { details.append("about \(ByteCount.format(needed)) needed") }
         if !details.isEmpty { text += " (" + details.joined(separator: ", ") + ")" }
         return text
     }
@@ -37,17 +38,5 @@ enum DiskSpace {
         var bytes = [UInt8](repeating: 0, count: 4)
         guard lseek(fd, -4, SEEK_END) >= 0, read(fd, &bytes, 4) == 4 else { return nil }
         return Int64(bytes[0]) | Int64(bytes[1]) << 8 | Int64(bytes[2]) << 16 | Int64(bytes[3]) << 24
-    }
-
-    static func format(_ bytes: Int64) -> String {
-        let units = ["B", "KB", "MB", "GB", "TB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1000 && unit < units.count - 1 {
-            value /= 1000
-            unit += 1
-        }
-        let tenths = Int((value * 10).rounded())
-        return unit == 0 ? "\(bytes) B" : "\(tenths / 10).\(tenths % 10) \(units[unit])"
     }
 }

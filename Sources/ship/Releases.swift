@@ -54,7 +54,7 @@ struct Releases: AsyncParsableCommand {
                     if info.release == host.current { notes.append("current") }
                     if info.release == target { notes.append("rollback target") }
                     let age = ReleaseListing.age(of: info.release, now: now).map(Self.age) ?? "-"
-                    let size = info.bytes.map { ByteCountFormatter.string(fromByteCount: $0, countStyle: .file) } ?? "-"
+                    let size = info.bytes.map(ByteCount.format) ?? "-"
                     let columns = [
                         (info.release == host.current ? "* " : "  ") + info.release,
                         String((info.revision ?? "-").prefix(12)).padding(toLength: 12, withPad: " ", startingAt: 0),

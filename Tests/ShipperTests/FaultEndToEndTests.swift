@@ -24,7 +24,7 @@ struct FaultEndToEndTests {
         #expect(second.status == 1)
         let message = (named(events, "deployment_finished").last?["message"] as? String) ?? ""
         #expect(message.contains("no space left on device in /srv/shop/releases while unpacking release"), "\(message)")
-        #expect(message.contains(" free, about 8.0 MB needed)"), "\(message)")
+        #expect(message.contains(" free, about 7.6 MiB needed)"), "\(message)")
         #expect(try pool.output("web1", "readlink /srv/shop/current") == "releases/\(release1)")
         #expect(try pool.output("web1", "ls -A /srv/shop/releases") == release1, "no partial release left behind")
         #expect(try pool.ssh("web1", "test -e /srv/shop/.ship/lock").status == 1, "the lock is released")

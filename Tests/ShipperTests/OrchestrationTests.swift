@@ -203,20 +203,26 @@ struct OrchestrationTests {
         // Another deployment holds the lock; while this one waits, that one finishes, having made
         // a release named for this very second and switched every host to it.
         let other = ReleaseName.make()
+        let finishOther: (SimulatedHost) -> Void = { state in
+            var record = state.records[first.release]!
+            record.release = other
+            state.records[other] = record
+            state.releases.append(other)
+            state.current = other
+            state.lockInfo = nil
+        }
         for host in pool.hosts {
-            pool[host.name].withLock { state in
-                state.lockInfo = LockInfo(deploymentId: "dother", holder: "ci@runner", started: "2026-12-03T00:00:00Z")
-                state.afterLockRefused = { state in
-                    var record = state.records[first.release]!
-                    record.release = other
-                    state.records[other] = record
-                    state.releases.append(other)
-                    state.current = other
-                    state.lockInfo = nil
-                }
+            pool[host.name].withLock { $0.lockInfo = LockInfo(deploymentId: "dother", holder: "ci@runner", started: "2026-12-03T00:00:00Z") }
+        }
+        // The first refusal (web1, which locks first) sees the other run end on every host.
+        let pool = self.pool
+        pool["web1"].withLock { web1 in
+            web1.afterLockRefused = { web1 in
+                finishOther(web1)
+                for host in pool.hosts.dropFirst() { pool[host.name].withLock(finishOther) }
             }
         }
-        let (second, _) = try await deploy(request: DeployRequest(lockWait: 30))
+        let (second, _) = try await deploy(request: DeployRequest(lockWait: 300))
         #expect(second.status == .succeeded, "\(second.message ?? "")")
         #expect(second.release > other, "a new name on every host, not 'release \(other) already exists'")
         #expect(hookRuns("web1").contains("\(other):stop"), "the stop hooks of the release current when the lock was taken")

@@ -120,7 +120,9 @@ public struct Deployment: Sendable {
         var migrated = prepared.appspec.hooks(for: .migrate).isEmpty
         /// Hosts whose old release was stopped and that will not switch: started again on it.
         func restart(_ clients: [AgentClient]) async {
-            rollbackFailed += await restartStopped(clients, previousByHost: previousByHost, context: context)
+            // A host still unreachable is already failed as lost (its state said); a reachable
+            // host that cannot be started again is down, and the run says so with exit 3.
+            rollbackFailed += await restartStopped(clients, previousByHost: previousByHost, context: context).filter { !$0.unreachable }
         }
         /// Installed hosts that will not switch: release removed, old release started again.
         var startedHosts: Set<String> = []
