@@ -15,6 +15,9 @@ struct Ship: AsyncParsableCommand {
             Exit codes: 0 success · 1 failed (rolled back as configured) · 2 usage or configuration \
             error · 3 failed and a rollback failed too · 4 environment locked · 5 preflight failed · \
             130 interrupted.
+
+            `ship --version` prints ship's version and the agent it installs on hosts (fully \
+            static: hosts need no Swift).
             """,
         subcommands: [Init.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Status.self, Releases.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
     )
