@@ -57,6 +57,8 @@ public struct DatabaseTarget: Codable, Sendable, Equatable {
     public var passwordEnv: String?
     public var dumpCommand: String?
     public var restoreCommand: String?
+    /// Seconds the dump may run; past that it is stopped and the backup fails.
+    public var timeout: Int?
 
     public init(engine: String) {
         self.engine = engine

@@ -178,7 +178,7 @@ public enum HookRunner {
                            timedOut: timedOut, duration: monotonicSeconds() - start)
     }
 
-    static func monotonicSeconds() -> Double {
+    public static func monotonicSeconds() -> Double {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9

@@ -11,9 +11,12 @@ struct Child {
     let pid: pid_t
     let name: String
 
+    /// `newProcessGroup`: the child and what it starts (a `sh -c` dump command's pipeline) can be
+    /// stopped together with `killGroup()`.
     static func start(_ argv: [String], environment: [String: String], directory: String,
-                      stdin: Int32, stdout: Int32, stderr: Int32) throws -> Child {
-        switch Spawn.start(argv, environment: environment, directory: directory, stdin: stdin, stdout: stdout, stderr: stderr) {
+                      stdin: Int32, stdout: Int32, stderr: Int32, newProcessGroup: Bool = false) throws -> Child {
+        switch Spawn.start(argv, environment: environment, directory: directory, stdin: stdin, stdout: stdout, stderr: stderr,
+                           newProcessGroup: newProcessGroup) {
         case .success(let pid): return Child(pid: pid, name: argv[0])
         case .failure(let error): throw AgentError("cannot run \(error)")
         }
@@ -26,6 +29,11 @@ struct Child {
 
     func terminate() {
         kill(pid, SIGTERM)
+    }
+
+    /// SIGKILL to the child's whole process group (started with `newProcessGroup`).
+    func killGroup() {
+        kill(-pid, SIGKILL)
     }
 
     /// The first program of `names` found on PATH.

@@ -30,7 +30,7 @@ extension Operations {
         defer { scratch.remove() }
         let invocation = try databaseInvocation(target, restore: false, scratch: scratch)
         var result = AgentResult(ok: true)
-        result.bytes = try streamOut(invocation, scratch: scratch, secret: target.password)
+        result.bytes = try streamOut(invocation, scratch: scratch, secret: target.password, timeout: target.timeout)
         return result
     }
 
@@ -258,7 +258,9 @@ extension Operations {
     // MARK: - Streams
 
     /// Runs the program with its stdout sent to the controller as data frames; returns the byte count.
-    func streamOut(_ invocation: Invocation, scratch: PrivateDirectory, secret: String?) throws -> Int64 {
+    /// With `timeout`, a program still running after that many seconds (a dump blocked on a
+    /// table lock) is stopped with its whole process group, and nothing counts as a backup.
+    func streamOut(_ invocation: Invocation, scratch: PrivateDirectory, secret: String?, timeout: Int? = nil) throws -> Int64 {
         var pipeFDs: [Int32] = [-1, -1]
         guard ship_pipe_cloexec(&pipeFDs) == 0 else { throw AgentError("pipe: \(String(cString: strerror(errno)))") }
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -266,7 +268,7 @@ extension Operations {
         let child: Child
         do {
             child = try Child.start(invocation.argv, environment: invocation.environment, directory: invocation.directory,
-                                    stdin: null, stdout: pipeFDs[1], stderr: errors)
+                                    stdin: null, stdout: pipeFDs[1], stderr: errors, newProcessGroup: true)
         } catch {
             close(pipeFDs[0]); close(pipeFDs[1]); close(null); close(errors)
             throw error
@@ -277,7 +279,12 @@ extension Operations {
         var head: [UInt8] = []
         var tail: [UInt8] = []
         var controllerGone = false
-        let readOK = POSIXIO.readToEnd(pipeFDs[0], chunkSize: 256 << 10) { chunk in
+        var timedOut = false
+        let deadline = timeout.map { HookRunner.monotonicSeconds() + Double($0) }
+        let readOK = Self.readUntil(pipeFDs[0], deadline: deadline, onTimeout: {
+            timedOut = true
+            child.killGroup()
+        }) { chunk in
             guard !controllerGone else { return }
             if head.count < 128 { head += chunk.prefix(128 - head.count) }
             tail += chunk.suffix(256)
@@ -292,6 +299,9 @@ extension Operations {
         let status = child.wait()
         let program = invocation.argv[0] == "/bin/sh" ? "the dump command" : invocation.argv[0]
         guard !controllerGone else { throw AgentError("the controller went away; \(program) was stopped") }
+        if timedOut, let timeout {
+            throw AgentError("\(program) was still running after \(timeout)s (backup.db.timeout) and was stopped; nothing was stored")
+        }
         guard readOK else { throw AgentError("reading the output of \(program) failed: \(String(cString: strerror(errno)))") }
         guard status == 0 else {
             let said = scratch.tail("stderr", hiding: secret)
@@ -361,5 +371,36 @@ extension Operations {
                              + (said.isEmpty ? "" : ": " + said))
         }
         return total
+    }
+}
+
+extension Operations {
+    /// Reads `fd` to its end, handing over each chunk. With a deadline, `onTimeout` runs once when
+    /// it passes (it stops the writer), and what is left is read until the end.
+    static func readUntil(_ fd: Int32, deadline: Double?, onTimeout: () -> Void,
+                          _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 256 << 10)
+        var fired = false
+        while true {
+            if let deadline, !fired {
+                let remaining = deadline - HookRunner.monotonicSeconds()
+                if remaining <= 0 {
+                    fired = true
+                    onTimeout()
+                    continue
+                }
+                var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let count = poll(&ready, 1, Int32((min(remaining, 1) * 1000).rounded(.up)))
+                if count < 0 && errno != EINTR { return false }
+                if count <= 0 { continue }
+            }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            if count == 0 { return true }
+            buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
     }
 }

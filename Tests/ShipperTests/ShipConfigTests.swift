@@ -160,6 +160,8 @@ struct ShipConfigTests {
                   yaml: "app: shop\nenvironments:\n  prod:\n    hosts: [web1]\n",
                   expected: "ship.yml:4: environments.prod: deploy_to is set neither here nor at the top level",
                   hint: "add `deploy_to: /srv/shop` at the top of ship.yml, or `deploy_to:` in each environment"),
+        ErrorCase(name: "dump timeout out of range", yaml: minimal + "    backup: { store: b, db: { host: db1, engine: mysql, name: shop, timeout: 0 } }\n",
+                  expected: "ship.yml:6: environments.prod.backup.db.timeout: expected a dump timeout in seconds from 1 to 604800, found 0"),
         ErrorCase(name: "relative deploy_to in an environment", yaml: minimal + "    deploy_to: srv/x\n",
                   expected: #"ship.yml:6: environments.prod.deploy_to: expected an absolute path, found "srv/x""#),
         ErrorCase(name: "unknown key in a host's ssh", yaml: "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [{ host: web1, ssh: { identity_file: k } }]\n",

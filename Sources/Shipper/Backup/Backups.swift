@@ -175,6 +175,7 @@ public struct Backups: Sendable {
         target.dumpCommand = database.dumpCommand
         target.restoreCommand = database.restoreCommand
         target.passwordEnv = database.passwordEnv
+        target.timeout = database.timeout ?? BackupConfig.Database.defaultTimeout
         if let variable = database.passwordEnv {
             guard let password = controllerEnvironment[variable] else {
                 throw ShipError.usage("\(variable) is not set: backup.db.password_env names it for the database password",

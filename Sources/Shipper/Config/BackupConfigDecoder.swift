@@ -97,6 +97,7 @@ extension ShipConfigDecoder {
         }
         db.dumpCommand = try map["dump_command"]?.nonEmptyString(expected: "a command line")
         db.restoreCommand = try map["restore_command"]?.nonEmptyString(expected: "a command line")
+        db.timeout = try map["timeout"]?.int(in: 1...604_800, expected: "a dump timeout in seconds from 1 to 604800")
         switch engine {
         case .command:
             _ = try map.required("dump_command", expected: "a command that writes the dump to stdout, e.g. drush sql-dump")

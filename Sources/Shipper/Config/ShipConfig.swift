@@ -209,6 +209,11 @@ public struct BackupConfig: Sendable {
         public var passwordEnv: String?
         public var dumpCommand: String?
         public var restoreCommand: String?
+        /// Seconds a dump may take before it is stopped (and nothing stored); nil: the default.
+        public var timeout: Int?
+
+        /// A dump blocked on a lock is stopped after this long unless `timeout` says otherwise.
+        public static let defaultTimeout = 21_600
     }
 
     public struct Assets: Sendable, Equatable {

@@ -10,7 +10,7 @@ enum ShipConfigDecoder {
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "s3", "before_migrate", "db", "assets"]
-    static let databaseKeys = ["host", "engine", "name", "user", "address", "password_env", "dump_command", "restore_command"]
+    static let databaseKeys = ["host", "engine", "name", "user", "address", "password_env", "dump_command", "restore_command", "timeout"]
 
     static func decode(yaml: String, file: String, displayName: String) throws(ShipError) -> ShipConfig {
         let root = try ConfigNode.parse(yaml: yaml, file: displayName)
