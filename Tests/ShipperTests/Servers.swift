@@ -35,10 +35,27 @@ final class ServerProcess: @unchecked Sendable {
             }
             if !signalled { ready.signal() }
         }.start()
-        if ready.wait(timeout: .now() + timeout) == .timedOut || !process.isRunning {
-            process.terminate()
+        // Ready only when the log said so and the server is still up: a server that died at
+        // start (its port taken meanwhile) is a failure here, not a refused connection later.
+        if ready.wait(timeout: .now() + timeout) == .timedOut || !log.text.contains(marker) || !process.isRunning {
+            if process.isRunning { process.terminate() }
             throw TestFailure("\(executable) did not become ready: \(log.text.suffix(2000))")
         }
+    }
+
+    /// Starts a server on a free port, trying again on another port when the one picked was
+    /// taken between `freePort()` and the server's bind (busy machines, many ssh clients).
+    static func onFreePort<T>(attempts: Int = 4, _ start: (Int) throws -> T) throws -> (port: Int, value: T) {
+        var lastError: Error = TestFailure("no attempt")
+        for _ in 0..<attempts {
+            let port = try freePort()
+            do {
+                return (port, try start(port))
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     var output: String { log.text }
@@ -99,15 +116,17 @@ final class MariaDBServer {
 
     init() throws {
         directory = try TemporaryDirectory("ship-mariadb")
-        port = try freePort()
         let install = try run("mariadb-install-db", ["--no-defaults", "--datadir=" + directory.file("data"), "--user=root",
                                                      "--auth-root-authentication-method=socket", "--skip-test-db"])
         guard install.status == 0 else { throw TestFailure("mariadb-install-db failed: \(install.stderr)") }
-        server = try ServerProcess("/usr/sbin/mariadbd", [
-            "--no-defaults", "--datadir=" + directory.file("data"), "--socket=" + directory.file("mysqld.sock"),
-            "--port=\(port)", "--bind-address=127.0.0.1", "--user=root", "--pid-file=" + directory.file("mysqld.pid"),
-            "--innodb-buffer-pool-size=32M", "--skip-name-resolve",
-        ], readyWhen: "ready for connections")
+        let directory = self.directory
+        (port, server) = try ServerProcess.onFreePort { port in
+            try ServerProcess("/usr/sbin/mariadbd", [
+                "--no-defaults", "--datadir=" + directory.file("data"), "--socket=" + directory.file("mysqld.sock"),
+                "--port=\(port)", "--bind-address=127.0.0.1", "--user=root", "--pid-file=" + directory.file("mysqld.pid"),
+                "--innodb-buffer-pool-size=32M", "--skip-name-resolve",
+            ], readyWhen: "ready for connections")
+        }
         try root("""
             CREATE DATABASE \(database);
             CREATE USER '\(user)'@'%' IDENTIFIED BY '\(password)';
@@ -153,17 +172,19 @@ final class PostgresServer {
 
     init() throws {
         directory = try TemporaryDirectory("ship-postgres")
-        port = try freePort()
         try directory.write("password", password + "\n")
         _ = try run("chown", ["-R", "postgres:postgres", directory.path])
         _ = try run("chmod", ["0755", directory.path])
         let initdb = try run("runuser", ["-u", "postgres", "--", Self.binaries + "/initdb", "-D", directory.file("data"), "-U", user,
                                          "--auth=scram-sha-256", "--pwfile=" + directory.file("password"), "-E", "UTF8", "--no-sync"])
         guard initdb.status == 0 else { throw TestFailure("initdb failed: \(initdb.stderr)") }
-        server = try ServerProcess("/usr/sbin/runuser", [
-            "-u", "postgres", "--", Self.binaries + "/postgres", "-D", directory.file("data"), "-k", directory.path,
-            "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "log_destination=stderr",
-        ], readyWhen: "ready to accept connections")
+        let directory = self.directory
+        (port, server) = try ServerProcess.onFreePort { port in
+            try ServerProcess("/usr/sbin/runuser", [
+                "-u", "postgres", "--", Self.binaries + "/postgres", "-D", directory.file("data"), "-k", directory.path,
+                "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "log_destination=stderr",
+            ], readyWhen: "ready to accept connections")
+        }
         try psql("CREATE DATABASE \(database);", database: "postgres")
     }
 
@@ -190,8 +211,9 @@ final class S3Server {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw TestFailure("moto_server not found at \(Self.executable): run scripts/setup.sh --test (or set SHIP_MOTO_SERVER)")
         }
-        port = try freePort()
-        server = try ServerProcess(Self.executable, ["-H", "127.0.0.1", "-p", String(port)], readyWhen: "Running on",
-                               stopSignal: SIGKILL) // werkzeug's server ignores SIGTERM; it holds nothing worth a clean exit
+        (port, server) = try ServerProcess.onFreePort { port in
+            try ServerProcess(Self.executable, ["-H", "127.0.0.1", "-p", String(port)], readyWhen: "Running on",
+                              stopSignal: SIGKILL) // werkzeug's server ignores SIGTERM; it holds nothing worth a clean exit
+        }
     }
 }
