@@ -29,11 +29,27 @@ public enum POSIXIO {
     }
 
     /// Reads until end of file (or an error), handing over each chunk as it arrives.
-    /// Returns false when reading failed.
+    /// Returns false when reading failed. With a `deadline` (a `HookRunner.monotonicSeconds()`
+    /// value), `onTimeout` runs once when it passes (it stops the writer), and what is left is
+    /// read until the end.
     @discardableResult
-    public static func readToEnd(_ fd: Int32, chunkSize: Int = 1 << 16, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    public static func readToEnd(_ fd: Int32, chunkSize: Int = 1 << 16, deadline: Double? = nil, onTimeout: () -> Void = {},
+                                 _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         var buffer = [UInt8](repeating: 0, count: chunkSize)
+        var timedOut = false
         while true {
+            if let deadline, !timedOut {
+                let remaining = deadline - HookRunner.monotonicSeconds()
+                if remaining <= 0 {
+                    timedOut = true
+                    onTimeout()
+                    continue
+                }
+                var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let polled = poll(&ready, 1, Int32((min(remaining, 1) * 1000).rounded(.up)))
+                if polled < 0 && errno != EINTR { return false }
+                if polled <= 0 { continue }
+            }
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }

@@ -281,7 +281,7 @@ extension Operations {
         var controllerGone = false
         var timedOut = false
         let deadline = timeout.map { HookRunner.monotonicSeconds() + Double($0) }
-        let readOK = Self.readUntil(pipeFDs[0], deadline: deadline, onTimeout: {
+        let readOK = POSIXIO.readToEnd(pipeFDs[0], chunkSize: 256 << 10, deadline: deadline, onTimeout: {
             timedOut = true
             child.killGroup()
         }) { chunk in
@@ -371,36 +371,5 @@ extension Operations {
                              + (said.isEmpty ? "" : ": " + said))
         }
         return total
-    }
-}
-
-extension Operations {
-    /// Reads `fd` to its end, handing over each chunk. With a deadline, `onTimeout` runs once when
-    /// it passes (it stops the writer), and what is left is read until the end.
-    static func readUntil(_ fd: Int32, deadline: Double?, onTimeout: () -> Void,
-                          _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 256 << 10)
-        var fired = false
-        while true {
-            if let deadline, !fired {
-                let remaining = deadline - HookRunner.monotonicSeconds()
-                if remaining <= 0 {
-                    fired = true
-                    onTimeout()
-                    continue
-                }
-                var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let count = poll(&ready, 1, Int32((min(remaining, 1) * 1000).rounded(.up)))
-                if count < 0 && errno != EINTR { return false }
-                if count <= 0 { continue }
-            }
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            if count == 0 { return true }
-            buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
-        }
     }
 }

@@ -30,6 +30,30 @@ struct FaultEndToEndTests {
         #expect(try pool.ssh("web1", "test -e /srv/shop/.ship/lock").status == 1, "the lock is released")
     }
 
+    @Test("a hostile bundle on a real host, deployed as deploy: refused before anything is linked, nothing outside the release touched")
+    func hostileBundleOverSSH() throws {
+        let pool = try SandboxPool(hosts: 1, os: ["bullseye"])
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    ssh: { user: deploy }")
+        try app.writeAppspec("version: 1\n")
+        // A deploy-owned file beside the releases, which the chain below would reach.
+        _ = try pool.output("web1", "install -d -o deploy /srv/shop /srv/shop/sentinel && echo keep > /srv/shop/sentinel/keep.txt && chown deploy /srv/shop/sentinel/keep.txt")
+        // Read as text, t stays inside (a/b/c/d/e/f/…); followed, s is the release root and the
+        // '..' after it climb out to /srv/shop.
+        try app.repo.write("a/b/c/d/e/f/.keep", "")
+        try FileManager.default.createSymbolicLink(atPath: app.repo.directory.file("a/b/c/d/e/f/s"), withDestinationPath: "../../../../../..")
+        try FileManager.default.createSymbolicLink(atPath: app.repo.directory.file("a/b/c/d/e/f/t"),
+                                                   withDestinationPath: "s/../../../../../sentinel/keep.txt")
+        try app.commit("hostile")
+        let (deploy, events) = try app.ship(["deploy", "test"])
+        #expect(deploy.status == 1)
+        let message = (named(events, "deployment_finished").last?["message"] as? String) ?? ""
+        #expect(message.contains("symlink a/b/c/d/e/f/t points outside the release (it climbs above the release)"), "\(message)")
+        #expect(try pool.output("web1", "cat /srv/shop/sentinel/keep.txt") == "keep")
+        #expect(try pool.output("web1", "ls -A /srv/shop/releases").isEmpty, "no release, no hidden partial one")
+        #expect(try pool.ssh("web1", "test -e /srv/shop/current").status == 1)
+        #expect(try pool.ssh("web1", "test -e /srv/shop/.ship/lock").status == 1, "the lock is released")
+    }
+
     @Test("no room for the agent: the preflight fails with the host's words (exit 5), never a crash on a closed pipe")
     func noRoomForTheAgent() throws {
         let pool = try SandboxPool(hosts: 1)

@@ -209,7 +209,9 @@ public struct Backups: Sendable {
         if let revision = try? await client.require(client.request(.state)).currentRevision { return revision }
         guard let first = environment.hosts.first, first.description != client.transport.host.description else { return nil }
         let other = AgentClient(transport: makeTransport(first), deployTo: environment.deployTo)
-        guard (try? await other.ensureAgent(agents)) != nil else { return nil }
+        // Only a host that already runs this agent is asked: reading a revision installs nothing.
+        guard let probe = try? await other.probe(), let agent = try? other.agent(for: probe, in: agents),
+              probe.installedAgentSHA256 == agent.sha256 else { return nil }
         return try? await other.require(other.request(.state)).currentRevision
     }
 

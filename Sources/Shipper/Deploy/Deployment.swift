@@ -132,6 +132,13 @@ public struct Deployment: Sendable {
             await abandon(clients, reason: reason, context: context)
             await restart(clients)
         }
+        /// After a first interrupt nothing new starts on any host: installed hosts give up.
+        func stopsForInterrupt(_ ready: [AgentClient], before step: String) async -> Bool {
+            guard interruption.requested else { return false }
+            interrupted = true
+            await giveUp(ready, reason: "interrupted before \(step)")
+            return true
+        }
         for (number, batch) in plan.batches.enumerated() {
             if interruption.requested {
                 interrupted = true
@@ -166,12 +173,8 @@ public struct Deployment: Sendable {
                     await giveUp(ready, reason: "the migrate host failed")
                     break
                 }
-                // After a first interrupt nothing new starts: no backup, no migrate.
-                if interruption.requested {
-                    interrupted = true
-                    await giveUp(ready, reason: "interrupted before migrate")
-                    break
-                }
+                // No backup and no migrate after a first interrupt.
+                if await stopsForInterrupt(ready, before: "migrate") { break }
                 if let backups, let site = backups.settings.db?.site {
                     reporter.report(Event(host: site.description, .hostStep(step: "backup before migrate")))
                     do {
@@ -185,11 +188,7 @@ public struct Deployment: Sendable {
                         await giveUp(ready, reason: "the backup before migrate failed")
                         break
                     }
-                    if interruption.requested {
-                        interrupted = true
-                        await giveUp(ready, reason: "interrupted before migrate")
-                        break
-                    }
+                    if await stopsForInterrupt(ready, before: "migrate") { break }
                 }
                 do {
                     let previous = previousByHost[migrateClient.transport.host.description] ?? nil
