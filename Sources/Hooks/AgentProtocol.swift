@@ -37,6 +37,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     case backupAssets = "backup-assets"
     /// Replace asset directories with those of a tar archive sent as frames.
     case restoreAssets = "restore-assets"
+    /// Keep watch over a host whose release is about to be stopped: answer `ready`, then wait
+    /// for a `release` line. If stdin ends first (the controller is gone), start `current` again.
+    case guardHost = "guard"
 
     /// Operations whose stdout is a framed binary stream rather than JSON lines.
     public var streamsFrames: Bool { self == .backupDatabase || self == .backupAssets }
@@ -157,6 +160,9 @@ public struct AgentRequest: Codable, Sendable {
     /// Preflight: the users hooks run as (`runas`), each checked to exist and, for an agent
     /// that is not root, to be reachable with `sudo -n` (the sudoers line of docs/installing.md).
     public var runasUsers: [String]?
+    /// `run-hooks`: these hooks (a `validate` that passed) leave the host settled: its guard
+    /// has nothing left to do.
+    public var settles: Bool?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
@@ -252,6 +258,8 @@ public struct AgentEvent: Codable, Sendable {
         case output
         case hookStarted = "hook_started"
         case hookFinished = "hook_finished"
+        /// A guard is watching (`guard`), before its result.
+        case ready
         case result
     }
 

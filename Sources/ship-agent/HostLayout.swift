@@ -14,6 +14,10 @@ struct HostLayout {
     var logs: String { state + "/logs" }
     var lock: String { state + "/lock" }
     var journal: String { state + "/journal.jsonl" }
+    /// Written by a guard while a deployment has stopped this host's release (see Operations+Guard).
+    var stopped: String { state + "/stopped.json" }
+    /// Hook runs hold it shared, a guard starting the host again exclusive.
+    var hooksLock: String { state + "/hooks.lock" }
     /// The agent as the controller installs it, and as the sudoers line names it.
     var agent: String { state + "/bin/ship-agent" }
 

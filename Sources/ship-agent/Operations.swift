@@ -28,6 +28,7 @@ struct Operations {
         case .restoreDatabase: return try restoreDatabase()
         case .backupAssets: return try backupAssets()
         case .restoreAssets: return try restoreAssets()
+        case .guardHost: return try guardHost()
         }
     }
 
@@ -186,15 +187,27 @@ struct Operations {
     func runHooks() throws -> AgentResult {
         let name = try releaseName()
         guard let event = request.event else { throw AgentError("run-hooks: no event given") }
+        try makeDirectories()
+        // A guard starting the host again waits for these hooks, and these for it.
+        let lock = try FileLock(layout.hooksLock, exclusive: false)
+        defer { lock.release() }
+        let deploymentId = request.journal?.deploymentId ?? "manual"
+        // A host whose release stops is unsettled until a validate passes (its guard watches);
+        // a rollback stopping a validated host again unsettles it again.
+        if event == .stop { try markStopped(deploymentId) }
+        let result = runHooks(of: name, event: event, environment: request.hookEnvironment ?? [:], deploymentId: deploymentId)
+        if result.ok && request.settles == true { clearStopped(deploymentId) }
+        return result
+    }
+
+    /// Runs one event's hooks of a release, emitting their events; stops at the first failure.
+    func runHooks(of name: String, event: LifecycleEvent, environment base: [String: String], deploymentId: String) -> AgentResult {
         guard let record = layout.readRecord(name) else {
             return AgentResult(ok: true, message: "release \(name) has no appspec record; no \(event.rawValue) hooks")
         }
-        let hooks = record.appspec.hooks(for: event)
-        let deploymentId = request.journal?.deploymentId ?? "manual"
         let log = layout.logs + "/\(deploymentId)-\(event.rawValue).log"
-        try makeDirectories()
-        for hook in hooks {
-            var environment = request.hookEnvironment ?? [:]
+        for hook in record.appspec.hooks(for: event) {
+            var environment = base
             // A hook always sees the release it belongs to: the old release's stop during a
             // deployment, and its start and validate during a rollback, get their own.
             environment["SHIP_RELEASE"] = name

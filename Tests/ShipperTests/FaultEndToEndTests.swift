@@ -131,7 +131,8 @@ struct FaultEndToEndTests {
     }
 
     static let signalCases = ["INT", "TERM"].flatMap { signal in ["upload", "install", "migrate", "start"].map { SignalCase(signal: signal, step: $0) } }
-        + ["upload", "install", "start"].map { SignalCase(signal: "KILL", step: $0) } + [SignalCase(signal: "ssh-drop", step: "install")]
+        + ["upload", "install", "migrate", "start"].map { SignalCase(signal: "KILL", step: $0) }
+        + [SignalCase(signal: "ssh-drop", step: "install")]
 
     @Test("a signal at each step: current complete everywhere, every host serving (its start ran last), the lock released or reported stale", arguments: signalCases)
     func signalAtEachStep(_ fault: SignalCase) async throws {
@@ -180,21 +181,26 @@ struct FaultEndToEndTests {
         let result = await deployment.value
         let expected: Int32 = switch fault.signal { case "KILL": 137; case "ssh-drop": 1; default: 130 }
         #expect(result.status == expected, "\(result.stderr)")
-        if fault.signal == "KILL" {
-            // The agent on web2 finishes the step it was in after ship is gone.
-            for _ in 0..<100 where (try? pool.output("web2", "pgrep -f 'ship-agent run-hooks'"))?.isEmpty == false {
-                try await Task.sleep(for: .milliseconds(50)) // the agent outlives ship; its exit has no event to await here
-            }
+        // The agent on web2 finishes the step it was in after ship is gone, and the host's guard,
+        // whose session ended without ship's word, starts it again once that step is over.
+        for _ in 0..<400 {
+            // pgrep exits 1 when none runs.
+            guard try pool.ssh("web2", "pgrep -f 'ship-agent (run-hooks|guard)'").status == 0 else { break }
+            try await Task.sleep(for: .milliseconds(50)) // the agents outlive ship; their exit has no event to await here
         }
         for host in pool.hosts {
             let current = try pool.output(host, "readlink /srv/shop/current")
             #expect(try pool.ssh(host, "test -s /srv/shop/current/REVISION").status == 0, "\(host): \(current) is complete")
             let order = try pool.output(host, "cat /srv/shop/shared/log/order").split(separator: "\n").map(String.init)
             let lastStopOrStart = order.last { $0.hasPrefix("stop ") || $0.hasPrefix("start ") }
-            if fault.signal != "KILL" {
-                #expect(lastStopOrStart?.hasPrefix("start ") == true, "\(host) is serving: \(order)")
-                #expect(lastStopOrStart == "start " + current.replacingOccurrences(of: "releases/", with: ""), "\(host) started the release it is on")
-            }
+            #expect(lastStopOrStart?.hasPrefix("start ") == true, "\(host) is serving: \(order)")
+            #expect(lastStopOrStart == "start " + current.replacingOccurrences(of: "releases/", with: ""), "\(host) started the release it is on")
+            #expect(try pool.ssh(host, "test -e /srv/shop/.ship/stopped.json").status == 1, "\(host) is settled")
+        }
+        if fault.signal == "KILL" && fault.step != "upload" {
+            // What the guard did is in the journal.
+            let journal = try pool.output("web2", "cat /srv/shop/.ship/journal.jsonl")
+            #expect(journal.contains("\"step\":\"guard_restarted\""), "\(journal)")
         }
         if fault.signal == "KILL" {
             // The killed run's lock is reported, stale, with the way out.

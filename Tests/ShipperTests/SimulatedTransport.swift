@@ -16,6 +16,8 @@ final class SimulatedHost: @unchecked Sendable {
     var journal: [JournalEntry] = []
     var hookRuns: [(release: String, event: LifecycleEvent)] = []
     var bytesReceived = 0
+    /// Guards the controller armed on this host and later let go.
+    var guardsReleased = 0
     /// Events whose hooks fail on this host.
     var failing: Set<LifecycleEvent> = []
     var agentSHA: String?
@@ -99,6 +101,19 @@ final class SimulatedTransport: Transport {
             return host.lost
         }
         if lost { return CommandResult(status: 255, stderr: "ssh: connect to host \(host.name) port 22: Connection refused") }
+        if operation == .guardHost {   // a guard: ready, then watching until the run lets go
+            if let ready = try? JSONEncoder().encode(AgentEvent(kind: .ready)) { onLine(String(decoding: ready, as: UTF8.self)) }
+            if case .dataThenStream(_, let source) = input {
+                await withCheckedContinuation { continuation in
+                    Thread {
+                        source.pump { _ in true }
+                        continuation.resume()
+                    }.start()
+                }
+            }
+            state.withLock { $0.guardsReleased += 1 }
+            return CommandResult(status: 0, stderr: "")
+        }
         let (events, result) = state.withLock { host in respond(host, request, bundleBytes: bundleBytes) }
         for event in events + [AgentEvent(kind: .result, result: result)] {
             if let data = try? JSONEncoder().encode(event) { onLine(String(decoding: data, as: UTF8.self)) }
@@ -195,6 +210,8 @@ final class SimulatedTransport: Transport {
             result.journal = Array(host.journal.suffix(request.journalLimit ?? 0))
         case .backupDatabase, .restoreDatabase, .backupAssets, .restoreAssets:
             result = AgentResult(ok: false, message: "simulated hosts hold no databases or assets")
+        case .guardHost:
+            break
         }
         return (events, result)
     }

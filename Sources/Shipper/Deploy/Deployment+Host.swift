@@ -14,6 +14,8 @@ extension Deployment {
         /// The bundle and appspec of a deployment; nil for a rollback.
         var prepared: Prepared?
         var lock: LockInfo
+        /// Keeps watch over hosts whose release this run stops (HostGuards).
+        var guards: HostGuards? = nil
     }
 
     struct HostOutcome: Sendable {
@@ -94,7 +96,9 @@ extension Deployment {
             if let previous {
                 step = "stop"
                 // From here on the old release may be down (maintenance mode on): whatever
-                // happens, the host ends switched or started again on it.
+                // happens, the host ends switched or started again on it, by this run or, if
+                // the run is lost, by the host's guard.
+                await armGuard(client, env: environmentVariables, context: context)
                 stopped = true
                 do {
                     try await runHooks(client, release: previous, event: .stop, env: environmentVariables, context: context)
@@ -135,7 +139,7 @@ extension Deployment {
             step = "start"
             try await runHooks(client, release: context.release, event: .start, env: env, context: context)
             step = "validate"
-            try await runHooks(client, release: context.release, event: .validate, env: env, context: context)
+            try await runHooks(client, release: context.release, event: .validate, env: env, context: context, settles: true)
             reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
         } catch {
             var message = error.message
@@ -163,7 +167,7 @@ extension Deployment {
             do throws(HostError) {
                 try await runHooks(client, release: previous, event: .start, env: env, context: context)
                 step = "restart (validate)"
-                try await runHooks(client, release: previous, event: .validate, env: env, context: context)
+                try await runHooks(client, release: previous, event: .validate, env: env, context: context, settles: true)
                 reporter.report(Event(host: host, .hostRestarted(release: previous)))
             } catch {
                 let message = "\(error.message) (its old release \(previous) was stopped and may be down)"
@@ -197,12 +201,24 @@ extension Deployment {
         }
     }
 
+    /// Arms the host's guard before its release is stopped; a host that cannot have one is
+    /// still deployed (this run starts it again itself), with a warning.
+    func armGuard(_ client: AgentClient, env: [String: String], context: HostContext) async {
+        guard let guards = context.guards else { return }
+        if await !guards.arm(client, environment: env, journal: journalEntry(context, step: "guard")) {
+            reporter.report(Event(host: client.transport.host.description,
+                                  .hostWarning(message: "no guard on this host: if ship is lost before it settles, nothing starts it again")))
+        }
+    }
+
+    /// `settles`: once these hooks pass, the host is settled and its guard has nothing to do.
     func runHooks(_ client: AgentClient, release: String, event: LifecycleEvent, env: [String: String],
-                  context: HostContext) async throws(HostError) {
+                  context: HostContext, settles: Bool = false) async throws(HostError) {
         let host = client.transport.host.description
         var request = client.request(.runHooks)
         request.release = release
         request.event = event
+        if settles { request.settles = true }
         request.hookEnvironment = env
         request.journal = journalEntry(context, step: "hooks")
         let reporter = self.reporter
@@ -216,7 +232,7 @@ extension Deployment {
                 if let outcome = agentEvent.outcome {
                     reporter.report(Event(host: host, .hookFinished(event: agentEvent.event ?? event, hook: agentEvent.hook ?? "", outcome: outcome)))
                 }
-            case .result:
+            case .result, .ready:
                 break
             }
         }

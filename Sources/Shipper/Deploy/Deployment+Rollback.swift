@@ -26,7 +26,7 @@ extension Deployment {
                 _ = try await client.require(switchRequest)
                 reporter.report(Event(host: host, .hostSwitched(release: previous, previous: context.release)))
                 try await runHooks(client, release: previous, event: .start, env: env, context: context)
-                try await runHooks(client, release: previous, event: .validate, env: env, context: context)
+                try await runHooks(client, release: previous, event: .validate, env: env, context: context, settles: true)
                 reporter.report(Event(host: host, .hostRolledBack(release: previous)))
             } catch {
                 reporter.report(Event(host: host, .hostFailed(step: "rollback", message: error.message)))

@@ -106,8 +106,9 @@ public struct Deployment: Sendable {
                                                  revision: prepared.bundle.revision.commit, release: release,
                                                  hosts: hosts.map(\.description))))
 
+        let guards = HostGuards()
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
-                                  revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
+                                  revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock, guards: guards)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
         let bundleByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map { $0.present == true }))
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
@@ -298,6 +299,8 @@ public struct Deployment: Sendable {
             return (name, outcome)
         })
         let finalStatus = status, finalMessage = message
+        // Every host is settled (or said to be down): the guards stand down.
+        await guards.releaseAll()
         await releaseLocks(clients, lock: lock) { client in
             var journal = journalEntry(context, step: "finished")
             journal.status = finalStatus.rawValue

@@ -55,6 +55,7 @@ extension Deployment {
         var failures: [HostError] = []
         var interrupted = false
         var reached: Set<String> = []
+        let guards = HostGuards()
         for (number, batch) in plan.batches.enumerated() {
             if interruption.requested {
                 interrupted = true
@@ -65,7 +66,7 @@ extension Deployment {
             let results = await forEachHost(batch.map { clientByHost[$0.description]! }) { client throws(HostError) in
                 let host = client.transport.host.description
                 let (current, target) = destinations[host]!
-                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock)
+                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock, guards: guards)
             }
             for case .failure(let error) in results { failures.append(error) }
             if failures.count > environment.maxFail { break }
@@ -76,6 +77,7 @@ extension Deployment {
         let environmentName = environment.name
         let failedHosts = Set(failures.map(\.host))
         let reachedHosts = reached
+        await guards.releaseAll()
         await releaseLocks(clients, lock: lock) { client in
             let host = client.transport.host.description
             var entry = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
@@ -90,15 +92,17 @@ extension Deployment {
 
     /// `stop` of the current release (best effort), switch to `target`, `start` and `validate` of it.
     func rollBackHost(_ client: AgentClient, from current: String?, to target: String, deploymentId: String,
-                      lock: LockInfo) async throws(HostError) {
+                      lock: LockInfo, guards: HostGuards) async throws(HostError) {
         let host = client.transport.host.description
         guard current != target else {
             reporter.report(Event(host: host, .hostStep(step: "already on \(target)")))
             return
         }
-        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock)
+        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock,
+                                  guards: guards)
         let env = hookEnvironment(client, context: context, previous: current)
         if let current {
+            await armGuard(client, env: env, context: context)
             _ = try? await runHooks(client, release: current, event: .stop, env: env, context: context) // best effort, as the contract says
         }
         var step = "switch"
@@ -113,7 +117,7 @@ extension Deployment {
             step = "start"
             try await runHooks(client, release: target, event: .start, env: targetEnv, context: context)
             step = "validate"
-            try await runHooks(client, release: target, event: .validate, env: targetEnv, context: context)
+            try await runHooks(client, release: target, event: .validate, env: targetEnv, context: context, settles: true)
             reporter.report(Event(host: host, .hostRolledBack(release: target)))
         } catch {
             reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
