@@ -160,6 +160,11 @@ public struct AgentRequest: Codable, Sendable {
     /// Preflight: the users hooks run as (`runas`), each checked to exist and, for an agent
     /// that is not root, to be reachable with `sudo -n` (the sudoers line of docs/installing.md).
     public var runasUsers: [String]?
+    /// `backup-assets`: seconds the archive may take before it is stopped (nothing is stored).
+    public var timeout: Int?
+    /// `restore-db`: load into a scratch database made for it, report what it holds, then drop
+    /// it (`ship backup verify --restore-test`); the configured database is never touched.
+    public var scratchRestore: Bool?
     /// `run-hooks`: these hooks (a `validate` that passed) leave the host settled: its guard
     /// has nothing left to do.
     public var settles: Bool?
@@ -246,6 +251,8 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var releaseInfos: [ReleaseInfo]?
     /// What went wrong without failing the operation (a release that could not be removed).
     public var warnings: [String]?
+    /// A scratch restore's findings: the table count, then row counts of the largest tables.
+    public var report: [String]?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok

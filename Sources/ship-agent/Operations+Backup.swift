@@ -36,6 +36,7 @@ extension Operations {
 
     func restoreDatabase() throws -> AgentResult {
         guard let target = request.database else { throw AgentError("the request names no database") }
+        if request.scratchRestore == true { return try restoreTest(target) }
         let scratch = try PrivateDirectory()
         defer { scratch.remove() }
         let invocation = try databaseInvocation(target, restore: true, scratch: scratch)
@@ -60,7 +61,7 @@ extension Operations {
             argv: ["tar", "--create", "--file=-", "--directory=" + layout.deployTo, "--numeric-owner", "--"] + directories,
             environment: ProcessInfo.processInfo.environment, directory: layout.deployTo)
         var result = AgentResult(ok: true)
-        result.bytes = try streamOut(invocation, scratch: scratch, secret: nil)
+        result.bytes = try streamOut(invocation, scratch: scratch, secret: nil, timeout: request.timeout, setting: "backup.assets.timeout")
         return result
     }
 
@@ -260,7 +261,8 @@ extension Operations {
     /// Runs the program with its stdout sent to the controller as data frames; returns the byte count.
     /// With `timeout`, a program still running after that many seconds (a dump blocked on a
     /// table lock) is stopped with its whole process group, and nothing counts as a backup.
-    func streamOut(_ invocation: Invocation, scratch: PrivateDirectory, secret: String?, timeout: Int? = nil) throws -> Int64 {
+    func streamOut(_ invocation: Invocation, scratch: PrivateDirectory, secret: String?, timeout: Int? = nil,
+                   setting: String = "backup.db.timeout") throws -> Int64 {
         var pipeFDs: [Int32] = [-1, -1]
         guard ship_pipe_cloexec(&pipeFDs) == 0 else { throw AgentError("pipe: \(String(cString: strerror(errno)))") }
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -300,7 +302,7 @@ extension Operations {
         let program = invocation.argv[0] == "/bin/sh" ? "the dump command" : invocation.argv[0]
         guard !controllerGone else { throw AgentError("the controller went away; \(program) was stopped") }
         if timedOut, let timeout {
-            throw AgentError("\(program) was still running after \(timeout)s (backup.db.timeout) and was stopped; nothing was stored")
+            throw AgentError("\(program) was still running after \(timeout)s (\(setting)) and was stopped; nothing was stored")
         }
         guard readOK else { throw AgentError("reading the output of \(program) failed: \(String(cString: strerror(errno)))") }
         guard status == 0 else {

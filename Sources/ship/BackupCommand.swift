@@ -6,8 +6,8 @@ import Shipper
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
-        abstract: "Take and list database and asset backups (see docs/backups.md).",
-        subcommands: [Database.self, Assets.self, List.self]
+        abstract: "Take, list and verify database and asset backups (see docs/backups.md).",
+        subcommands: [Database.self, Assets.self, List.self, Verify.self]
     )
 
     struct Database: AsyncParsableCommand {
@@ -60,16 +60,97 @@ struct BackupCommand: AsyncParsableCommand {
                 print("no backups in \(store.location)")
                 return
             }
-            let rows = [["ID", "KIND", "SIZE", "SHA-256", "CREATED", "HOST", "REVISION"]] + manifests.map {
-                [$0.id, $0.kind.rawValue + ($0.engine.map { " (\($0))" } ?? ""), ByteCount.format($0.bytes),
-                 String($0.sha256.prefix(12)), $0.created, $0.host, $0.revision.map { String($0.prefix(12)) } ?? "-"]
+            let rows = [["ID", "KIND", "SIZE", "CREATED", "HOST", "REVISION", "NOTES"]] + manifests.map {
+                [$0.id, $0.kind.rawValue + ($0.engine.map { " (\($0))" } ?? ""), ByteCount.format($0.bytes), $0.created, $0.host,
+                 $0.revision.map { String($0.prefix(12)) } ?? "-", BackupCommand.notes($0).joined(separator: ", ")]
             }
             let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
                 print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
                     .trimmingCharacters(in: .whitespaces))
             }
+            if manifests.contains(where: \.unscoped) {
+                print("\nunscoped: taken before backups were stored per app and environment (in \(store.location)/..);"
+                      + " listed for every environment, never removed by retention; remove them by hand when no longer needed")
+            }
         }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that backups restore: SHA-256, then the whole stream decrypted and decompressed.",
+            discussion: "With --restore-test, a database dump (mysql, postgres) is also loaded into a scratch database on the same server, whose tables are counted; the scratch database is dropped afterwards, even on failure. Exit 0 only when every backup checked passed."
+        )
+        @Argument(help: ArgumentHelp("[ENV] ID: the environment (optional) and the backup's id; or [ENV] with --all.", valueName: "ENV ID"))
+        var arguments: [String] = []
+        @Flag(help: "Verify every backup of the environment.")
+        var all = false
+        @Flag(help: "Load database dumps into a scratch database on their server, count tables and rows, drop it.")
+        var restoreTest = false
+        @Option(help: ArgumentHelp("Verify a backup of another environment (its id from `ship backup list ENV`).", valueName: "ENV"))
+        var from: String?
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var options: ConfigOptions
+
+        func run() async throws {
+            let expected = all ? 0...1 : 1...2
+            guard expected.contains(arguments.count) else {
+                throw ShipError.usage(all ? "--all takes no backup id" : "expected [ENV] ID, or [ENV] --all",
+                                      hint: "ship backup verify [ENV] ID [--restore-test]; ship backup verify [ENV] --all")
+            }
+            let environmentName = all ? arguments.first : (arguments.count == 2 ? arguments[0] : nil)
+            let (config, env, agents, connections) = try options.hostSession(environment: environmentName)
+            let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
+            var targets: [(BackupManifest, any BackupStore)] = []
+            if all {
+                let source = try from.map { name throws(ShipError) in try backups.store(of: name) } ?? backups.store
+                targets = try await source.list().map { ($0, source) }
+            } else {
+                targets = [try await backups.manifest(id: arguments.last!, from: from)]
+            }
+            var failed = 0
+            for (manifest, source) in targets {
+                do {
+                    let report = try await backups.verify(manifest, from: source, restoreTest: restoreTest)
+                    if output.json {
+                        var object = BackupCommand.object(report.manifest, event: "backup_verified")
+                        object["status"] = "succeeded"
+                        object["checks"] = report.checks
+                        JSONLine.print(object)
+                    } else {
+                        print("\(manifest.id): ok")
+                        for check in report.checks { print("  " + check) }
+                    }
+                } catch {
+                    failed += 1
+                    if output.json {
+                        var object = BackupCommand.object(manifest, event: "backup_verified")
+                        object["status"] = "failed"
+                        object["message"] = "\(error)"
+                        JSONLine.print(object)
+                    } else {
+                        print("\(manifest.id): FAILED: \(error)")
+                    }
+                }
+            }
+            await connections.closeAll()
+            if targets.isEmpty && !output.json { print("no backups in \(backups.store.location)") }
+            if failed > 0 {
+                throw ShipError("\(failed) of \(targets.count) backup\(targets.count == 1 ? "" : "s") failed verification")
+            }
+        }
+    }
+
+    /// What the listing says of a backup besides its fields.
+    static func notes(_ manifest: BackupManifest) -> [String] {
+        var notes: [String] = []
+        if manifest.unscoped { notes.append("unscoped") }
+        if let key = manifest.encryptedWith { notes.append("encrypted (key \(key))") }
+        if let purpose = manifest.purpose { notes.append(purpose.replacingOccurrences(of: "_", with: " ")) }
+        if let verified = manifest.verified {
+            notes.append((manifest.restoreTested == true ? "restore-tested " : "verified ") + String(verified.prefix(10)))
+        }
+        return notes
     }
 
     static func take(_ kind: BackupKind, environment: String?, options: ConfigOptions, json: Bool) async throws {
@@ -115,6 +196,11 @@ struct BackupCommand: AsyncParsableCommand {
                                      "created": manifest.created, "host": manifest.host]
         if let engine = manifest.engine { object["engine"] = engine }
         if let revision = manifest.revision { object["revision"] = revision }
+        if let environment = manifest.environment { object["environment"] = environment } else { object["unscoped"] = true }
+        if let key = manifest.encryptedWith { object["encrypted_with"] = key }
+        if let purpose = manifest.purpose { object["purpose"] = purpose }
+        if let verified = manifest.verified { object["verified"] = verified }
+        if let tested = manifest.restoreTested { object["restore_tested"] = tested }
         return object
     }
 }
@@ -135,11 +221,16 @@ struct RestoreCommand: AsyncParsableCommand {
         var arguments: [String] = []
         @Flag(help: "Restore without asking (required when stdin is not a terminal).")
         var yes = false
+        @Option(help: ArgumentHelp("Load a backup of another environment (e.g. prod's into staging), on purpose.", valueName: "ENV"))
+        var from: String?
+        @Flag(help: "Do not back up the database before overwriting it.")
+        var noSafetyBackup = false
         @OptionGroup var output: OutputOptions
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            try await RestoreCommand.restore(.db, arguments: arguments, yes: yes, options: options, json: output.json)
+            try await RestoreCommand.restore(.db, arguments: arguments, yes: yes, from: from, safetyBackup: !noSafetyBackup,
+                                             options: options, json: output.json)
         }
     }
 
@@ -151,15 +242,19 @@ struct RestoreCommand: AsyncParsableCommand {
         var arguments: [String] = []
         @Flag(help: "Restore without asking (required when stdin is not a terminal).")
         var yes = false
+        @Option(help: ArgumentHelp("Restore a backup of another environment, on purpose.", valueName: "ENV"))
+        var from: String?
         @OptionGroup var output: OutputOptions
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            try await RestoreCommand.restore(.assets, arguments: arguments, yes: yes, options: options, json: output.json)
+            try await RestoreCommand.restore(.assets, arguments: arguments, yes: yes, from: from, safetyBackup: false,
+                                             options: options, json: output.json)
         }
     }
 
-    static func restore(_ kind: BackupKind, arguments: [String], yes: Bool, options: ConfigOptions, json: Bool) async throws {
+    static func restore(_ kind: BackupKind, arguments: [String], yes: Bool, from: String?, safetyBackup: Bool,
+                        options: ConfigOptions, json: Bool) async throws {
         guard (1...2).contains(arguments.count) else {
             throw ShipError.usage("expected [ENV] ID, got \(arguments.count) argument\(arguments.count == 1 ? "" : "s")",
                                   hint: "ship restore \(kind.rawValue) [ENV] ID --yes; `ship backup list` shows the ids")
@@ -167,7 +262,9 @@ struct RestoreCommand: AsyncParsableCommand {
         let id = arguments.last!
         let (config, env, agents, connections) = try options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
         let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
-        let manifest = try await backups.store.manifest(id: id)
+        let (manifest, source) = try await backups.manifest(id: id, from: from)
+        // A missing or wrong key, another kind or engine, a missing password: refused before anything happens.
+        try backups.checkRestorable(kind: kind, manifest)
         let target = kind == .db
             ? backups.settings.db.map { "database \($0.name ?? "") on \($0.site)" } ?? "the database"
             : backups.settings.assets.map { "\($0.dirs.joined(separator: ", ")) on \($0.site)" } ?? "the assets"
@@ -184,8 +281,22 @@ struct RestoreCommand: AsyncParsableCommand {
         let signals = InterruptCleanup.install("the host stops the restore program when its input is cut short")
         defer { _ = signals }
         let started = Date()
+        var safety: BackupManifest?
         do {
-            try await backups.restore(kind: kind, manifest)
+            if safetyBackup {
+                if !json { FileHandle.standardError.write(Data("backing up what the restore replaces first (--no-safety-backup skips it)\n".utf8)) }
+                safety = try await backups.backupDatabase(purpose: "before_restore")
+                if let safety {
+                    if json {
+                        var object = BackupCommand.object(safety, event: "backup_finished")
+                        object["status"] = "succeeded"
+                        JSONLine.print(object)
+                    } else {
+                        print("safety backup \(safety.id) taken (\(ByteCount.format(safety.bytes))); to undo this restore: ship restore db \(env.name) \(safety.id) --yes")
+                    }
+                }
+            }
+            try await backups.restore(kind: kind, manifest, from: source)
         } catch {
             await connections.closeAll()
             if json {

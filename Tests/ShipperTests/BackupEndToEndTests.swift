@@ -48,7 +48,7 @@ struct BackupEndToEndTests {
             CREATE TRIGGER notes_upper BEFORE INSERT ON notes FOR EACH ROW SET NEW.body = UPPER(NEW.body);
             """)
         let original = try db.checksums(["items", "notes"])
-        let store = app.repo.directory.file("backups")
+        let store = app.repo.directory.file("backups/shop/test")
         let secret = ["SHOP_DB_PASSWORD": db.password]
         var outputs: [String] = []
 
@@ -61,9 +61,20 @@ struct BackupEndToEndTests {
         #expect(finished["status"] as? String == "succeeded" && finished["host"] as? String == "web1")
         try db.sql("DELETE FROM items WHERE id > 1500; UPDATE items SET name = 'changed' WHERE id < 10; DROP TRIGGER notes_upper; INSERT INTO notes (body) VALUES ('later');")
         #expect(try db.checksums(["items", "notes"]) != original)
-        let (restore, _) = try app.ship(["restore", "db", "test", id, "--yes"], environment: secret)
+        let damaged = try db.checksums(["items", "notes"])
+        let (restore, restoreEvents) = try app.ship(["restore", "db", "test", id, "--yes"], environment: secret)
         outputs.append(restore.stdout + restore.stderr)
         #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try db.checksums(["items", "notes"]) == original)
+        // What the restore replaced was backed up first, and that backup restores it.
+        let safety = try #require(named(restoreEvents, "backup_finished").first)
+        #expect(safety["purpose"] as? String == "before_restore")
+        let (undo, _) = try app.ship(["restore", "db", "test", try #require(safety["id"] as? String), "--yes", "--no-safety-backup"],
+                                     environment: secret)
+        #expect(undo.status == 0, "\(undo.stderr)")
+        #expect(try db.checksums(["items", "notes"]) == damaged)
+        let (again, _) = try app.ship(["restore", "db", "test", id, "--yes", "--no-safety-backup"], environment: secret)
+        #expect(again.status == 0, "\(again.stderr)")
         #expect(try db.checksums(["items", "notes"]) == original)
         #expect(try db.sql("SHOW TRIGGERS LIKE 'notes'").contains("notes_upper"))
 
@@ -149,7 +160,7 @@ struct BackupEndToEndTests {
         let (list, listEvents) = try app.ship(["backup", "list", "test"])
         #expect(list.status == 0)
         let ids = named(listEvents, "backup").compactMap { $0["id"] as? String }
-        #expect(ids.count == 2 && !ids.contains(id))
+        #expect(ids.count == 2 && !ids.contains(id), "\(ids)")
         #expect(storeListing(store).count == 4, "two files and two manifests: \(storeListing(store))")
         #expect(named(listEvents, "backup").allSatisfy { ($0["sha256"] as? String)?.count == 64 && ($0["bytes"] as? Int ?? 0) > 0 })
 
@@ -159,18 +170,7 @@ struct BackupEndToEndTests {
     @Test("PostgreSQL on this machine: a custom-format dump restores the same rows")
     func postgres() async throws {
         let db = try PostgresServer()
-        let directory = try TemporaryDirectory("ship-pg-app")
-        try directory.write("ship.yml", """
-            app: shop
-            deploy_to: /srv/shop
-            environments:
-              prod:
-                hosts: [web1]
-                backup:
-                  store: backups
-                  db: { host: local, engine: postgres, name: \(db.database), user: \(db.user), address: "\(db.address)", password_env: PG_PASSWORD }
-
-            """)
+        let directory = try db.localApp()
         try db.psql("""
             CREATE TABLE items (id int PRIMARY KEY, name text, payload bytea);
             INSERT INTO items SELECT g, 'item ' || g || ' é', decode(md5(g::text), 'hex') FROM generate_series(1, 5000) g;
@@ -192,7 +192,7 @@ struct BackupEndToEndTests {
         #expect(!(backup.stdout + backup.stderr + restore.stdout + restore.stderr).contains(db.password))
 
         // A wrong password fails with PostgreSQL's reason and stores nothing.
-        let store = directory.file("backups")
+        let store = directory.file("backups/shop/prod")
         let before = storeListing(store)
         let wrong = try ship(["backup", "db"], in: directory.path, environment: ["PG_PASSWORD": "nope"])
         #expect(wrong.status == 1 && wrong.stderr.contains("password authentication failed"), "\(wrong.stderr)")
@@ -249,7 +249,7 @@ struct BackupEndToEndTests {
               prod:
                 hosts: [web1]
                 backup:
-                  store: s3://ship-backups/shop/prod
+                  store: s3://ship-backups/backups
                   keep: 1
                   s3: { endpoint: "\(s3.endpoint)", region: us-east-1 }
                   db:
@@ -266,8 +266,9 @@ struct BackupEndToEndTests {
         let second = try ship(["backup", "db", "--json"], in: directory.path, environment: environment)
         #expect(second.status == 0, "\(second.stderr)")
         let secondID = try #require((try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])?["id"] as? String)
-        let objects = try client.list(prefix: "shop/prod/")
-        #expect(objects.keys.sorted() == ["shop/prod/\(secondID).dump.gz", "shop/prod/\(secondID).json"], "keep: 1 pruned the first")
+        let objects = try client.list(prefix: "backups/")
+        #expect(objects.keys.sorted() == ["backups/shop/prod/\(secondID).dump.gz", "backups/shop/prod/\(secondID).json"],
+                "keep: 1 pruned the first, in the app's and environment's prefix")
         let list = try ship(["backup", "list", "--json"], in: directory.path, environment: environment)
         #expect(list.stdout.contains(secondID))
         let restore = try ship(["restore", "db", secondID, "--yes"], in: directory.path, environment: environment)

@@ -13,8 +13,10 @@ struct LocalBackupStoreTests {
     }
 
     func take(_ content: String, at seconds: TimeInterval, keep: Int = 7) async throws(ShipError) -> BackupManifest {
-        try await store.store(kind: .db, engine: "mysql", host: "db1", revision: "abc", keep: keep,
-                        now: Date(timeIntervalSince1970: 1_800_000_000 + seconds)) { sink throws(ShipError) in
+        var draft = BackupDraft(kind: .db, engine: "mysql", host: "db1", revision: "abc")
+        draft.retention = BackupConfig.Retention(keep: keep)
+        draft.now = Date(timeIntervalSince1970: 1_800_000_000 + seconds)
+        return try await store.store(draft) { sink throws(ShipError) in
             sink.write(Data(content.utf8))
         }
     }
@@ -58,7 +60,7 @@ struct LocalBackupStoreTests {
     func failedDump() async throws {
         let good = try await take("good\n", at: 0)
         await #expect(throws: ShipError.self) {
-            _ = try await store.store(kind: .db, engine: "mysql", host: "db1", revision: nil, keep: 1) { sink throws(ShipError) in
+            _ = try await store.store(BackupDraft(kind: .db, engine: "mysql", host: "db1")) { sink throws(ShipError) in
                 sink.write(Data(String(repeating: "partial row\n", count: 200_000).utf8))
                 throw ShipError("mariadb-dump exited 2")
             }
@@ -73,8 +75,10 @@ struct LocalBackupStoreTests {
         let two = try await take("two\n", at: 1, keep: 2)
         let three = try await take("three\n", at: 2, keep: 2)
         #expect(try store.list().map(\.id) == [three.id, two.id])
-        let assets = try await store.store(kind: .assets, engine: nil, host: "web1", revision: nil, keep: 1,
-                                     now: Date(timeIntervalSince1970: 1_800_000_003)) { sink throws(ShipError) in
+        var draft = BackupDraft(kind: .assets, host: "web1")
+        draft.retention = BackupConfig.Retention(keep: 1)
+        draft.now = Date(timeIntervalSince1970: 1_800_000_003)
+        let assets = try await store.store(draft) { sink throws(ShipError) in
             sink.write(Data("tar".utf8))
         }
         #expect(try store.list().count == 3, "retention is per kind")

@@ -131,6 +131,7 @@ final class MariaDBServer {
             CREATE DATABASE \(database);
             CREATE USER '\(user)'@'%' IDENTIFIED BY '\(password)';
             GRANT ALL ON \(database).* TO '\(user)'@'%';
+            GRANT ALL ON `ship\\_verify\\_%`.* TO '\(user)'@'%';
             """)
     }
 
@@ -215,5 +216,26 @@ final class S3Server {
             try ServerProcess(Self.executable, ["-H", "127.0.0.1", "-p", String(port)], readyWhen: "Running on",
                               stopSignal: SIGKILL) // werkzeug's server ignores SIGTERM; it holds nothing worth a clean exit
         }
+    }
+}
+
+extension PostgresServer {
+    /// An app directory whose one environment, prod, dumps this database here into ./backups;
+    /// `backup` adds keys to its backup section.
+    func localApp(backup: String = "") throws -> TemporaryDirectory {
+        let directory = try TemporaryDirectory("ship-pg-app")
+        try directory.write("ship.yml", """
+            app: shop
+            deploy_to: /srv/shop
+            environments:
+              prod:
+                hosts: [web1]
+                backup:
+                  store: backups
+                  \(backup)
+                  db: { host: local, engine: postgres, name: \(database), user: \(user), address: "\(address)", password_env: PG_PASSWORD }
+
+            """)
+        return directory
     }
 }

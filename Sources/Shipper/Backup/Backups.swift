@@ -8,6 +8,7 @@ public struct Backups: Sendable {
     public let config: ShipConfig
     public let environment: Environment
     public let settings: BackupConfig
+    /// The environment's own store: `<store>/<app>/<environment>/`.
     public let store: any BackupStore
     let agents: AgentCatalog
     let makeTransport: @Sendable (Host) -> any Transport
@@ -23,14 +24,21 @@ public struct Backups: Sendable {
         self.agents = agents
         self.makeTransport = makeTransport
         self.controllerEnvironment = controllerEnvironment
-        store = try Self.store(settings, environment: controllerEnvironment)
+        store = try Self.store(settings, scope: BackupScope(app: config.app, environment: environment.name), environment: controllerEnvironment)
     }
 
     /// The environment's store alone (listing needs no host and no agent).
     public static func store(config: ShipConfig, environment: Environment,
                              controllerEnvironment: [String: String] = ProcessInfo.processInfo.environment) throws(ShipError) -> any BackupStore {
         guard let settings = environment.backup else { throw noSection(config: config, environment: environment) }
-        return try store(settings, environment: controllerEnvironment)
+        return try store(settings, scope: BackupScope(app: config.app, environment: environment.name), environment: controllerEnvironment)
+    }
+
+    /// Another environment's store, for `restore --from ENV`: its own backup settings if it has
+    /// some, else this environment's store with the other environment's scope.
+    public func store(of other: String) throws(ShipError) -> any BackupStore {
+        let settings = config.environments.first { $0.name == other }?.backup ?? self.settings
+        return try Self.store(settings, scope: BackupScope(app: config.app, environment: other), environment: controllerEnvironment)
     }
 
     static func noSection(config: ShipConfig, environment: Environment) -> ShipError {
@@ -38,13 +46,46 @@ public struct Backups: Sendable {
                         hint: "add environments.\(environment.name).backup (store, db, assets); see docs/backups.md")
     }
 
-    static func store(_ settings: BackupConfig, environment: [String: String]) throws(ShipError) -> any BackupStore {
+    static func store(_ settings: BackupConfig, scope: BackupScope, environment: [String: String]) throws(ShipError) -> any BackupStore {
         switch settings.store {
         case .local(let directory):
-            return LocalBackupStore(directory: directory)
+            return LocalBackupStore(root: directory, scope: scope)
         case .s3(let bucket, let prefix):
-            return try S3BackupStore(bucket: bucket, prefix: prefix, settings: settings.s3, environment: environment)
+            return try S3BackupStore(bucket: bucket, prefix: prefix, scope: scope, settings: settings.s3, environment: environment)
         }
+    }
+
+    /// The key new backups are sealed with; nil without `encryption:`. A configured key that is
+    /// missing or malformed is an error, before anything is dumped.
+    public func sealingKey() throws(ShipError) -> BackupKey? {
+        guard let encryption = settings.encryption else { return nil }
+        return try BackupKey.load(encryption.key, environment: controllerEnvironment)
+    }
+
+    /// The keys that open this backup, the one it was sealed with first; an error (before anything
+    /// is touched) when it is encrypted and none of the configured keys is its key.
+    /// For a backup of another environment (`--from`), that environment's keys count too.
+    public func openingKeys(for manifest: BackupManifest) throws(ShipError) -> [BackupKey] {
+        guard let fingerprint = manifest.encryptedWith else { return [] }
+        var sources: [BackupConfig.KeySource] = []
+        for settings in [settings, manifest.environment.flatMap { owner in config.environments.first { $0.name == owner }?.backup }] {
+            if let encryption = settings?.encryption { sources += [encryption.key] + encryption.previous }
+        }
+        guard !sources.isEmpty else {
+            throw ShipError.usage("\(manifest.id) is encrypted (key \(fingerprint)) and \(environment.name) has no backup.encryption",
+                                  hint: "configure backup.encryption with its key (key_env or key_file); see docs/backups.md")
+        }
+        var keys: [BackupKey] = []
+        for source in sources where !keys.contains(where: { $0.origin == BackupKey.origin(of: source) }) {
+            keys.append(try BackupKey.load(source, environment: controllerEnvironment))
+        }
+        guard let match = keys.firstIndex(where: { $0.fingerprint == fingerprint }) else {
+            throw ShipError.usage("\(manifest.id) was encrypted with key \(fingerprint); the configured keys are "
+                                  + keys.map { "\($0.fingerprint) (\($0.origin))" }.joined(separator: ", "),
+                                  hint: "add the old key under backup.encryption.previous (key rotation, docs/backups.md)")
+        }
+        keys.insert(keys.remove(at: match), at: 0)
+        return keys
     }
 
     // MARK: - Backups
@@ -57,10 +98,13 @@ public struct Backups: Sendable {
         case known(String?)
     }
 
-    /// Dumps the database into the store.
-    public func backupDatabase(deployed: DeployedRevision = .ask) async throws(ShipError) -> BackupManifest {
+    /// Dumps the database into the store. `purpose` and `deploymentId` mark a backup taken
+    /// before a migrate or a restore.
+    public func backupDatabase(deployed: DeployedRevision = .ask, purpose: String? = nil,
+                               deploymentId: String? = nil) async throws(ShipError) -> BackupManifest {
         let database = try databaseSettings()
         let target = try databaseTarget(database)
+        let key = try sealingKey()
         let client = try await client(for: database.site)
         let revision: String?
         switch deployed {
@@ -69,8 +113,13 @@ public struct Backups: Sendable {
         }
         var request = client.request(.backupDatabase)
         request.database = target
-        return try await store.store(kind: .db, engine: database.engine.rawValue, host: database.site.description, revision: revision,
-                                     keep: settings.keep, now: Date()) { sink throws(ShipError) in
+        var draft = draft(.db, engine: database.engine.rawValue, site: database.site, revision: revision, key: key)
+        draft.purpose = purpose
+        draft.deploymentId = deploymentId
+        // A restore's safety backup prunes nothing: the backup about to be restored may be the
+        // oldest one `keep` allows. The next backup applies retention.
+        if purpose == "before_restore" { draft.retention = BackupConfig.Retention(keep: Int.max) }
+        return try await store.store(draft) { sink throws(ShipError) in
             try await stream(request, client: client, into: sink, what: "the database dump")
         }
     }
@@ -78,22 +127,42 @@ public struct Backups: Sendable {
     /// Archives the asset directories into the store.
     public func backupAssets() async throws(ShipError) -> BackupManifest {
         let assets = try assetSettings()
+        let key = try sealingKey()
         let client = try await client(for: assets.site)
         let revision = await deployedRevision(client)
         var request = client.request(.backupAssets)
         request.assetDirectories = assets.dirs
-        return try await store.store(kind: .assets, engine: nil, host: assets.site.description, revision: revision,
-                                     keep: settings.keep, now: Date()) { sink throws(ShipError) in
+        request.timeout = assets.timeout ?? BackupConfig.Database.defaultTimeout
+        return try await store.store(draft(.assets, engine: nil, site: assets.site, revision: revision, key: key)) { sink throws(ShipError) in
             try await stream(request, client: client, into: sink, what: "the assets archive")
         }
+    }
+
+    func draft(_ kind: BackupKind, engine: String?, site: BackupConfig.Site, revision: String?, key: BackupKey?) -> BackupDraft {
+        var draft = BackupDraft(kind: kind, engine: engine, host: site.description, revision: revision)
+        draft.key = key
+        draft.retention = settings.retention
+        return draft
     }
 
     public func list() async throws(ShipError) -> [BackupManifest] {
         try await store.list()
     }
 
-    /// Restores a backup (from `store.manifest(id:)`) after checking its SHA-256.
-    public func restore(kind: BackupKind, _ manifest: BackupManifest) async throws(ShipError) {
+    /// Finds a backup to restore: this environment's (or an unscoped one); another environment's
+    /// only when `from` names it.
+    public func manifest(id: String, from other: String? = nil) async throws(ShipError) -> (BackupManifest, any BackupStore) {
+        let source = try other.map { name throws(ShipError) in try store(of: name) } ?? store
+        if let manifest = try await source.list().first(where: { $0.id == id }) { return (manifest, source) }
+        if other == nil, let owner = BackupManifest.environment(ofID: id), owner != environment.name {
+            throw ShipError.usage("\(id) is a backup of environment \(owner), not of \(environment.name)",
+                                  hint: "to load \(owner)'s backup into \(environment.name) on purpose, add --from \(owner)")
+        }
+        throw ShipError.usage("no backup \(id) in \(source.location)", hint: "`ship backup list \(other ?? environment.name)` shows the backups")
+    }
+
+    /// Restores a backup after checking its key and its SHA-256; nothing is touched when either fails.
+    public func restore(kind: BackupKind, _ manifest: BackupManifest, from source: (any BackupStore)? = nil) async throws(ShipError) {
         let id = manifest.id
         let site: BackupConfig.Site
         var request: AgentRequest
@@ -109,27 +178,47 @@ public struct Backups: Sendable {
             request = AgentRequest(operation: .restoreAssets, deployTo: environment.deployTo)
             request.assetDirectories = assets.dirs
         }
-        guard manifest.kind == kind else {
-            throw ShipError.usage("\(id) is \(manifest.kind == .db ? "a database" : "an assets") backup",
-                                  hint: "restore it with `ship restore \(manifest.kind.rawValue) \(environment.name) \(id) --yes`")
-        }
-        if kind == .db, let engine = manifest.engine, engine != request.database?.engine {
-            throw ShipError.usage("\(id) is a \(engine) dump; the environment's database engine is \(request.database?.engine ?? "")",
-                                  hint: "restore it by hand, or with a matching backup.db.engine")
-        }
+        try check(manifest, isKind: kind, engine: request.database?.engine)
+        let keys = try openingKeys(for: manifest)
         let client = try await client(for: site)
-        try await store.withVerifiedFile(manifest) { path throws(ShipError) in
-            let source = RestoreStream(path: path)
+        try await (source ?? store).withVerifiedFile(manifest) { path throws(ShipError) in
+            let stream = RestoreStream(path: path, keys: keys)
             let result: AgentResult
             do throws(HostError) {
-                result = try await client.call(request, source: source)
+                result = try await client.call(request, source: stream)
             } catch {
                 throw Self.shipError(error)
             }
-            if let failure = source.failure { throw ShipError("\(site): restore of \(id) stopped: \(failure)") }
+            if let failure = stream.failure { throw ShipError("\(site): restore of \(id) stopped: \(failure)") }
             guard result.ok else {
                 throw ShipError("\(site): restore of \(id) failed: \(result.message ?? "no reason given")")
             }
+        }
+    }
+
+    /// Everything a restore needs that can be checked without a host: the backup's kind and
+    /// engine, its key, the database password.
+    public func checkRestorable(kind: BackupKind, _ manifest: BackupManifest) throws(ShipError) {
+        var engine: String?
+        switch kind {
+        case .db:
+            let database = try databaseSettings()
+            engine = try databaseTarget(database).engine
+        case .assets:
+            _ = try assetSettings()
+        }
+        try check(manifest, isKind: kind, engine: engine)
+        _ = try openingKeys(for: manifest)
+    }
+
+    func check(_ manifest: BackupManifest, isKind kind: BackupKind, engine: String?) throws(ShipError) {
+        guard manifest.kind == kind else {
+            throw ShipError.usage("\(manifest.id) is \(manifest.kind == .db ? "a database" : "an assets") backup",
+                                  hint: "restore it with `ship restore \(manifest.kind.rawValue) \(environment.name) \(manifest.id) --yes`")
+        }
+        if kind == .db, let recorded = manifest.engine, let engine, recorded != engine {
+            throw ShipError.usage("\(manifest.id) is a \(recorded) dump; the environment's database engine is \(engine)",
+                                  hint: "restore it by hand, or with a matching backup.db.engine")
         }
     }
 

@@ -1,36 +1,44 @@
 import Crypto
 import Foundation
 
-/// Backups in a local directory. A backup is compressed into a temporary file that is fsynced
-/// and renamed only when the producer succeeded, then its manifest is written the same way;
-/// files are 0600 in directories of 0700 whatever the umask. Retention removes the oldest of a
-/// kind only after a new one is complete, so a failed backup never costs a good one.
+/// Backups in a local directory, `<root>/<app>/<environment>/`. A backup is compressed (and
+/// encrypted, when a key is given) into a temporary file that is fsynced and renamed only when the
+/// producer succeeded, then its manifest is written the same way; files are 0600 in directories
+/// of 0700 whatever the umask. Retention removes old backups of the scope only after a new one is
+/// complete, so a failed backup never costs a good one; unscoped backups at the root (from before
+/// stores were scoped) are listed with every environment's and never pruned.
 public struct LocalBackupStore: BackupStore {
+    /// Where the scope's backups are.
     public let directory: String
+    /// The store as configured; unscoped backups live right in it.
+    public let root: String
+    public let scope: BackupScope?
 
+    public init(root: String, scope: BackupScope?) {
+        self.root = root
+        self.scope = scope
+        directory = scope.map { root + "/" + $0.path } ?? root
+    }
+
+    /// An unscoped store in `directory` (staging, tests).
     public init(directory: String) {
-        self.directory = directory
+        self.init(root: directory, scope: nil)
     }
 
     public var location: String { directory }
 
-    /// Takes a backup: `produce` writes the stream into the sink and throws when the dump failed
-    /// (a non-zero exit, a missing completion trailer). Then prunes the kind to `keep`.
-    public func store(kind: BackupKind, engine: String?, host: String, revision: String?, keep: Int, now: Date = Date(),
-                      produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest {
-        try await store(kind: kind, engine: engine, host: host, revision: revision, keep: keep, now: now,
-                        id: BackupManifest.newID(kind: kind, now: now), produce: produce)
+    public func store(_ draft: BackupDraft, produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest {
+        try await store(draft, id: BackupManifest.newID(kind: draft.kind, environment: scope?.environment, now: draft.now), produce: produce)
     }
 
-    func store(kind: BackupKind, engine: String?, host: String, revision: String?, keep: Int, now: Date, id: String,
-               produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest {
+    func store(_ draft: BackupDraft, id: String, produce: (BackupSink) async throws(ShipError) -> Void) async throws(ShipError) -> BackupManifest {
         try makeDirectory()
-        let file = "\(id).\(kind.fileExtension)"
+        let file = "\(id).\(draft.kind.fileExtension)" + (draft.key == nil ? "" : ".enc")
         let path = directory + "/" + file
         // Partial files of killed runs go first; this one's names its process.
         Leftovers.removeAbandoned(in: directory, prefix: ".", suffix: ".partial", untaggedAge: 86_400)
         let temporary = directory + "/." + file + Leftovers.tag + ".partial"
-        let writer = try ParallelGzipWriter(creating: temporary, mode: 0o600)
+        let writer = try ParallelGzipWriter(creating: temporary, mode: 0o600, key: draft.key)
         ScratchFiles.register(temporary)
         defer { ScratchFiles.unregister(temporary) }
         let sink = BackupSink(writer: writer)
@@ -43,35 +51,62 @@ public struct LocalBackupStore: BackupStore {
             unlink(temporary)
             throw error
         }
-        let manifest = BackupManifest(id: id, kind: kind, engine: engine, bytes: writer.bytesWritten, sha256: sha256,
-                                      created: Event.timestamp(now), host: host, revision: revision, file: file)
+        var manifest = BackupManifest(id: id, kind: draft.kind, engine: draft.engine, bytes: writer.bytesWritten, sha256: sha256,
+                                      created: Event.timestamp(draft.now), host: draft.host, revision: draft.revision, file: file)
+        manifest.app = scope?.app
+        manifest.environment = scope?.environment
+        manifest.encryptedWith = draft.key?.fingerprint
+        manifest.purpose = draft.purpose
+        manifest.deploymentId = draft.deploymentId
         guard rename(temporary, path) == 0 else {
             unlink(temporary)
             throw ShipError("cannot store the backup in \(directory): \(String(cString: strerror(errno)))")
         }
         do {
-            let data = try JSONEncoder.sorted.encode(manifest)
-            try writeAtomically(data, to: directory + "/\(id).json")
-        } catch let error as ShipError {
-            unlink(path)
-            throw error
+            try writeManifest(manifest)
         } catch {
             unlink(path)
-            throw ShipError("cannot write the manifest of \(id): \(error)")
+            throw error
         }
         fsyncDirectory()
-        try prune(kind: kind, keep: keep)
+        try prune(kind: draft.kind, rules: draft.retention)
         return manifest
     }
 
+    public func update(_ manifest: BackupManifest) throws(ShipError) {
+        try writeManifest(manifest, in: folder(of: manifest))
+    }
+
+    func writeManifest(_ manifest: BackupManifest, in folder: String? = nil) throws(ShipError) {
+        let data: Data
+        do {
+            data = try JSONEncoder.sorted.encode(manifest)
+        } catch {
+            throw ShipError("cannot write the manifest of \(manifest.id): \(error)")
+        }
+        try writeAtomically(data, to: (folder ?? directory) + "/\(manifest.id).json")
+    }
+
+    /// Where a listed backup's files are: the scope's directory, or the root for an unscoped one.
+    func folder(of manifest: BackupManifest) -> String {
+        manifest.unscoped && scope != nil ? root : directory
+    }
+
     public func withVerifiedFile<T>(_ manifest: BackupManifest, _ body: (String) async throws(ShipError) -> T) async throws(ShipError) -> T {
-        let path = directory + "/" + manifest.file
+        let path = folder(of: manifest) + "/" + manifest.file
         try manifest.verify(path)
         return try await body(path)
     }
 
-    /// Complete backups (manifest and file of the recorded size), newest first.
+    /// The scope's complete backups (manifest and file of the recorded size), newest first, then
+    /// the unscoped ones at the root.
     public func list() throws(ShipError) -> [BackupManifest] {
+        let own = try Self.manifests(in: directory).filter { scope == nil || ($0.environment == scope?.environment && $0.app == scope?.app) }
+        let unscoped = scope == nil ? [] : try Self.manifests(in: root).filter(\.unscoped)
+        return own + unscoped
+    }
+
+    static func manifests(in directory: String) throws(ShipError) -> [BackupManifest] {
         guard FileManager.default.fileExists(atPath: directory) else { return [] }
         let names: [String]
         do {
@@ -95,14 +130,13 @@ public struct LocalBackupStore: BackupStore {
         guard let manifest = try list().first(where: { $0.id == id }) else {
             throw ShipError.usage("no backup \(id) in \(directory)", hint: "`ship backup list` shows the backups")
         }
-        let path = directory + "/" + manifest.file
+        let path = folder(of: manifest) + "/" + manifest.file
         try manifest.verify(path)
         return (manifest, path)
     }
 
-    func prune(kind: BackupKind, keep: Int) throws(ShipError) {
-        let ofKind = try list().filter { $0.kind == kind }
-        for old in ofKind.dropFirst(max(1, keep)) {
+    func prune(kind: BackupKind, rules: BackupConfig.Retention) throws(ShipError) {
+        for old in BackupRetention.expired(try list(), kind: kind, rules: rules, scope: scope) {
             unlink(directory + "/\(old.id).json")   // out of the list first, then the file
             unlink(directory + "/" + old.file)
         }

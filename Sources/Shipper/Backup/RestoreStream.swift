@@ -2,84 +2,149 @@ import CZlib
 import Foundation
 import Hooks
 
-/// A stored backup, decompressed on the fly and framed for the agent's restore operations: data
-/// frames, then the end frame only when the whole file inflated cleanly. Input that stops
-/// without the end frame makes the agent stop the restore program rather than feed it a part.
+/// A stored backup, decrypted (when encrypted) and decompressed on the fly and framed for the
+/// agent's restore operations: data frames, then the end frame only when the whole file opened
+/// and inflated cleanly. Input that stops without the end frame makes the agent stop the restore
+/// program rather than feed it a part.
 public final class RestoreStream: StreamSource, @unchecked Sendable {
     let path: String
+    let keys: [BackupKey]
     private let lock = NSLock()
     private var _failure: String?
 
-    public init(path: String) {
+    /// `keys`: those that may open an encrypted backup, the one its manifest names first.
+    public init(path: String, keys: [BackupKey] = []) {
         self.path = path
+        self.keys = keys
     }
 
     /// Why the stream stopped early, if it did for a reason of its own (not the reader leaving).
     public var failure: String? { lock.withLock { _failure } }
 
     public func pump(_ write: (UnsafeRawBufferPointer) -> Bool) {
-        if let problem = inflate(into: write) { lock.withLock { _failure = problem } }
+        var frame = [UInt8](repeating: 0, count: 5 + Frame.maximumPayload)
+        let problem = BackupReader.read(path: path, keys: keys) { chunk in
+            var offset = 0
+            while offset < chunk.count {
+                let take = min(Frame.maximumPayload, chunk.count - offset)
+                frame.replaceSubrange(0..<5, with: Frame.header(tag: Frame.data, length: take))
+                frame.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: 5).copyMemory(from: chunk.baseAddress!.advanced(by: offset), byteCount: take) }
+                guard frame.withUnsafeBytes({ write(UnsafeRawBufferPointer(rebasing: $0[0..<(5 + take)])) }) else { return false }
+                offset += take
+            }
+            return true
+        }
+        switch problem {
+        case .readerLeft: return
+        case .failed(let message): lock.withLock { _failure = message }
+        case nil: _ = Frame.header(tag: Frame.end, length: 0).withUnsafeBytes { write($0) }
+        }
+    }
+}
+
+/// Reads a stored backup back into the stream it was made from: decrypts it (the BackupCipher
+/// format, when the file has its header) and inflates the gzip stream.
+enum BackupReader {
+    enum Stop: Equatable {
+        /// `deliver` returned false.
+        case readerLeft
+        case failed(String)
     }
 
-    private func inflate(into write: (UnsafeRawBufferPointer) -> Bool) -> String? {
+    /// Hands every decompressed chunk to `deliver`; nil when the whole file was read cleanly.
+    static func read(path: String, keys: [BackupKey], deliver: (UnsafeRawBufferPointer) -> Bool) -> Stop? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "cannot read \(path): \(String(cString: strerror(errno)))" }
+        guard fd >= 0 else { return .failed("cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        defer {
-            inflateEnd(stream)
-            stream.deinitialize(count: 1)
-            stream.deallocate()
+        var prefix = [UInt8](repeating: 0, count: BackupCipher.magic.count)
+        let peeked = pread(fd, &prefix, prefix.count, 0)
+        let encrypted = peeked == prefix.count && BackupCipher.isEncrypted(prefix)
+        if encrypted && keys.isEmpty {
+            return .failed("\(path) is encrypted and no key is configured (backup.encryption)")
         }
+        guard let inflater = Inflater(path: path) else { return .failed("cannot start zlib") }
+        let opener = encrypted ? StreamOpener(keys: keys, name: (path as NSString).lastPathComponent) : nil
+        var stop: Stop?
+        let readOK = POSIXIO.readToEnd(fd, chunkSize: 256 << 10) { chunk in
+            guard stop == nil else { return }
+            if let opener {
+                do throws(ShipError) {
+                    let more = try opener.feed(chunk) { plaintext in
+                        plaintext.withUnsafeBytes { bytes in
+                            if let problem = inflater.inflate(bytes, deliver) { stop = problem }
+                        }
+                        return stop == nil
+                    }
+                    if !more && stop == nil { stop = .readerLeft }
+                } catch {
+                    stop = .failed(error.description)
+                }
+            } else if let problem = inflater.inflate(chunk, deliver) {
+                stop = problem
+            }
+        }
+        if let stop { return stop }
+        guard readOK else { return .failed("cannot read \(path): \(String(cString: strerror(errno)))") }
+        if let opener {
+            do throws(ShipError) { try opener.finish() } catch { return .failed(error.description) }
+        }
+        guard inflater.ended else { return .failed("the backup is truncated: \(path)") }
+        return nil
+    }
+}
+
+/// Inflates gzip (or zlib) input fed in pieces; concatenated members are one stream.
+private final class Inflater {
+    let path: String
+    private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    private var output = [UInt8](repeating: 0, count: 256 << 10)
+    private(set) var ended = false
+
+    init?(path: String) {
+        self.path = path
+        stream.initialize(to: z_stream())
         // 15 + 32: a gzip or zlib header, detected.
         guard inflateInit2_(stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            return "cannot start zlib"
+            stream.deallocate()
+            return nil
         }
-        let outputSize = Frame.maximumPayload
-        var output = [UInt8](repeating: 0, count: outputSize + 5)
-        var ended = false
-        var readerLeft = false
-        var problem: String?
-        let readOK = POSIXIO.readToEnd(fd, chunkSize: 256 << 10) { chunk in
-            guard problem == nil, !readerLeft, let base = chunk.baseAddress else { return }
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
-            stream.pointee.avail_in = uInt(chunk.count)
-            repeat {
-                if ended && stream.pointee.avail_in > 0 {
-                    // Another gzip member follows (concatenated gzip files are one stream).
-                    inflateReset(stream)
-                    ended = false
-                }
-                var status: Int32 = Z_OK
-                let produced: Int = output.withUnsafeMutableBufferPointer { buffer in
-                    stream.pointee.next_out = buffer.baseAddress! + 5
-                    stream.pointee.avail_out = uInt(outputSize)
-                    status = CZlib.inflate(stream, Z_NO_FLUSH)
-                    return outputSize - Int(stream.pointee.avail_out)
-                }
-                if status == Z_STREAM_END {
-                    ended = true
-                } else if status != Z_OK && !(status == Z_BUF_ERROR && produced == 0) {
-                    problem = "the backup does not decompress (zlib error \(status)): \(path)"
-                    return
-                }
-                if produced > 0 {
-                    output.replaceSubrange(0..<5, with: Frame.header(tag: Frame.data, length: produced))
-                    guard output.withUnsafeBytes({ write(UnsafeRawBufferPointer(rebasing: $0[0..<(5 + produced)])) }) else {
-                        readerLeft = true
-                        return
-                    }
-                } else if status == Z_BUF_ERROR {
-                    break
-                }
-            } while stream.pointee.avail_in > 0 || (stream.pointee.avail_out == 0 && !ended)
-        }
-        if readerLeft { return nil }
-        if let problem { return problem }
-        guard readOK else { return "cannot read \(path): \(String(cString: strerror(errno)))" }
-        guard ended else { return "the backup is truncated: \(path)" }
-        _ = Frame.header(tag: Frame.end, length: 0).withUnsafeBytes { write($0) }
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+    }
+
+    func inflate(_ chunk: UnsafeRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Bool) -> BackupReader.Stop? {
+        guard let base = chunk.baseAddress, !chunk.isEmpty else { return nil }
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
+        stream.pointee.avail_in = uInt(chunk.count)
+        let outputSize = output.count
+        repeat {
+            if ended && stream.pointee.avail_in > 0 {
+                // Another gzip member follows (concatenated gzip files are one stream).
+                inflateReset(stream)
+                ended = false
+            }
+            var status: Int32 = Z_OK
+            let produced: Int = output.withUnsafeMutableBufferPointer { buffer in
+                stream.pointee.next_out = buffer.baseAddress!
+                stream.pointee.avail_out = uInt(outputSize)
+                status = CZlib.inflate(stream, Z_NO_FLUSH)
+                return outputSize - Int(stream.pointee.avail_out)
+            }
+            if status == Z_STREAM_END {
+                ended = true
+            } else if status != Z_OK && !(status == Z_BUF_ERROR && produced == 0) {
+                return .failed("the backup does not decompress (zlib error \(status)): \(path)")
+            }
+            if produced > 0 {
+                guard output.withUnsafeBytes({ deliver(UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }) else { return .readerLeft }
+            } else if status == Z_BUF_ERROR {
+                break
+            }
+        } while stream.pointee.avail_in > 0 || (stream.pointee.avail_out == 0 && !ended)
         return nil
     }
 }

@@ -97,11 +97,13 @@ struct S3Client: Sendable {
     }
 
     /// Keys and sizes under a prefix (ListObjectsV2, all pages).
-    func list(prefix: String) throws(ShipError) -> [String: Int64] {
+    /// With `delimiter`, only the keys right under the prefix (none in deeper "directories").
+    func list(prefix: String, delimiter: String? = nil) throws(ShipError) -> [String: Int64] {
         var objects: [String: Int64] = [:]
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
+            if let delimiter { query.append(("delimiter", delimiter)) }
             if let token { query.append(("continuation-token", token)) }
             let response = try send("GET", key: "", query: query, expect: [200])
             let values = XMLValues(response.body)

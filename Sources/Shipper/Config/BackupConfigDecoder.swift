@@ -42,11 +42,15 @@ extension ShipConfigDecoder {
         }
 
         let keep = try map["keep"]?.int(atLeast: 1) ?? 7
+        let keepDaily = try map["keep_daily"]?.int(in: 0...3650, expected: "a number of days from 0 to 3650") ?? 0
+        let keepWeekly = try map["keep_weekly"]?.int(in: 0...520, expected: "a number of weeks from 0 to 520") ?? 0
+        let keepMonthly = try map["keep_monthly"]?.int(in: 0...1200, expected: "a number of months from 0 to 1200") ?? 0
+        let encryption = try map["encryption"].map { node throws(ShipError) in try decodeEncryption(node, directory: directory) }
         let beforeMigrate = try map["before_migrate"]?.bool() ?? false
         let db = try map["db"].map { node throws(ShipError) in try decodeDatabase(node) }
         var assets: BackupConfig.Assets?
         if let assetsNode = map["assets"] {
-            let assetsMap = try assetsNode.mapping(allowed: ["host", "dirs"])
+            let assetsMap = try assetsNode.mapping(allowed: ["host", "dirs", "timeout"])
             let site = try decodeSite(try assetsMap.required("host", expected: "a host, or `local`"))
             let dirsNode = try assetsMap.required("dirs", expected: "a list of directories relative to deploy_to")
             var dirs: [String] = []
@@ -54,13 +58,47 @@ extension ShipConfigDecoder {
                 dirs.append(try relativePath(item, under: "deploy_to"))
             }
             guard !dirs.isEmpty else { throw dirsNode.error("expected at least one directory") }
-            assets = .init(site: site, dirs: dirs)
+            let timeout = try assetsMap["timeout"]?.int(in: 1...604_800, expected: "an archive timeout in seconds from 1 to 604800")
+            assets = .init(site: site, dirs: dirs, timeout: timeout)
         }
         if beforeMigrate && db == nil {
             throw map["before_migrate"]!.error("before_migrate needs a db section to know what to back up",
                                                hint: "add backup.db (engine, name, …) or remove before_migrate")
         }
-        return BackupConfig(store: store, keep: keep, s3: s3, beforeMigrate: beforeMigrate, db: db, assets: assets)
+        return BackupConfig(store: store, keep: keep, s3: s3, beforeMigrate: beforeMigrate, db: db, assets: assets,
+                            encryption: encryption, keepDaily: keepDaily, keepWeekly: keepWeekly, keepMonthly: keepMonthly)
+    }
+
+    /// `encryption: { key_env: NAME }` or `{ key_file: PATH }`, with `previous:` keys of the same
+    /// shape that still open older backups (key rotation).
+    static func decodeEncryption(_ node: ConfigNode, directory: String) throws(ShipError) -> BackupConfig.Encryption {
+        let map = try node.mapping(allowed: ["key_env", "key_file", "previous"])
+        let key = try decodeKeySource(map, node: node, directory: directory)
+        var previous: [BackupConfig.KeySource] = []
+        if let list = map["previous"] {
+            for item in try list.list(expected: "a list of { key_env: NAME } or { key_file: PATH }") {
+                previous.append(try decodeKeySource(try item.mapping(allowed: ["key_env", "key_file"]), node: item, directory: directory))
+            }
+        }
+        return .init(key: key, previous: previous)
+    }
+
+    static func decodeKeySource(_ map: ConfigMapping, node: ConfigNode, directory: String) throws(ShipError) -> BackupConfig.KeySource {
+        switch (map["key_env"], map["key_file"]) {
+        case (let envNode?, nil):
+            let name = try envNode.nonEmptyString(expected: "the name of an environment variable")
+            guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                throw envNode.error("expected the name of an environment variable holding the key (never the key itself)",
+                                    hint: "e.g. key_env: SHOP_BACKUP_KEY, and export SHOP_BACKUP_KEY=$(head -c 32 /dev/urandom | base64)")
+            }
+            return .environment(name)
+        case (nil, let fileNode?):
+            return .file(try localPath(fileNode, directory: directory))
+        case (nil, nil):
+            throw node.error("expected key_env: NAME or key_file: PATH", hint: "the key itself never goes in ship.yml; see docs/backups.md")
+        default:
+            throw node.error("expected one of key_env and key_file, found both")
+        }
     }
 
     static func decodeSite(_ node: ConfigNode) throws(ShipError) -> BackupConfig.Site {

@@ -220,6 +220,29 @@ public struct BackupConfig: Sendable {
         public var site: Site
         /// Relative to deploy_to.
         public var dirs: [String]
+        /// Seconds the archive may take; nil: `Database.defaultTimeout`.
+        public var timeout: Int? = nil
+    }
+
+    /// Where a backup key is read from: never ship.yml itself.
+    public enum KeySource: Sendable, Equatable {
+        case environment(String)
+        case file(String)
+    }
+
+    /// `encryption:`: new backups are sealed with `key`; `previous` keys still open older ones.
+    public struct Encryption: Sendable, Equatable {
+        public var key: KeySource
+        public var previous: [KeySource] = []
+    }
+
+    /// Age-based retention on top of `keep` (the newest N): the newest backup of each of the
+    /// last N days, ISO weeks and months that have one, as restic's `forget --keep-daily` does.
+    public struct Retention: Sendable, Equatable {
+        public var keep: Int
+        public var daily: Int = 0
+        public var weekly: Int = 0
+        public var monthly: Int = 0
     }
 
     public var store: Store
@@ -228,4 +251,10 @@ public struct BackupConfig: Sendable {
     public var beforeMigrate: Bool
     public var db: Database?
     public var assets: Assets?
+    public var encryption: Encryption? = nil
+    public var keepDaily = 0
+    public var keepWeekly = 0
+    public var keepMonthly = 0
+
+    public var retention: Retention { Retention(keep: keep, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly) }
 }

@@ -9,7 +9,8 @@ enum ShipConfigDecoder {
                                   "deploy_to", "keep_releases", "ssh"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
-    static let backupKeys = ["store", "keep", "s3", "before_migrate", "db", "assets"]
+    static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
+                             "encryption"]
     static let databaseKeys = ["host", "engine", "name", "user", "address", "password_env", "dump_command", "restore_command", "timeout"]
 
     static func decode(yaml: String, file: String, displayName: String) throws(ShipError) -> ShipConfig {

@@ -180,7 +180,8 @@ public struct Deployment: Sendable {
                     reporter.report(Event(host: site.description, .hostStep(step: "backup before migrate")))
                     do {
                         // What the migrate host runs now: the revision this backup can go back to.
-                        let manifest = try await backups.backupDatabase(deployed: .known(states[0].currentRevision))
+                        let manifest = try await backups.backupDatabase(deployed: .known(states[0].currentRevision), purpose: "before_migrate",
+                                                                     deploymentId: deploymentId)
                         reporter.report(Event(host: site.description, .backupTaken(id: manifest.id, bytes: manifest.bytes, sha256: manifest.sha256)))
                     } catch {
                         reporter.report(Event(host: site.description, .hostFailed(step: "backup", message: error.description)))

@@ -47,12 +47,16 @@ final class ParallelGzipWriter: @unchecked Sendable {
     private var crc: UInt = 0
     private var totalLength = 0
     private(set) var bytesWritten: Int64 = 0
+    /// Encrypts the compressed stream before it reaches the file (encrypted backups).
+    private let sealer: StreamSealer?
 
     /// Creates `path` (which must not exist) with exactly `mode`, whatever the umask.
+    /// With `key`, no compressed byte reaches the file unencrypted (BackupCipher's format).
     init(creating path: String, mode: mode_t = 0o644, level: Int32 = 6,
-         workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws(ShipError) {
+         workers: Int = ProcessInfo.processInfo.activeProcessorCount, key: BackupKey? = nil) throws(ShipError) {
         self.path = path
         self.level = level
+        sealer = key.map(StreamSealer.init)
         descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else {
             throw ShipError("cannot create \(path): \(String(cString: strerror(errno)))")
@@ -66,7 +70,7 @@ final class ParallelGzipWriter: @unchecked Sendable {
         crc = crc32(0, nil, 0)
         // Fixed gzip header: deflate, no flags, mtime 0, no extra flags, OS Unix.
         let header: [UInt8] = [0x1F, 0x8B, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03]
-        if let error = writeAll(header) {
+        if let error = (sealer.map { writeFile($0.header) } ?? nil) ?? writeAll(header) {
             close(descriptor)
             throw error
         }
@@ -109,6 +113,7 @@ final class ParallelGzipWriter: @unchecked Sendable {
         for shift in stride(from: 0, to: 32, by: 8) { trailer.append(UInt8(truncatingIfNeeded: crc >> UInt(shift))) }
         for shift in stride(from: 0, to: 32, by: 8) { trailer.append(UInt8(truncatingIfNeeded: totalLength >> shift)) }
         if let error = writeAll(trailer) { throw error }
+        if let sealer, let error = writeFile(try sealer.finish()) { throw error }
         guard fsync(descriptor) == 0 else { throw ShipError("cannot write \(path): \(String(cString: strerror(errno)))") }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
@@ -245,7 +250,18 @@ final class ParallelGzipWriter: @unchecked Sendable {
         }
     }
 
+    /// The compressed stream, in order: to the file, through the sealer when encrypting.
     private func writeAll(_ bytes: [UInt8]) -> ShipError? {
+        guard let sealer else { return writeFile(bytes) }
+        do {
+            let sealed = try sealer.add(bytes)
+            return sealed.isEmpty ? nil : writeFile(sealed)
+        } catch {
+            return error
+        }
+    }
+
+    private func writeFile(_ bytes: [UInt8]) -> ShipError? {
         bytesWritten += Int64(bytes.count)
         hasher.update(data: bytes)
         return POSIXIO.writeAll(descriptor, bytes) ? nil : ShipError("cannot write \(path): \(String(cString: strerror(errno)))")
