@@ -18,6 +18,7 @@ struct RollingEndToEndTests {
             """)
         try app.repo.write("version.txt", "v1\n")
         try app.commit("v1")
+        _ = try app.repo.git(["tag", "-a", "-m", "first release", "v1.0"])
         for host in pool.hosts { _ = try pool.output(host, "mkdir -p /srv/shop/shared/log") }
 
         // 1. Batches [1, "50%"] of 5 hosts: web1, then web2+web3, then web4+web5, each validated first.
@@ -77,9 +78,10 @@ struct RollingEndToEndTests {
         #expect(plainStatus.stdout.contains("web2"))
         #expect(plainStatus.stdout.contains("differs from"))
 
-        // 5. Manual rollback: --to a release; then a plain rollback, with nothing older good on
-        // every host, and --to a release that failed on web4, are refused before anything changes.
-        let (toRelease1, _) = try app.ship(["rollback", "test", "--to", release1])
+        // 5. Manual rollback: --to a tag (an annotated one: the newest good release of its
+        // commit); then a plain rollback, with nothing older good on every host, and --to a
+        // release that failed on web4, are refused before anything changes.
+        let (toRelease1, _) = try app.ship(["rollback", "test", "--to", "v1.0"])
         #expect(toRelease1.status == 0, "\(toRelease1.stderr)")
         for host in pool.hosts { #expect(try pool.output(host, "readlink /srv/shop/current") == "releases/\(release1)") }
         let (nothingOlder, olderEvents) = try app.ship(["rollback", "test"])
