@@ -258,27 +258,45 @@ struct BackupEndToEndTests {
                     name: shop
                     dump_command: cat "$DUMP_SOURCE"
                     restore_command: cat > "$DUMP_TARGET"
+              staging:
+                hosts: [web1]
+                backup:
+                  store: s3://ship-backups/backups
+                  s3: { endpoint: "\(s3.endpoint)", region: us-east-1 }
+                  encryption: { key_env: STAGING_BACKUP_KEY }
+                  db: { host: local, engine: command, dump_command: 'printf "customer alice@shop.example\\n"', restore_command: cat > "$DUMP_TARGET" }
 
             """)
-        let environment = credentials.merging(["DUMP_SOURCE": directory.file("dump.bin"), "DUMP_TARGET": directory.file("restored.bin")]) { $1 }
-        let first = try ship(["backup", "db", "--json"], in: directory.path, environment: environment)
+        let environment = credentials.merging(["DUMP_SOURCE": directory.file("dump.bin"), "DUMP_TARGET": directory.file("restored.bin"),
+                                               "STAGING_BACKUP_KEY": Data((0..<32).map { UInt8($0) }).base64EncodedString()]) { $1 }
+        // staging shares the bucket and prefix, encrypted: prod never sees it, and its retention leaves it alone.
+        let staging = try ship(["backup", "db", "staging", "--json"], in: directory.path, environment: environment)
+        #expect(staging.status == 0, "\(staging.stderr)")
+        let stagingID = try #require((try JSONSerialization.jsonObject(with: Data(staging.stdout.utf8)) as? [String: Any])?["id"] as? String)
+        let first = try ship(["backup", "db", "prod", "--json"], in: directory.path, environment: environment)
         #expect(first.status == 0, "\(first.stderr)")
-        let second = try ship(["backup", "db", "--json"], in: directory.path, environment: environment)
+        let second = try ship(["backup", "db", "prod", "--json"], in: directory.path, environment: environment)
         #expect(second.status == 0, "\(second.stderr)")
         let secondID = try #require((try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any])?["id"] as? String)
         let objects = try client.list(prefix: "backups/")
-        #expect(objects.keys.sorted() == ["backups/shop/prod/\(secondID).dump.gz", "backups/shop/prod/\(secondID).json"],
-                "keep: 1 pruned the first, in the app's and environment's prefix")
-        let list = try ship(["backup", "list", "--json"], in: directory.path, environment: environment)
-        #expect(list.stdout.contains(secondID))
-        let restore = try ship(["restore", "db", secondID, "--yes"], in: directory.path, environment: environment)
+        #expect(objects.keys.sorted() == ["backups/shop/prod/\(secondID).dump.gz", "backups/shop/prod/\(secondID).json",
+                                          "backups/shop/staging/\(stagingID).dump.gz.enc", "backups/shop/staging/\(stagingID).json"],
+                "keep: 1 pruned prod's first, in the app's and environment's prefix, and left staging's")
+        let list = try ship(["backup", "list", "prod", "--json"], in: directory.path, environment: environment)
+        #expect(list.stdout.contains(secondID) && !list.stdout.contains(stagingID))
+        let sealed = try client.getObject(key: "backups/shop/staging/\(stagingID).dump.gz.enc")
+        #expect(sealed.prefix(8) == Data("SHIPENC1".utf8) && sealed.range(of: Data("alice@shop.example".utf8)) == nil)
+        let stagingRestore = try ship(["restore", "db", "staging", stagingID, "--yes"], in: directory.path, environment: environment)
+        #expect(stagingRestore.status == 0, "\(stagingRestore.stderr)")
+        #expect(try String(contentsOfFile: directory.file("restored.bin"), encoding: .utf8) == "customer alice@shop.example\n")
+        let restore = try ship(["restore", "db", "prod", secondID, "--yes"], in: directory.path, environment: environment)
         #expect(restore.status == 0, "\(restore.stderr)")
         let sums = try run("sha256sum", [directory.file("dump.bin"), directory.file("restored.bin")]).stdout
             .split(separator: "\n").map { $0.split(separator: " ")[0] }
         #expect(sums.count == 2 && sums[0] == sums[1])
 
         // Without credentials: a configuration error before anything runs.
-        let anonymous = try ship(["backup", "db"], in: directory.path, environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""])
+        let anonymous = try ship(["backup", "db", "prod"], in: directory.path, environment: ["AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""])
         #expect(anonymous.status == 2 && anonymous.stderr.contains("AWS_ACCESS_KEY_ID"))
     }
 

@@ -61,10 +61,14 @@ struct ShipConfigTests {
                 backup:
                   store: s3://shop-backups/prod
                   keep: 4
+                  keep_daily: 7
+                  keep_weekly: 4
+                  keep_monthly: 12
+                  encryption: { key_env: SHOP_BACKUP_KEY, previous: [{ key_file: keys/old.key }] }
                   s3: { endpoint: http://127.0.0.1:9000, region: eu-west-1 }
                   before_migrate: true
                   db: { host: db1, engine: mysql, name: shop, user: shop, address: 127.0.0.1:3306, password_env: SHOP_DB_PASSWORD }
-                  assets: { host: web1, dirs: [shared/sites/default/files] }
+                  assets: { host: web1, dirs: [shared/sites/default/files], timeout: 600 }
               staging:
                 hosts: [stage1]
             """)
@@ -92,7 +96,9 @@ struct ShipConfigTests {
         #expect(backup.beforeMigrate)
         #expect(backup.db?.engine == .mysql)
         #expect(backup.db?.passwordEnv == "SHOP_DB_PASSWORD")
-        #expect(backup.assets == .init(site: .host(Host(name: "web1")), dirs: ["shared/sites/default/files"]))
+        #expect(backup.assets == .init(site: .host(Host(name: "web1")), dirs: ["shared/sites/default/files"], timeout: 600))
+        #expect(backup.retention == .init(keep: 4, daily: 7, weekly: 4, monthly: 12))
+        #expect(backup.encryption == .init(key: .environment("SHOP_BACKUP_KEY"), previous: [.file("/work/app/keys/old.key")]))
         #expect(try config.environment(named: "staging").hosts == [Host(name: "stage1")])
     }
 
@@ -221,6 +227,16 @@ struct ShipConfigTests {
                   expected: "ship.yml:8: environments.prod.backup.db.password_env: expected the name of an environment variable (never the password itself)"),
         ErrorCase(name: "command engine without commands", yaml: minimal + "    backup:\n      store: backups\n      db: { host: local, engine: command }\n",
                   expected: "ship.yml:8: environments.prod.backup.db.dump_command: missing required key (expected a command that writes the dump to stdout, e.g. drush sql-dump)"),
+        ErrorCase(name: "a key in ship.yml", yaml: minimal + "    backup: { store: b, encryption: { key: c2VjcmV0 } }\n",
+                  expected: "ship.yml:6: environments.prod.backup.encryption.key: unknown key"),
+        ErrorCase(name: "encryption naming no key", yaml: minimal + "    backup: { store: b, encryption: {} }\n",
+                  expected: "ship.yml:6: environments.prod.backup.encryption: expected key_env: NAME or key_file: PATH"),
+        ErrorCase(name: "both key_env and key_file", yaml: minimal + "    backup: { store: b, encryption: { key_env: K, key_file: k } }\n",
+                  expected: "ship.yml:6: environments.prod.backup.encryption: expected one of key_env and key_file, found both"),
+        ErrorCase(name: "a key value as key_env", yaml: minimal + "    backup: { store: b, encryption: { key_env: \"c2VjcmV0+/==\" } }\n",
+                  expected: "ship.yml:6: environments.prod.backup.encryption.key_env: expected the name of an environment variable holding the key"),
+        ErrorCase(name: "negative keep_daily", yaml: minimal + "    backup: { store: b, keep_daily: -1 }\n",
+                  expected: "ship.yml:6: environments.prod.backup.keep_daily: expected a number of days from 0 to 3650, found -1"),
         ErrorCase(name: "before_migrate without db", yaml: minimal + "    backup:\n      store: backups\n      before_migrate: true\n",
                   expected: "ship.yml:8: environments.prod.backup.before_migrate: before_migrate needs a db section to know what to back up"),
         ErrorCase(name: "not a mapping at all", yaml: "- app\n- shop\n",
