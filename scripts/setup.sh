@@ -50,5 +50,11 @@ if $with_tests && ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing moto $moto_version into $venv"
   $sudo /usr/bin/python3 -m venv "$venv"
-  $sudo "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version"
+  # PyPI over a busy network fails now and then: three tries before giving up.
+  for attempt in 1 2 3; do
+    $sudo "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$moto_version" && break
+    [ "$attempt" -lt 3 ] || exit 1
+    echo "pip failed; trying again in $((attempt * 5)) s"
+    sleep $((attempt * 5))
+  done
 fi
