@@ -45,7 +45,8 @@ fi
 
 moto_version=5.2.5
 venv=/opt/ship-test/venv
-if $with_tests && ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $moto_version"; then
+installed=$("$venv/bin/pip" show moto 2>/dev/null || true)
+if $with_tests && ! grep -qx "Version: $moto_version" <<<"$installed"; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing moto $moto_version into $venv"
