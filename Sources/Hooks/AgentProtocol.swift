@@ -4,8 +4,12 @@
 /// `AgentRequest` line on its stdin (for `receive-bundle`, the bundle's bytes follow). The agent
 /// answers with JSON `AgentEvent` lines on stdout; the last one has kind `result`. A request of
 /// another protocol version is refused, and the controller uploads its own agent.
+///
+/// A deployment keeps one session per host instead: `ship-agent serve` takes request after
+/// request on one ssh channel (a bundle's bytes follow its request line, `payloadBytes` long),
+/// answering each with its events and its result, until stdin ends.
 public enum AgentProtocol {
-    public static let version = 1
+    public static let version = 2
     /// ship's release, which the controller and the agent built with it both report.
     public static let shipVersion = "0.2.0"
 }
@@ -37,12 +41,21 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     case backupAssets = "backup-assets"
     /// Replace asset directories with those of a tar archive sent as frames.
     case restoreAssets = "restore-assets"
-    /// Keep watch over a host whose release is about to be stopped: answer `ready`, then wait
-    /// for a `release` line. If stdin ends first (the controller is gone), start `current` again.
-    case guardHost = "guard"
+    /// The controller is done with the host for this deployment: its stop marker is cleared, so
+    /// the end of the session starts nothing (see `ship-agent serve`).
+    case settle
 
     /// Operations whose stdout is a framed binary stream rather than JSON lines.
     public var streamsFrames: Bool { self == .backupDatabase || self == .backupAssets }
+
+    /// Operations a session (`ship-agent serve`) takes: all but the streamed backups and restores,
+    /// which keep a process of their own.
+    public var servedInSession: Bool {
+        switch self {
+        case .backupDatabase, .restoreDatabase, .backupAssets, .restoreAssets: false
+        default: true
+        }
+    }
 }
 
 /// The database a dump or restore is about. The password travels only here, in the request on
@@ -140,6 +153,8 @@ public struct AgentRequest: Codable, Sendable {
     public var lock: LockInfo?
     public var force: Bool?
     public var bundleSHA256: String?
+    /// In a session, `receive-bundle`: how many bytes of bundle follow the request line.
+    public var payloadBytes: Int64?
     public var release: String?
     public var revision: String?
     public var shared: SharedSpec?

@@ -14,7 +14,7 @@ struct HostLayout {
     var logs: String { state + "/logs" }
     var lock: String { state + "/lock" }
     var journal: String { state + "/journal.jsonl" }
-    /// Written by a guard while a deployment has stopped this host's release (see Operations+Guard).
+    /// Written when a deployment stops this host's release, until the host is settled (Session.swift).
     var stopped: String { state + "/stopped.json" }
     /// Hook runs hold it shared, a guard starting the host again exclusive.
     var hooksLock: String { state + "/hooks.lock" }

@@ -56,15 +56,34 @@ enum Input {
         }
     }
 
-    /// Copies the rest of stdin into `fd`; returns the byte count.
-    /// Copies the rest of stdin to `fd`, a file in `directory` (named in a full-disk error).
-    static func copyRest(to fd: Int32, in directory: String) throws -> Int {
+    /// Copies stdin to `fd`, a file in `directory` (named in a full-disk error): the rest of it,
+    /// or exactly `limit` bytes (a bundle inside a session, followed by the next request).
+    /// Returns the byte count.
+    static func copy(to fd: Int32, in directory: String, limit: Int64? = nil) throws -> Int {
         var total = 0
         var writeFailed = false
-        let readOK = POSIXIO.readToEnd(0) { chunk in
-            guard !writeFailed else { return }
-            writeFailed = !POSIXIO.writeAll(fd, chunk)
-            total += chunk.count
+        var readOK = true
+        if let limit {
+            var buffer = [UInt8](repeating: 0, count: 256 << 10)
+            var left = Int(limit)
+            while left > 0 {
+                let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, min(left, $0.count)) }
+                if count < 0 && errno == EINTR { continue }
+                if count == 0 { throw AgentError("the bundle was cut short after \(total) of \(limit) bytes") }
+                guard count > 0 else {
+                    readOK = false
+                    break
+                }
+                if !writeFailed { writeFailed = !buffer.withUnsafeBytes { POSIXIO.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<count])) } }
+                total += count
+                left -= count
+            }
+        } else {
+            readOK = POSIXIO.readToEnd(0) { chunk in
+                guard !writeFailed else { return }
+                writeFailed = !POSIXIO.writeAll(fd, chunk)
+                total += chunk.count
+            }
         }
         guard !writeFailed else {
             let code = errno

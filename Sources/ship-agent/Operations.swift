@@ -28,7 +28,7 @@ struct Operations {
         case .restoreDatabase: return try restoreDatabase()
         case .backupAssets: return try backupAssets()
         case .restoreAssets: return try restoreAssets()
-        case .guardHost: return try guardHost()
+        case .settle: return try settle()
         }
     }
 
@@ -152,7 +152,7 @@ struct Operations {
         guard fd >= 0 else { throw AgentError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
         let bytes: Int
         do {
-            bytes = try Input.copyRest(to: fd, in: layout.bundles)
+            bytes = try Input.copy(to: fd, in: layout.bundles, limit: request.payloadBytes)
             guard fsync(fd) == 0 else {
                 let code = errno
                 if DiskSpace.isFull(errno: code) {

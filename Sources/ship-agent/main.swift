@@ -15,7 +15,8 @@ import Hooks
 // the host; it makes no NSS lookups (users are read from /etc/passwd or asked of `getent`).
 //
 // Protocol: `ship-agent OP`, one JSON AgentRequest line on stdin, JSON AgentEvent lines on
-// stdout, the last of kind `result`. See Sources/Hooks/AgentProtocol.swift.
+// stdout, the last of kind `result`; or `ship-agent serve`, a session of such requests (Session.swift).
+// See Sources/Hooks/AgentProtocol.swift.
 
 // A lost connection must not kill the agent halfway through a step: writes to a closed stdout
 // fail with EPIPE instead, and the step finishes, leaving the host consistent.
@@ -36,6 +37,7 @@ if verb == "--version" || verb == "version" {
     exit(0)
 }
 if verb == "exec-hook" { ExecHook.run() }
+if verb == "serve" { Session.serve() }
 guard let operation = AgentOperation(rawValue: verb) else {
     Output.fail("unknown operation '\(verb)'", exitCode: 2)
 }
@@ -50,14 +52,6 @@ guard request.operation == operation, request.deployTo.hasPrefix("/") else {
 }
 
 Output.framed = operation.streamsFrames
-let host = HostLayout(deployTo: request.deployTo)
-let result: AgentResult
-do {
-    result = try Operations(layout: host, request: request).perform()
-} catch let error as AgentError {
-    result = AgentResult(ok: false, message: error.message)
-} catch {
-    result = AgentResult(ok: false, message: "\(error)")
-}
+let result = Operations(layout: HostLayout(deployTo: request.deployTo), request: request).result()
 Output.emit(AgentEvent(kind: .result, result: result))
 exit(result.ok ? 0 : 1)

@@ -185,7 +185,7 @@ struct FaultEndToEndTests {
         // whose session ended without ship's word, starts it again once that step is over.
         for _ in 0..<400 {
             // pgrep exits 1 when none runs.
-            guard try pool.ssh("web2", "pgrep -f 'ship-agent (run-hooks|guard)'").status == 0 else { break }
+            guard try pool.ssh("web2", "pgrep -f 'ship-agent serve'").status == 0 else { break }
             try await Task.sleep(for: .milliseconds(50)) // the agents outlive ship; their exit has no event to await here
         }
         for host in pool.hosts {

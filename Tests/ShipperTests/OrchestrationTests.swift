@@ -237,7 +237,10 @@ struct OrchestrationTests {
         pool["web3"].withLock { $0.lockInfo = LockInfo(deploymentId: "dkilled1", holder: holder, started: started, pid: dead) }
         let (result, _) = try await deploy()
         #expect(result.exitCode == .locked)
-        #expect(result.message?.contains("locked by \(holder) (deployment dkilled1, since \(started), 3h02m ago)") == true, "\(result.message ?? "")")
+        // 3h02m, or a little more when the machine is busy with other tests.
+        let message = result.message ?? ""
+        #expect(message.contains("locked by \(holder) (deployment dkilled1, since \(started), 3h0")
+                && message.firstMatch(of: /, 3h0[2-9]m ago\)/) != nil, "\(message)")
         #expect(result.message?.contains("its ship process \(dead) on this machine is gone: the lock is stale") == true)
         #expect(result.hint?.contains("ship unlock prod") == true)
         #expect(pool.hosts.allSatisfy { host in pool[host.name].withLock { $0.current == nil } })

@@ -16,8 +16,9 @@ final class SimulatedHost: @unchecked Sendable {
     var journal: [JournalEntry] = []
     var hookRuns: [(release: String, event: LifecycleEvent)] = []
     var bytesReceived = 0
-    /// Guards the controller armed on this host and later let go.
-    var guardsReleased = 0
+    /// Agent sessions that ended, and the deployments that said `settle`.
+    var sessions = 0
+    var settled: Set<String> = []
     /// Events whose hooks fail on this host.
     var failing: Set<LifecycleEvent> = []
     var agentSHA: String?
@@ -80,6 +81,7 @@ final class SimulatedTransport: Transport {
             }
             return CommandResult(status: 0, stderr: "")
         }
+        if line.text.hasSuffix(" serve") { return await serve(input, onLine: onLine) }
         guard let opText = line.text.split(separator: " ").last, let operation = AgentOperation(rawValue: String(opText)) else {
             return CommandResult(status: 127, stderr: "unexpected command: \(line.text)")
         }
@@ -101,24 +103,59 @@ final class SimulatedTransport: Transport {
             return host.lost
         }
         if lost { return CommandResult(status: 255, stderr: "ssh: connect to host \(host.name) port 22: Connection refused") }
-        if operation == .guardHost {   // a guard: ready, then watching until the run lets go
-            if let ready = try? JSONEncoder().encode(AgentEvent(kind: .ready)) { onLine(String(decoding: ready, as: UTF8.self)) }
-            if case .dataThenStream(_, let source) = input {
-                await withCheckedContinuation { continuation in
-                    Thread {
-                        source.pump { _ in true }
-                        continuation.resume()
-                    }.start()
-                }
-            }
-            state.withLock { $0.guardsReleased += 1 }
-            return CommandResult(status: 0, stderr: "")
-        }
         let (events, result) = state.withLock { host in respond(host, request, bundleBytes: bundleBytes) }
         for event in events + [AgentEvent(kind: .result, result: result)] {
             if let data = try? JSONEncoder().encode(event) { onLine(String(decoding: data, as: UTF8.self)) }
         }
         return CommandResult(status: result.ok ? 0 : 1, stderr: "")
+    }
+
+    /// `ship-agent serve`: request lines (a bundle's bytes after its line) answered one by one,
+    /// until the controller ends the session or the host is lost.
+    private func serve(_ input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
+        guard case .dataThenStream(_, let source) = input else { return CommandResult(status: 2, stderr: "no session input") }
+        let state = self.state
+        let status: Int32 = await withCheckedContinuation { continuation in
+            Thread {
+                var buffer = Data()
+                var skip = 0
+                var status: Int32 = 0
+                source.pump { chunk in
+                    buffer.append(contentsOf: chunk)
+                    while true {
+                        if skip > 0 {
+                            let count = min(skip, buffer.count)
+                            buffer.removeFirst(count)
+                            skip -= count
+                            if skip > 0 { return true }
+                        }
+                        guard let newline = buffer.firstIndex(of: 0x0A) else { return true }
+                        let line = buffer[buffer.startIndex..<newline]
+                        buffer.removeSubrange(buffer.startIndex...newline)
+                        guard let request = try? JSONDecoder().decode(AgentRequest.self, from: Data(line)) else {
+                            status = 2
+                            return false
+                        }
+                        let lost = state.withLock { host -> Bool in
+                            if host.lostAt == request.operation { host.lost = true }
+                            return host.lost
+                        }
+                        if lost {
+                            status = 255
+                            return false
+                        }
+                        skip = Int(request.payloadBytes ?? 0)
+                        let (events, result) = state.withLock { host in self.respond(host, request, bundleBytes: skip) }
+                        for event in events + [AgentEvent(kind: .result, result: result)] {
+                            if let data = try? JSONEncoder().encode(event) { onLine(String(decoding: data, as: UTF8.self)) }
+                        }
+                    }
+                }
+                continuation.resume(returning: status)
+            }.start()
+        }
+        state.withLock { $0.sessions += 1 }
+        return CommandResult(status: status, stderr: status == 255 ? "ssh: connect to host \(host.name) port 22: Connection refused" : "")
     }
 
     private func respond(_ host: SimulatedHost, _ request: AgentRequest, bundleBytes: Int) -> ([AgentEvent], AgentResult) {
@@ -210,8 +247,8 @@ final class SimulatedTransport: Transport {
             result.journal = Array(host.journal.suffix(request.journalLimit ?? 0))
         case .backupDatabase, .restoreDatabase, .backupAssets, .restoreAssets:
             result = AgentResult(ok: false, message: "simulated hosts hold no databases or assets")
-        case .guardHost:
-            break
+        case .settle:
+            host.settled.insert(request.journal?.deploymentId ?? "")
         }
         return (events, result)
     }

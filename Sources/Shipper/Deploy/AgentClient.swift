@@ -22,10 +22,36 @@ public struct AgentClient: Sendable {
     /// Where the agent is: `<deploy_to>/.ship/bin/ship-agent` on a host, ship's own beside it locally.
     let agentPath: String
 
+    /// With a session, operations go over one `ship-agent serve` channel (AgentSession).
+    let session: AgentSession?
+
     public init(transport: any Transport, deployTo: String, agentPath: String? = nil) {
+        self.init(transport: transport, deployTo: deployTo, agentPath: agentPath, session: nil)
+    }
+
+    init(transport: any Transport, deployTo: String, agentPath: String? = nil, session: AgentSession?) {
         self.transport = transport
         self.deployTo = deployTo
         self.agentPath = agentPath ?? deployTo + "/.ship/bin/ship-agent"
+        self.session = session
+    }
+
+    /// A client whose operations share one agent session with the host (a deployment's).
+    /// `SHIP_ONE_SHOT_AGENT=1` runs each operation in an ssh session of its own instead, as ship
+    /// 0.2 did: for comparison (bench/sessions.sh), never needed otherwise.
+    static func withSession(transport: any Transport, deployTo: String) -> AgentClient {
+        let oneShot = ProcessInfo.processInfo.environment["SHIP_ONE_SHOT_AGENT"] == "1"
+        return AgentClient(transport: transport, deployTo: deployTo, session: oneShot ? nil : AgentSession())
+    }
+
+    /// Ends the session, if one was opened, after telling the agent the host is settled for
+    /// `deploymentId` (so the session's end starts nothing).
+    func endSession(deploymentId: String) async {
+        guard let session, session.wasOpened else { return }
+        var settle = request(.settle)
+        settle.journal = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "deploy", step: "settled")
+        _ = try? await call(settle)
+        await session.close()
     }
 
     var hostName: String { transport.host.description }
@@ -109,6 +135,26 @@ public struct AgentClient: Sendable {
     public func call(_ request: AgentRequest, bundle: String? = nil, source: (any StreamSource)? = nil,
                      onEvent: @escaping @Sendable (AgentEvent) -> Void = { _ in }) async throws(HostError) -> AgentResult {
         let step = request.operation.rawValue
+        if let session, source == nil, request.operation.servedInSession {
+            var request = request
+            if let bundle {
+                let size = (try? FileManager.default.attributesOfItem(atPath: bundle)[.size] as? Int64) ?? nil
+                guard let size else {
+                    throw HostError(host: hostName, step: step, message: "cannot read the bundle \(bundle)", unreachable: false)
+                }
+                request.payloadBytes = size
+            }
+            let (answer, ended, stray) = await session.send(try encode(request), bundle: bundle, client: self, onEvent: onEvent)
+            if let answer { return answer }
+            let command = ended ?? CommandResult(status: 255, stderr: "the agent session ended")
+            try failIfUnreachable(command, step: step)
+            let said = (stray + [command.stderr]).filter { !$0.isEmpty }.joined(separator: "\n")
+            throw HostError(host: hostName, step: step,
+                            message: "the agent session ended without an answer (exit \(command.status))" + (said.isEmpty ? "" : ": \(said)"),
+                            unreachable: false,
+                            hint: command.status == 126 || command.status == 127
+                                ? "the agent cannot start on this host: ship-agent must be the static build (scripts/build-agent.sh)" : nil)
+        }
         let line = try encode(request)
         let resultBox = SendableBox<AgentResult?>(nil)
         let strayOutput = SendableBox<[String]>([])

@@ -14,8 +14,6 @@ extension Deployment {
         /// The bundle and appspec of a deployment; nil for a rollback.
         var prepared: Prepared?
         var lock: LockInfo
-        /// Keeps watch over hosts whose release this run stops (HostGuards).
-        var guards: HostGuards? = nil
     }
 
     struct HostOutcome: Sendable {
@@ -97,8 +95,7 @@ extension Deployment {
                 step = "stop"
                 // From here on the old release may be down (maintenance mode on): whatever
                 // happens, the host ends switched or started again on it, by this run or, if
-                // the run is lost, by the host's guard.
-                await armGuard(client, env: environmentVariables, context: context)
+                // the run is lost, by the agent when its session ends unsettled.
                 stopped = true
                 do {
                     try await runHooks(client, release: previous, event: .stop, env: environmentVariables, context: context)
@@ -198,16 +195,6 @@ extension Deployment {
                 }
             }
             return true
-        }
-    }
-
-    /// Arms the host's guard before its release is stopped; a host that cannot have one is
-    /// still deployed (this run starts it again itself), with a warning.
-    func armGuard(_ client: AgentClient, env: [String: String], context: HostContext) async {
-        guard let guards = context.guards else { return }
-        if await !guards.arm(client, environment: env, journal: journalEntry(context, step: "guard")) {
-            reporter.report(Event(host: client.transport.host.description,
-                                  .hostWarning(message: "no guard on this host: if ship is lost before it settles, nothing starts it again")))
         }
     }
 

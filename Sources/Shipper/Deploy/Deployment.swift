@@ -58,6 +58,19 @@ public struct Deployment: Sendable {
 
     public func run() async -> DeploymentResult {
         let deploymentId = ReleaseName.deploymentId()
+        // One agent session per host for the whole run, ended once every host is settled.
+        let clients = Deployment.orderedHosts(environment.hosts).map {
+            AgentClient.withSession(transport: makeTransport($0), deployTo: environment.deployTo)
+        }
+        let result = await run(deploymentId: deploymentId, clients: clients)
+        _ = await forEachHost(clients) { client -> Bool in
+            await client.endSession(deploymentId: deploymentId)
+            return true
+        }
+        return result
+    }
+
+    func run(deploymentId: String, clients: [AgentClient]) async -> DeploymentResult {
         var release = ReleaseName.make()
         let prepared: Prepared
         do {
@@ -76,8 +89,7 @@ public struct Deployment: Sendable {
                 return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
             }
         }
-        let hosts = Deployment.orderedHosts(environment.hosts)
-        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
+        let hosts = clients.map(\.transport.host)
 
         // Preflight: every host reachable, agent installed, shared files present. Nothing changes yet.
         var states: [AgentResult]
@@ -106,9 +118,8 @@ public struct Deployment: Sendable {
                                                  revision: prepared.bundle.revision.commit, release: release,
                                                  hosts: hosts.map(\.description))))
 
-        let guards = HostGuards()
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
-                                  revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock, guards: guards)
+                                  revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
         let bundleByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map { $0.present == true }))
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
@@ -300,8 +311,6 @@ public struct Deployment: Sendable {
             return (name, outcome)
         })
         let finalStatus = status, finalMessage = message
-        // Every host is settled (or said to be down): the guards stand down.
-        await guards.releaseAll()
         await releaseLocks(clients, lock: lock) { client in
             var journal = journalEntry(context, step: "finished")
             journal.status = finalStatus.rawValue

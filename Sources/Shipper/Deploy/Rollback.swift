@@ -7,8 +7,19 @@ extension Deployment {
     /// `requested` is a release name or a revision (`requestedRevision`: it resolved to this commit).
     public func rollback(to requested: String?, requestedRevision: String? = nil) async -> DeploymentResult {
         let deploymentId = ReleaseName.deploymentId()
-        let hosts = Deployment.orderedHosts(environment.hosts)
-        let clients = hosts.map { AgentClient(transport: makeTransport($0), deployTo: environment.deployTo) }
+        let clients = Deployment.orderedHosts(environment.hosts).map {
+            AgentClient.withSession(transport: makeTransport($0), deployTo: environment.deployTo)
+        }
+        let result = await rollback(to: requested, requestedRevision: requestedRevision, deploymentId: deploymentId, clients: clients)
+        _ = await forEachHost(clients) { client -> Bool in
+            await client.endSession(deploymentId: deploymentId)
+            return true
+        }
+        return result
+    }
+
+    func rollback(to requested: String?, requestedRevision: String?, deploymentId: String, clients: [AgentClient]) async -> DeploymentResult {
+        let hosts = clients.map(\.transport.host)
         func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ release: String, _ message: String?,
                   hint: String? = nil) -> DeploymentResult {
             reporter.report(Event(.rollbackFinished(status: status.rawValue, release: release, deploymentId: deploymentId, message: message)))
@@ -55,7 +66,6 @@ extension Deployment {
         var failures: [HostError] = []
         var interrupted = false
         var reached: Set<String> = []
-        let guards = HostGuards()
         for (number, batch) in plan.batches.enumerated() {
             if interruption.requested {
                 interrupted = true
@@ -66,7 +76,7 @@ extension Deployment {
             let results = await forEachHost(batch.map { clientByHost[$0.description]! }) { client throws(HostError) in
                 let host = client.transport.host.description
                 let (current, target) = destinations[host]!
-                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock, guards: guards)
+                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock)
             }
             for case .failure(let error) in results { failures.append(error) }
             if failures.count > environment.maxFail { break }
@@ -77,7 +87,6 @@ extension Deployment {
         let environmentName = environment.name
         let failedHosts = Set(failures.map(\.host))
         let reachedHosts = reached
-        await guards.releaseAll()
         await releaseLocks(clients, lock: lock) { client in
             let host = client.transport.host.description
             var entry = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
@@ -92,17 +101,15 @@ extension Deployment {
 
     /// `stop` of the current release (best effort), switch to `target`, `start` and `validate` of it.
     func rollBackHost(_ client: AgentClient, from current: String?, to target: String, deploymentId: String,
-                      lock: LockInfo, guards: HostGuards) async throws(HostError) {
+                      lock: LockInfo) async throws(HostError) {
         let host = client.transport.host.description
         guard current != target else {
             reporter.report(Event(host: host, .hostStep(step: "already on \(target)")))
             return
         }
-        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock,
-                                  guards: guards)
+        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock)
         let env = hookEnvironment(client, context: context, previous: current)
         if let current {
-            await armGuard(client, env: env, context: context)
             _ = try? await runHooks(client, release: current, event: .stop, env: env, context: context) // best effort, as the contract says
         }
         var step = "switch"

@@ -84,6 +84,8 @@ public enum ChildProcess {
         close(stdoutPipe[0])
 
         let status = Spawn.wait(pid)
+        // A source that produces over time (an agent session's requests) stops waiting.
+        if case .dataThenStream(_, let source) = input { source.cancel() }
         done.wait()
         return CommandResult(status: Spawn.exitCode(status), stderr: stderrBox.value)
     }

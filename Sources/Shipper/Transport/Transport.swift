@@ -14,6 +14,12 @@ public enum TransportInput: Sendable {
 public protocol StreamSource: Sendable {
     /// Hands over every chunk in order; stops early when `write` returns false (the reader left).
     func pump(_ write: (UnsafeRawBufferPointer) -> Bool)
+    /// The command ended: a source still waiting for something to write must return from `pump`.
+    func cancel()
+}
+
+extension StreamSource {
+    public func cancel() {}
 }
 
 /// How a remote command ended.
