@@ -44,10 +44,11 @@ public struct AgentClient: Sendable {
         return AgentClient(transport: transport, deployTo: deployTo, session: oneShot ? nil : AgentSession())
     }
 
-    /// Ends the session, if one was opened, after telling the agent the host is settled for
-    /// `deploymentId` (so the session's end starts nothing).
+    /// Ends the session, if one is open, after telling the agent the host is settled for
+    /// `deploymentId` (so the session's end starts nothing). A session that dropped is not
+    /// reopened for this: its agent watches the host on its own.
     func endSession(deploymentId: String) async {
-        guard let session, session.wasOpened else { return }
+        guard let session, session.isOpen else { return }
         var settle = request(.settle)
         settle.journal = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "deploy", step: "settled")
         _ = try? await call(settle)

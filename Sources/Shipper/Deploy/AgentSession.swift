@@ -15,7 +15,6 @@ final class AgentSession: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.
     private var channel: Channel?
-    private var opened = false
 
     /// The live ssh session, its stdin and the request waiting for its result.
     final class Channel: @unchecked Sendable {
@@ -53,8 +52,10 @@ final class AgentSession: @unchecked Sendable {
         }
     }
 
-    /// Whether a session was opened at all (a run that never needed one has nothing to settle).
-    var wasOpened: Bool { lock.withLock { opened } }
+    /// Whether a session is open now (one that dropped is not reopened just to say goodbye).
+    var isOpen: Bool {
+        lock.withLock { channel }.map { channel in channel.lock.withLock { channel.ended == nil } } ?? false
+    }
 
     /// Sends one request (and a bundle after it) and waits for its result; nil with the ssh
     /// command's end when the session ended first.
@@ -117,7 +118,6 @@ final class AgentSession: @unchecked Sendable {
                 return result
             }
             self.channel = channel
-            opened = true
             return channel
         }
     }
