@@ -56,6 +56,18 @@ enum Input {
         }
     }
 
+    /// Reads and drops `count` bytes of stdin (or up to its end).
+    static func discard(_ count: Int64) {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var left = count
+        while left > 0 {
+            let got = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, Int(min(left, Int64($0.count)))) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { return }
+            left -= Int64(got)
+        }
+    }
+
     /// Copies stdin to `fd`, a file in `directory` (named in a full-disk error): the rest of it,
     /// or exactly `limit` bytes (a bundle inside a session, followed by the next request).
     /// Returns the byte count.

@@ -145,11 +145,16 @@ struct Operations {
     }
 
     func receiveBundle() throws -> AgentResult {
+        // In a session the bundle's bytes are followed by the next request: whatever fails
+        // before they are read, they are read (and dropped), so the session stays in step.
+        var unread = request.payloadBytes
+        defer { if let unread { Input.discard(unread) } }
         let sha = try bundleSHA()
         try makeDirectories()
         let temporary = layout.bundle(sha) + ".\(getpid()).partial"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AgentError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        unread = nil
         let bytes: Int
         do {
             bytes = try Input.copy(to: fd, in: layout.bundles, limit: request.payloadBytes)

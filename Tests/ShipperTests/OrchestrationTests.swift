@@ -91,6 +91,11 @@ struct OrchestrationTests {
         let migrations = pool.hosts.flatMap { host in pool[host.name].withLock { $0.hookRuns.filter { $0.event == .migrate } } }
         #expect(migrations.count == 1)
         #expect(pool["web1"].withLock { $0.hookRuns.map(\.event) } == [.install, .migrate, .start, .validate])
+        // One agent session per host for the whole run, settled at its end.
+        for host in pool.hosts {
+            #expect(pool[host.name].withLock { $0.sessions } == 1, "\(host.name)")
+            #expect(pool[host.name].withLock { $0.settled } == [result.deploymentId], "\(host.name)")
+        }
     }
 
     @Test("a validate failure on the fourth host rolls every switched host back and leaves later batches untouched")
