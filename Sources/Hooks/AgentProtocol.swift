@@ -268,6 +268,8 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var warnings: [String]?
     /// A scratch restore's findings: the table count, then row counts of the largest tables.
     public var report: [String]?
+    /// `state`: the host's release was stopped by this deployment and not started again since.
+    public var stopped: StoppedState?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok
@@ -300,5 +302,20 @@ public struct AgentEvent: Codable, Sendable {
         self.event = event
         self.outcome = outcome
         self.result = result
+    }
+}
+
+/// A host whose release a deployment stopped (`.ship/stopped.json`), until it is settled.
+public struct StoppedState: Codable, Sendable, Equatable {
+    public var deploymentId: String
+    /// ISO 8601, UTC.
+    public var since: String
+    /// The agent tried to start `current` again after its session was lost, and that failed.
+    public var restartFailed: Bool?
+
+    public init(deploymentId: String, since: String, restartFailed: Bool? = nil) {
+        self.deploymentId = deploymentId
+        self.since = since
+        self.restartFailed = restartFailed
     }
 }

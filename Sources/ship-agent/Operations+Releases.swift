@@ -131,6 +131,7 @@ extension Operations {
         result.releases = layout.releaseNames()
         result.releaseInfos = releaseInfos(measure: request.measureReleases == true)
         result.lock = readLock()
+        result.stopped = stoppedMarker()
         let journal = readJournal()
         result.previousRelease = journal.last { $0.step == "switched" && $0.release == result.currentRelease }?.previousRelease
         result.journal = Array(journal.suffix(request.journalLimit ?? 0))

@@ -68,10 +68,7 @@ extension Operations {
         }
     }
 
-    struct StoppedMarker: Codable {
-        var deploymentId: String
-        var since: String
-    }
+    typealias StoppedMarker = StoppedState
 
     /// `settle`: the controller is done with this host for the deployment.
     func settle() throws -> AgentResult {
@@ -88,8 +85,10 @@ extension Operations {
         let deploymentId = journal.deploymentId
         // Settled meanwhile (its validate passed), or another deployment's stop since.
         guard stoppedMarker()?.deploymentId == deploymentId else { return }
-        defer { clearStopped(deploymentId) }
-        guard let current = layout.currentRelease() else { return }
+        guard let current = layout.currentRelease() else {
+            clearStopped(deploymentId)
+            return
+        }
         var entry = journal
         entry.time = Self.now()
         entry.step = "guard_restarted"
@@ -104,6 +103,13 @@ extension Operations {
             }
         }
         try? appendJournal(entry)
+        if entry.step == "guard_restarted" {
+            clearStopped(deploymentId)
+        } else {
+            // Still down: `ship status` says so until a deployment or a rollback settles the host.
+            try? writeAtomically(try JSONEncoder().encode(StoppedState(deploymentId: deploymentId, since: Self.now(), restartFailed: true)),
+                                 to: layout.stopped)
+        }
     }
 
     func markStopped(_ deploymentId: String) throws {

@@ -47,6 +47,33 @@ struct AgentSessionTests {
     }
 }
 
+extension AgentSessionTests {
+    @Test("a session lost while the host is stopped: the agent starts current again; if that fails, the host says so")
+    func lostWhileStopped() async throws {
+        // A current release whose start hook fails.
+        let app = directory.file("app")
+        let appspec = try AppspecDecoder.decode(yaml: "version: 1\nhooks:\n  start: [{ run: 'echo starting; exit 3' }]\n", file: "appspec.yml")
+        try FileManager.default.createDirectory(atPath: app + "/releases/r1", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: app + "/.ship/releases", withIntermediateDirectories: true)
+        try JSONEncoder().encode(ReleaseRecord(release: "r1", revision: "abc", deploymentId: "d0", appspec: appspec, bundleSHA256: nil))
+            .write(to: URL(fileURLWithPath: app + "/.ship/releases/r1.json"))
+        try FileManager.default.createSymbolicLink(atPath: app + "/current", withDestinationPath: "releases/r1")
+        var stop = client.request(.runHooks)
+        stop.release = "r1"
+        stop.event = .stop
+        stop.journal = JournalEntry(time: "now", deploymentId: "d2", kind: "deploy", step: "hooks")
+        _ = try await client.require(stop)
+        let plain = AgentClient(transport: LocalTransport(), deployTo: app, agentPath: client.agentPath)
+        #expect(try await plain.require(plain.request(.state)).stopped?.deploymentId == "d2", "stopped, and said so")
+        // The controller vanishes: no settle, the session's input just ends.
+        await client.session?.close()
+        let state = try await plain.require(plain.request(.state))
+        #expect(state.stopped?.restartFailed == true, "still down, and said so: \(String(describing: state.stopped))")
+        let journal = try String(contentsOfFile: app + "/.ship/journal.jsonl", encoding: .utf8)
+        #expect(journal.contains("\"step\":\"guard_restart_failed\""), "\(journal)")
+    }
+}
+
 extension Data {
     var sha256Hex: String {
         var hasher = SHA256()

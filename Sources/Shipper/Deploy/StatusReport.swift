@@ -11,11 +11,13 @@ public enum StatusReport {
         public var release: String?
         public var revision: String?
         public var lock: LockInfo?
-        /// Why this host stands out: differs from the majority or from the last deployment.
+        /// Why this host stands out: differs from the majority or from the last deployment, or
+        /// was left stopped.
         public var flags: [String] = []
 
-        /// On another release than the others, or than the last successful deployment left.
-        public var drifted: Bool { flags.contains { $0.hasPrefix("differs") } }
+        /// On another release than the others, or than the last successful deployment left, or
+        /// stopped by a deployment that never started it again.
+        public var drifted: Bool { flags.contains { $0.hasPrefix("differs") || $0.hasPrefix("stopped") } }
     }
 
     public struct DeploymentRecord: Sendable {
@@ -73,8 +75,16 @@ public enum StatusReport {
             case .failure(let error):
                 hosts.append(HostStatus(host: host, reachable: !error.unreachable, error: error.message))
             case .success(let result):
-                hosts.append(HostStatus(host: host, reachable: true, release: result.currentRelease,
-                                        revision: result.currentRevision, lock: result.lock))
+                var status = HostStatus(host: host, reachable: true, release: result.currentRelease,
+                                        revision: result.currentRevision, lock: result.lock)
+                // A deployment still holding the lock is running: its hosts are stopped on purpose.
+                if let stopped = result.stopped, result.lock?.deploymentId != stopped.deploymentId {
+                    status.flags.append("stopped by deployment \(stopped.deploymentId) (\(stopped.since)) and "
+                        + (stopped.restartFailed == true ? "starting it again failed (see the journal and .ship/logs)"
+                                                         : "not started again since (its run was lost)")
+                        + ": deploy or roll back to start it")
+                }
+                hosts.append(status)
                 for entry in result.journal ?? [] where entry.step == "finished" && entry.environment == environment.name {
                     if lastFinished == nil || entry.time > lastFinished!.time { lastFinished = entry }
                 }
