@@ -17,7 +17,7 @@ export SHIP_AGENT
 SHIP_AGENT=$(scripts/build-agent.sh | tail -1)
 ship="$root/.build/release/ship"
 work=$(mktemp -d /tmp/ship-bench-sessions-XXXXXX)
-trap 'scripts/sandbox.sh stop "$work/hosts" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '"$root/scripts/sandbox.sh" stop "$work/hosts" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 scripts/rootfs.sh bookworm >/dev/null
 SANDBOX_OS=bookworm scripts/sandbox.sh start "$work/hosts" "$count" 32 >/dev/null
 hosts=$(seq -f "web%g" 1 "$count" | paste -sd, -)
@@ -68,6 +68,11 @@ for rc in 0 0.2; do
       sessions=$(ssh -F "$work/hosts/ssh_config" -l root web1 'wc -l < /home/deploy/.ssh-sessions')
     done
     t=$(printf '%s\n' "${times[@]}" | median)
-    printf 'rc file %-4s s  %-9s %6.2f s  (%s ssh sessions on each host)\n' "$rc" "$mode" "$t" "$sessions"
+    # A rollback to the previous release (on every host already): a switch and the hooks.
+    start=$(date +%s.%N)
+    if [ "$mode" = one-shot ]; then SHIP_ONE_SHOT_AGENT=1 "$ship" rollback bench >/dev/null; else "$ship" rollback bench >/dev/null; fi
+    end=$(date +%s.%N)
+    printf 'rc file %-4s s  %-9s deploy %6.2f s  (%s ssh sessions on each host)  rollback %6.2f s\n' \
+      "$rc" "$mode" "$t" "$sessions" "$(echo "$end - $start" | bc)"
   done
 done
