@@ -151,7 +151,7 @@ extension Operations {
             }
             return Invocation(argv: [program, "--defaults-extra-file=" + options, "--single-transaction", "--routines",
                                      "--triggers", "--events", "--hex-blob", "--default-character-set=utf8mb4", name],
-                              environment: environment, directory: directory, trailer: "-- Dump completed")
+                              environment: environment, directory: directory, trailer: DumpEnds.mysqlTrailer)
         case "postgres":
             guard let name = target.name, !name.hasPrefix("-") else { throw AgentError("not a database name: \(target.name ?? "")") }
             let program = restore ? "pg_restore" : "pg_dump"
@@ -165,7 +165,7 @@ extension Operations {
                                   environment: environment, directory: directory)
             }
             return Invocation(argv: [program, "--format=custom", "--no-password"], environment: environment,
-                              directory: directory, magic: "PGDMP")
+                              directory: directory, magic: DumpEnds.postgresMagic)
         case "command":
             guard let command = restore ? target.restoreCommand : target.dumpCommand else {
                 throw AgentError("no \(restore ? "restore_command" : "dump_command") configured")
@@ -277,9 +277,7 @@ extension Operations {
         }
         close(pipeFDs[1]); close(null); close(errors)
 
-        var total: Int64 = 0
-        var head: [UInt8] = []
-        var tail: [UInt8] = []
+        var ends = DumpEnds()
         var controllerGone = false
         var timedOut = false
         let deadline = timeout.map { HookRunner.monotonicSeconds() + Double($0) }
@@ -288,10 +286,7 @@ extension Operations {
             child.killGroup()
         }) { chunk in
             guard !controllerGone else { return }
-            if head.count < 128 { head += chunk.prefix(128 - head.count) }
-            tail += chunk.suffix(256)
-            if tail.count > 256 { tail.removeFirst(tail.count - 256) }
-            total += Int64(chunk.count)
+            ends.add(chunk)
             if !(POSIXIO.writeAll(1, Frame.header(tag: Frame.data, length: chunk.count)) && POSIXIO.writeAll(1, chunk)) {
                 controllerGone = true
                 child.terminate()
@@ -310,17 +305,11 @@ extension Operations {
             throw AgentError("\(program) \(status > 128 ? "was killed by signal \(status - 128)" : "exited \(status)")"
                              + (said.isEmpty ? "" : ": " + said))
         }
-        guard total > 0 else { throw AgentError("\(program) wrote nothing") }
-        let headText = String(decoding: head, as: UTF8.self)
-        let tailText = String(decoding: tail, as: UTF8.self)
-        if let magic = invocation.magic, !headText.hasPrefix(magic) {
-            throw AgentError("\(program) did not write a \(magic) archive")
+        guard ends.total > 0 else { throw AgentError("\(program) wrote nothing") }
+        if let problem = ends.problem(magic: invocation.magic, trailer: invocation.trailer) {
+            throw AgentError("\(program) wrote no whole dump: \(problem)")
         }
-        let looksLikeMySQLDump = headText.contains("-- MySQL dump") || headText.contains("-- MariaDB dump")
-        if let trailer = invocation.trailer ?? (looksLikeMySQLDump ? "-- Dump completed" : nil), !tailText.contains(trailer) {
-            throw AgentError("the dump is incomplete: it does not end with `\(trailer)`")
-        }
-        return total
+        return ends.total
     }
 
     /// Feeds the data frames on stdin to the program; it must see the end frame and exit 0.

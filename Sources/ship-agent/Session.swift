@@ -68,8 +68,6 @@ extension Operations {
         }
     }
 
-    typealias StoppedMarker = StoppedState
-
     /// `settle`: the controller is done with this host for the deployment.
     func settle() throws -> AgentResult {
         guard let deploymentId = request.journal?.deploymentId else { throw AgentError("settle: no deployment given") }
@@ -113,12 +111,12 @@ extension Operations {
     }
 
     func markStopped(_ deploymentId: String) throws {
-        try writeAtomically(try JSONEncoder().encode(StoppedMarker(deploymentId: deploymentId, since: Self.now())), to: layout.stopped)
+        try writeAtomically(try JSONEncoder().encode(StoppedState(deploymentId: deploymentId, since: Self.now())), to: layout.stopped)
     }
 
-    func stoppedMarker() -> StoppedMarker? {
+    func stoppedMarker() -> StoppedState? {
         guard let data = files.contents(atPath: layout.stopped) else { return nil }
-        return try? JSONDecoder().decode(StoppedMarker.self, from: data)
+        return try? JSONDecoder().decode(StoppedState.self, from: data)
     }
 
     /// Removes the marker if this deployment wrote it.

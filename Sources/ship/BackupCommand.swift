@@ -60,9 +60,9 @@ struct BackupCommand: AsyncParsableCommand {
                 print("no backups in \(store.location)")
                 return
             }
-            let rows = [["ID", "KIND", "SIZE", "CREATED", "HOST", "REVISION", "NOTES"]] + manifests.map {
-                [$0.id, $0.kind.rawValue + ($0.engine.map { " (\($0))" } ?? ""), ByteCount.format($0.bytes), $0.created, $0.host,
-                 $0.revision.map { String($0.prefix(12)) } ?? "-", BackupCommand.notes($0).joined(separator: ", ")]
+            let rows = [["ID", "KIND", "SIZE", "SHA-256", "CREATED", "HOST", "REVISION", "NOTES"]] + manifests.map {
+                [$0.id, $0.kind.rawValue + ($0.engine.map { " (\($0))" } ?? ""), ByteCount.format($0.bytes), String($0.sha256.prefix(12)),
+                 $0.created, $0.host, $0.revision.map { String($0.prefix(12)) } ?? "-", BackupCommand.notes($0).joined(separator: ", ")]
             }
             let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
@@ -101,6 +101,8 @@ struct BackupCommand: AsyncParsableCommand {
             let environmentName = all ? arguments.first : (arguments.count == 2 ? arguments[0] : nil)
             let (config, env, agents, connections) = try options.hostSession(environment: environmentName)
             let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
+            // A configured key that is missing is a configuration error (exit 2), not a failed backup.
+            _ = try backups.sealingKey()
             var targets: [(BackupManifest, any BackupStore)] = []
             if all {
                 let source = try from.map { name throws(ShipError) in try backups.store(of: name) } ?? backups.store

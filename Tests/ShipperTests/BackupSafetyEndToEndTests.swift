@@ -90,13 +90,16 @@ struct BackupSafetyEndToEndTests {
         #expect(restoreWithoutKey.status == 2, "\(restoreWithoutKey.stderr)")
         #expect(try db.checksums(["customers", "orders"]) == damaged, "nothing touched")
         #expect(try FileManager.default.contentsOfDirectory(atPath: app.file("backups/shop/prod")).sorted() == before, "no safety backup either")
+        let verifyWithoutKey = try ship(["backup", "verify", "prod", "--all"], noKey)
+        #expect(verifyWithoutKey.status == 2 && verifyWithoutKey.stderr.contains("SHOP_BACKUP_KEY is not set"), "\(verifyWithoutKey.stderr)")
 
         // Verify with a test restore: whole, loads, counted; no scratch database left.
         let verify = try ship(["backup", "verify", "prod", prodIDs[1], "--restore-test"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         #expect(verify.stdout.contains("2 tables") && verify.stdout.contains("customers: 2000 rows"), "\(verify.stdout)")
         #expect(try db.root("SHOW DATABASES LIKE 'ship\\\\_verify%'").isEmpty)
-        #expect(try ship(["backup", "list", "prod"]).stdout.contains("restore-tested"))
+        let listing = try ship(["backup", "list", "prod"]).stdout
+        #expect(listing.contains("restore-tested") && listing.contains("SHA-256"), "\(listing)")
 
         // Restore: the encrypted backup brings the rows back exactly.
         let restore = try ship(["restore", "db", "prod", prodIDs[1], "--yes"])

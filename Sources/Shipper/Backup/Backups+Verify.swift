@@ -72,29 +72,21 @@ extension Backups {
 
     /// Reads the whole dump; it must be complete the way the backup checked it when it was taken.
     private func readDump(_ manifest: BackupManifest, path: String, keys: [BackupKey], into report: inout VerifyReport) throws(ShipError) {
-        var head: [UInt8] = []
-        var tail: [UInt8] = []
-        var total: Int64 = 0
+        var ends = DumpEnds()
         let stop = BackupReader.read(path: path, keys: keys) { chunk in
-            if head.count < 128 { head += chunk.prefix(128 - head.count) }
-            tail += chunk.suffix(256)
-            if tail.count > 256 { tail.removeFirst(tail.count - 256) }
-            total += Int64(chunk.count)
+            ends.add(chunk)
             return true
         }
         if case .failed(let problem) = stop { throw ShipError("\(manifest.id) cannot be read back: \(problem)") }
-        report.bytes = total
-        report.checks.append("decompresses whole: \(ByteCount.format(total)) of dump")
-        let start = String(decoding: head, as: UTF8.self)
-        if manifest.engine == "postgres" {
-            guard start.hasPrefix("PGDMP") else { throw ShipError("\(manifest.id) is not a pg_dump archive (no PGDMP header)") }
-            report.checks.append("a pg_dump custom-format archive")
-        } else if manifest.engine == "mysql" || start.contains("-- MySQL dump") || start.contains("-- MariaDB dump") {
-            guard String(decoding: tail, as: UTF8.self).contains("-- Dump completed") else {
-                throw ShipError("\(manifest.id) is incomplete: the dump does not end with `-- Dump completed`")
-            }
-            report.checks.append("ends with mysqldump's `-- Dump completed`")
+        report.bytes = ends.total
+        report.checks.append("decompresses whole: \(ByteCount.format(ends.total)) of dump")
+        let postgres = manifest.engine == "postgres"
+        let trailer = manifest.engine == "mysql" ? DumpEnds.mysqlTrailer : nil
+        if let problem = ends.problem(magic: postgres ? DumpEnds.postgresMagic : nil, trailer: trailer) {
+            throw ShipError("\(manifest.id) is not a whole dump: \(problem)")
         }
+        if postgres { report.checks.append("a pg_dump custom-format archive") }
+        if trailer != nil { report.checks.append("ends with mysqldump's `\(DumpEnds.mysqlTrailer)`") }
     }
 
     /// Lists the archive with tar: every member header must read.
