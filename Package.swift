@@ -33,9 +33,9 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // posix_spawn helpers the Swift importer cannot see (addchdir_np needs _GNU_SOURCE).
         .target(name: "CSpawn"),
-        // The lifecycle-hook engine, shared by the controller and the agent: the Swift standard
-        // library and libc only, so the agent stays small.
-        .target(name: "Hooks", dependencies: ["CSpawn"]),
+        // The lifecycle-hook engine and the protocol, shared by the controller and the agent: the
+        // Swift standard library, libc and zlib only, so the agent stays small.
+        .target(name: "Hooks", dependencies: ["CSpawn", "CZlib"]),
         // The controller's core: configuration, packaging, transport, orchestration, backups.
         .target(
             name: "Shipper",
@@ -53,7 +53,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The host agent: Hooks and FoundationEssentials only. What ship uploads to hosts is this
+        // The host agent: Hooks (zlib included) and FoundationEssentials only. What ship uploads to hosts is this
         // target linked as a fully static executable (scripts/build-agent.sh: -static-executable),
         // so it runs on any x86-64 Linux with /proc whatever its C library, without Swift.
         .executableTarget(name: "ship-agent", dependencies: ["Hooks", "CSpawn"]),

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -20,4 +21,12 @@ int ship_set_child_subreaper(void) {
 
 int ship_is_static_executable(void) {
     return getauxval(AT_BASE) == 0;
+}
+
+long ship_copy_file_range(int input, int output, unsigned long length) {
+    return (long)copy_file_range(input, NULL, output, NULL, length, 0);
+}
+
+int ship_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

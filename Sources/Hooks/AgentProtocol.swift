@@ -9,7 +9,7 @@
 /// request on one ssh channel (a bundle's bytes follow its request line, `payloadBytes` long),
 /// answering each with its events and its result, until stdin ends.
 public enum AgentProtocol {
-    public static let version = 2
+    public static let version = 3
     /// ship's release, which the controller and the agent built with it both report.
     public static let shipVersion = "0.2.0"
 }
@@ -21,7 +21,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     case unlock
     /// Store the bundle that follows the request line on stdin, verifying its SHA-256.
     case receiveBundle = "receive-bundle"
-    /// Unpack a cached bundle into a new release, link shared paths, record its appspec.
+    /// Make a new release: unpack its bundle as it arrives after the request line (`payloadBytes`
+    /// long, stored and hashed on the way) or from the host's bundle cache; for a delta bundle,
+    /// copy the unchanged files from a base release. Then link shared paths, record its appspec.
     case prepare
     /// Run one lifecycle event's hooks of a release.
     case runHooks = "run-hooks"
@@ -153,8 +155,14 @@ public struct AgentRequest: Codable, Sendable {
     public var lock: LockInfo?
     public var force: Bool?
     public var bundleSHA256: String?
-    /// In a session, `receive-bundle`: how many bytes of bundle follow the request line.
+    /// `receive-bundle`, `prepare`: how many bytes of bundle follow the request line.
     public var payloadBytes: Int64?
+    /// `prepare` of a delta bundle: the release on the host the unchanged files come from.
+    public var baseRelease: String?
+    /// `prepare` of a delta bundle: the regular files of the new revision that are the same in
+    /// the base release's revision (path, mode and content), in tree order; the bundle holds
+    /// everything else (REVISION, every directory and symlink, the changed files).
+    public var unchangedPaths: [String]?
     public var release: String?
     public var revision: String?
     public var shared: SharedSpec?
@@ -217,6 +225,12 @@ public struct ReleaseRecord: Codable, Sendable, Equatable {
     public var bundleSHA256: String?
     /// nil in records written before release states: such a release is taken as good.
     public var state: ReleaseState?
+    /// When the release was complete: a file in it whose inode changed later (ctime) was changed
+    /// in place, by a hook or by hand, and the release is no longer its revision as packaged, so
+    /// it is no base for a delta. nil in records written before delta releases.
+    public var sealed: FileTime?
+    /// The release a delta bundle's unchanged files were copied from.
+    public var base: String?
 
     public init(release: String, revision: String, deploymentId: String?, appspec: Appspec, bundleSHA256: String?,
                 state: ReleaseState? = .prepared) {
@@ -236,6 +250,8 @@ public struct ReleaseInfo: Codable, Sendable, Equatable {
     public var state: ReleaseState
     /// Bytes on disk, when asked for.
     public var bytes: Int64?
+    /// The release can be the base of a delta bundle (its record says when it was sealed).
+    public var deltaBase: Bool?
 
     public init(release: String, revision: String?, state: ReleaseState, bytes: Int64? = nil) {
         self.release = release
@@ -270,6 +286,11 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var report: [String]?
     /// `state`: the host's release was stopped by this deployment and not started again since.
     public var stopped: StoppedState?
+    /// `prepare` of a delta: the base release has changed since it was sealed (or is gone), so
+    /// the delta cannot make the new release there; the controller sends the full bundle.
+    public var deltaRefused: Bool?
+    /// `prepare`: how the release was made.
+    public var unpacked: UnpackSummary?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok
@@ -302,6 +323,41 @@ public struct AgentEvent: Codable, Sendable {
         self.event = event
         self.outcome = outcome
         self.result = result
+    }
+}
+
+/// A file time with its nanoseconds, as stat(2) gives it.
+public struct FileTime: Codable, Sendable, Equatable, Comparable {
+    public var seconds: Int64
+    public var nanoseconds: Int64
+
+    public init(seconds: Int64, nanoseconds: Int64) {
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
+
+    public static func < (a: FileTime, b: FileTime) -> Bool {
+        (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
+    }
+}
+
+/// How `prepare` made a release on a host.
+public struct UnpackSummary: Codable, Sendable, Equatable {
+    /// Entries of the bundle (REVISION, directories, files, symlinks).
+    public var entries: Int
+    /// Bundle bytes received with the request (0: the bundle was in the host's cache).
+    public var received: Int64
+    /// Files copied from the base release (a delta), and how: `reflink`, `copy`.
+    public var copied: Int
+    public var copyMethod: String?
+    public var milliseconds: Int
+
+    public init(entries: Int, received: Int64, copied: Int, copyMethod: String?, milliseconds: Int) {
+        self.entries = entries
+        self.received = received
+        self.copied = copied
+        self.copyMethod = copyMethod
+        self.milliseconds = milliseconds
     }
 }
 

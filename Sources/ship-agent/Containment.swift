@@ -10,6 +10,7 @@ import FoundationEssentials
 /// chains, `..` after a link), without ever leaving the release: reaching above its root, an
 /// absolute target, a loop, or a `..` that climbs back out of a shared path (which becomes a link
 /// to `deploy_to/shared`) refuses the bundle. Nothing is read or written outside the release.
+/// Only the links the unpack listed are resolved: no directory is walked.
 struct Containment {
     /// The unpacked release.
     let root: String
@@ -19,31 +20,12 @@ struct Containment {
 
     static let maximumLinks = 40
 
-    /// Refuses the release if any symlink in it resolves outside it.
-    func check() throws {
-        try walk([])
-    }
-
-    private func walk(_ directory: [String]) throws {
-        let path = absolute(directory)
-        guard let stream = opendir(path) else {
-            throw AgentError("cannot read \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { closedir(stream) }
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
-            let components = directory + [name]
-            // A shared path is removed and replaced by the agent's own link: what the bundle has
-            // there never stays.
-            if sharedPrefix(of: components) != nil { continue }
-            var info = stat()
-            guard lstat(absolute(components), &info) == 0 else { continue }
-            switch info.st_mode & S_IFMT {
-            case S_IFLNK: _ = try resolve(link: components)
-            case S_IFDIR: try walk(components)
-            default: break
-            }
+    /// Refuses the release if any of its symlinks (`links`, each by component, as the unpack
+    /// listed them) resolves outside it. A link inside a shared path is skipped: the agent
+    /// replaces what the bundle has there.
+    func check(links: [[String]]) throws {
+        for link in links where sharedPrefix(of: link) == nil {
+            try resolve(link: link)
         }
     }
 

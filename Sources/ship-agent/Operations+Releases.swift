@@ -16,6 +16,11 @@ extension Operations {
     }
 
     func prepare() throws -> AgentResult {
+        let started = HookRunner.monotonicSeconds()
+        // A bundle's bytes may follow the request: whatever fails before they are read, they are
+        // read (and dropped), so a session stays in step.
+        var unread = request.payloadBytes
+        defer { if let unread { Input.discard(unread) } }
         let name = try releaseName()
         let sha = try bundleSHA()
         guard let revision = request.revision, let appspec = request.appspec else {
@@ -29,30 +34,58 @@ extension Operations {
             }
             try remove(target) // a partial attempt of this same deployment
         }
-        guard files.fileExists(atPath: layout.bundle(sha)) else { throw AgentError("bundle \(sha) is not on this host") }
+        // A delta needs its base as it was sealed; one without (gone, or made before seals) is
+        // refused at once and the controller sends the full bundle.
+        var base: (name: String, sealed: FileTime)?
+        if let baseName = request.baseRelease {
+            guard HostLayout.validName(baseName), let sealed = layout.readRecord(baseName)?.sealed,
+                  files.fileExists(atPath: layout.release(baseName)) else {
+                return refusedDelta("the base release \(baseName) is not on this host as it was unpacked")
+            }
+            base = (baseName, sealed)
+        }
+        let source: StreamingUnpack.Source
+        if let bytes = request.payloadBytes {
+            source = .received(bytes: bytes, sha256: sha, storeAt: base == nil ? layout.bundle(sha) : nil)
+        } else {
+            guard files.fileExists(atPath: layout.bundle(sha)) else { throw AgentError("bundle \(sha) is not on this host") }
+            source = .cached(path: layout.bundle(sha))
+        }
         let partial = layout.releases + "/." + name + ".partial"
         try remove(partial)
         try files.createDirectory(atPath: partial, withIntermediateDirectories: true)
-        // GNU tar refuses absolute names and '..' members, and extracts symlinks that point
-        // outside the directory as placeholders until the end, so nothing is written through them.
-        let untar = Helper.run(["tar", "-xzf", layout.bundle(sha), "-C", partial, "--no-same-owner", "--delay-directory-restore"])
-        guard untar.status == 0 else {
-            try? remove(partial) // best effort: the partial directory is hidden and removed on the next attempt
-            if DiskSpace.isFull(output: untar.output) {
-                throw AgentError(DiskSpace.message(at: layout.releases, while: "unpacking release \(name)",
-                                                   needed: DiskSpace.gzipContentSize(layout.bundle(sha))))
-            }
-            throw AgentError("unpacking the bundle failed: \(untar.output.trimmed)")
-        }
+        let sharedPaths = (request.shared?.dirs ?? []) + (request.shared?.files ?? [])
+        var summary = UnpackSummary(entries: 0, received: 0, copied: 0, copyMethod: nil, milliseconds: 0)
         do {
-            try Containment(root: partial, sharedPaths: (request.shared?.dirs ?? []) + (request.shared?.files ?? [])).check()
+            unread = nil
+            let unpacked = try StreamingUnpack(source: source, destination: partial, workDirectory: layout.bundles,
+                                               activity: "unpacking release \(name)", spaceDirectory: layout.releases).run()
+            summary.entries = unpacked.scanner.entries
+            summary.received = unpacked.received
+            if let base {
+                let copied = try DeltaBuild(base: layout.release(base.name), destination: partial, sealed: base.sealed,
+                                            mtime: unpacked.scanner.revisionTime ?? 0,
+                                            sharedPaths: sharedPaths.map { $0.split(separator: "/").map(String.init) })
+                    .copy(request.unchangedPaths ?? [])
+                summary.copied = copied.copied
+                summary.copyMethod = copied.method
+            }
+            try Containment(root: partial, sharedPaths: sharedPaths).check(links: unpacked.scanner.symlinks)
             try linkShared(into: partial)
+        } catch let changed as BaseChanged {
+            try? remove(partial)
+            return refusedDelta(changed.message)
+        } catch is DeltaBuild.DiskFull {
+            try? remove(partial)
+            throw AgentError(DiskSpace.message(at: layout.releases, while: "copying release \(name) from \(base?.name ?? "")", needed: nil))
         } catch {
-            try? remove(partial) // best effort, as above
+            try? remove(partial) // best effort: the partial directory is hidden and removed on the next attempt
             throw error
         }
-        let record = ReleaseRecord(release: name, revision: revision, deploymentId: request.journal?.deploymentId, appspec: appspec,
-                                   bundleSHA256: sha)
+        var record = ReleaseRecord(release: name, revision: revision, deploymentId: request.journal?.deploymentId, appspec: appspec,
+                                   bundleSHA256: base == nil ? sha : nil)
+        record.sealed = try seal()
+        record.base = base?.name
         try writeAtomically(try JSONEncoder().encode(record), to: layout.record(name))
         guard rename(partial, target) == 0 else {
             throw AgentError("cannot move the release into place: \(String(cString: strerror(errno)))")
@@ -61,7 +94,43 @@ extension Operations {
         if let entry = request.journal { try appendJournal(entry) }
         var result = AgentResult(ok: true)
         result.currentRelease = layout.currentRelease()
+        summary.milliseconds = Int((HookRunner.monotonicSeconds() - started) * 1000)
+        result.unpacked = summary
         return result
+    }
+
+    private func refusedDelta(_ why: String) -> AgentResult {
+        var result = AgentResult(ok: false, message: "delta refused: " + why)
+        result.deltaRefused = true
+        return result
+    }
+
+    /// The release's seal: a time no earlier than any change to its files so far, and earlier than
+    /// any change to come. Inode times come from the kernel's coarse clock, so the seal is a
+    /// fresh file's ctime, and the agent waits (a few milliseconds at most) until that clock
+    /// has moved past it: a file changed from now on has a later ctime.
+    func seal() throws -> FileTime {
+        let probe = layout.records + "/.seal.\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AgentError("cannot write \(probe): \(String(cString: strerror(errno)))") }
+        defer {
+            close(fd)
+            unlink(probe)
+        }
+        func changeTime() -> FileTime {
+            var info = stat()
+            fstat(fd, &info)
+            return FileTime(seconds: Int64(info.st_ctim.tv_sec), nanoseconds: Int64(info.st_ctim.tv_nsec))
+        }
+        let sealed = changeTime()
+        let deadline = HookRunner.monotonicSeconds() + 1
+        while HookRunner.monotonicSeconds() < deadline {
+            var pause = timespec(tv_sec: 0, tv_nsec: 500_000)
+            nanosleep(&pause, nil)
+            fchmod(fd, 0o600) // a metadata change: the probe's ctime is the clock's now
+            if changeTime() > sealed { return sealed }
+        }
+        throw AgentError("the file times of \(layout.records) do not advance; cannot seal the release")
     }
 
     func linkShared(into release: String) throws {

@@ -27,8 +27,10 @@ extension Operations {
             case .live?: state = name == current ? .live : .unverified
             case let other?: state = other
             }
-            return ReleaseInfo(release: name, revision: record?.revision, state: state,
-                               bytes: measure ? Self.diskUsage(layout.release(name)) : nil)
+            var info = ReleaseInfo(release: name, revision: record?.revision, state: state,
+                                   bytes: measure ? Self.diskUsage(layout.release(name)) : nil)
+            if record?.sealed != nil { info.deltaBase = true }
+            return info
         }
     }
 

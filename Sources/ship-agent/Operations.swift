@@ -64,6 +64,7 @@ struct Operations {
         result.currentRelease = layout.currentRelease()
         result.currentRevision = layout.currentRevision()
         result.releases = layout.releaseNames()
+        result.releaseInfos = releaseInfos()
         result.lock = readLock()
         return result
     }
@@ -106,6 +107,7 @@ struct Operations {
         // Read under the lock: another deployment may have run while this one waited, so the
         // controller takes the current release and the release names from here.
         result.releases = layout.releaseNames()
+        result.releaseInfos = releaseInfos()
         result.currentRelease = layout.currentRelease()
         result.currentRevision = layout.currentRevision()
         return result

@@ -209,3 +209,27 @@ struct BundleTests {
         #expect(try bare.fileContents("missing.yml", at: revision.commit) == nil)
     }
 }
+
+extension BundleTests {
+    @Test("a delta holds REVISION, every directory and symlink and the files that differ in content or mode; each tree with its own export-ignore")
+    func delta() throws {
+        let repo = try sampleRepository()
+        let out = try TemporaryDirectory()
+        let base = try GitRepository.open(containing: repo.path).resolve("HEAD").commit
+        try repo.write("index.php", "<?php echo 'changed';\n")
+        _ = try run("chmod", ["-x", repo.directory.file("bin/console")])
+        try repo.write("docs/notes.md", "new in the second commit\n")
+        try repo.write(".gitattributes", "web/css/site.css export-ignore\n")
+        try repo.commitAll("second")
+        let repository = try GitRepository.open(containing: repo.path)
+        let revision = try repository.resolve("HEAD")
+        let delta = try BundleWriter.writeDelta(repository: repository, base: base, revision: revision, to: out.file("delta.tar.gz"))
+        #expect(delta.unchanged == ["ship.yml", "web/logo.png"], "unchanged: same path, mode and blob")
+        #expect(delta.changedFiles == 4, ".gitattributes, bin/console (mode), docs/notes.md, index.php")
+        let listing = try run("tar", ["-tzvf", delta.bundle.path]).stdout
+        let names = listing.split(separator: "\n").map { String($0.split(separator: " ", omittingEmptySubsequences: true)[5]) }
+        #expect(names == ["REVISION", ".gitattributes", "bin/", "bin/console", "docs/", "docs/notes.md", "index.php", "web/", "web/css/", "web/index.php"],
+                "site.css is export-ignored by the new commit; the symlink always travels")
+        #expect(try sha256(ofFile: delta.bundle.path) == delta.bundle.sha256)
+    }
+}

@@ -43,7 +43,7 @@ private func environmentFile(_ text: String) -> [String: String] {
 
 @Suite("deploy over real ssh", .tags(.endToEnd), .serialized)
 struct DeployEndToEndTests {
-    @Test("lifecycle on 3 hosts: layout, hook order and environment, migrate once, stop from the previous release, no resend, pruning")
+    @Test("lifecycle on 3 hosts: layout, hook order and environment, migrate once, stop from the previous release, deltas, pruning")
     func lifecycle() throws {
         let pool = try SandboxPool(hosts: 3)
         let app = try SandboxApp(pool: pool, keepReleases: 2)
@@ -112,14 +112,21 @@ struct DeployEndToEndTests {
         }
         #expect(events(events2, named: "bundle_sent").count == 3)
 
-        // Third deploy of the same revision: every host has the bundle, so none is sent.
-        let inodes = try pool.hosts.map { Set(try pool.output($0, "ls -i /srv/shop/.ship/bundles/").split(separator: "\n")) }
+        // The second deploy sent each host a delta from its release of the first: the files that
+        // changed (index.html and ship.yml), the rest copied on the host.
+        for host in pool.hosts {
+            let steps = events(events2, named: "host_step", host: host).compactMap { $0["step"] as? String }
+            #expect(steps.contains { $0.hasPrefix("sending bundle: a delta from release \(release1) (2 files changed, 3 copied") }, "\(steps)")
+        }
+
+        // Third deploy of the same revision: every host has a release of it, which is copied;
+        // what is sent is REVISION and the tree's directories, a few hundred bytes.
         let (deploy3, events3) = try app.ship(["deploy", "test"])
         #expect(deploy3.status == 0, "\(deploy3.stderr)")
-        #expect(events(events3, named: "bundle_sent").isEmpty)
-        for (host, before) in zip(pool.hosts, inodes) {
-            let after = Set(try pool.output(host, "ls -i /srv/shop/.ship/bundles/").split(separator: "\n"))
-            #expect(!after.isEmpty && after.isSubset(of: before), "the cached bundle was not rewritten")
+        for sent in events(events3, named: "bundle_sent") { #expect((sent["bytes"] as? Int ?? .max) < 1024, "\(sent)") }
+        for host in pool.hosts {
+            let steps = events(events3, named: "host_step", host: host).compactMap { $0["step"] as? String }
+            #expect(steps.contains { $0.hasPrefix("sending bundle: a delta from release \(release2) (0 files changed, ") }, "\(steps)")
         }
         let release3 = try #require(finished(events3)?["release"] as? String)
 

@@ -22,6 +22,11 @@ final class CollectingReporter: Reporter, @unchecked Sendable {
     var bundlesSent: Int {
         events.filter { if case .bundleSent = $0.kind { return true } else { return false } }.count
     }
+
+    /// Every host step said, in order.
+    var steps: [String] {
+        events.compactMap { if case .hostStep(let step) = $0.kind { return step } else { return nil } }
+    }
 }
 
 /// The lifecycle on this machine through the local transport: a temp dir is the host.
@@ -78,7 +83,7 @@ struct LocalLifecycleTests {
         ((try? FileManager.default.contentsOfDirectory(atPath: deployTo.path + "/app/releases")) ?? []).filter { !$0.hasPrefix(".") }.sorted()
     }
 
-    @Test("first deploy, then a second: hooks in order, stop from the previous release, the bundle sent once")
+    @Test("first deploy, then a second: hooks in order, stop from the previous release, the bundle sent once, then deltas")
     func deployTwice() async throws {
         try appspec()
         let first = try repo.commitAll("one")
@@ -98,10 +103,14 @@ struct LocalLifecycleTests {
         #expect(result2.release > result1.release)
         #expect(report2.hookLines.first == "stop: stop \(first)")
         #expect(current == "releases/\(result2.release)")
+        #expect(report2.steps.contains { $0.hasPrefix("sending bundle: a delta from release \(result1.release) (1 file changed, ") },
+                "\(report2.steps)")
 
+        // The same revision again: the release of that revision is copied, nothing of it sent.
         let (result3, report3) = try await deploy()
         #expect(result3.status == .succeeded)
-        #expect(report3.bundlesSent == 0, "the host already has this revision's bundle")
+        #expect(report3.steps.contains { $0.hasPrefix("sending bundle: a delta from release \(result2.release) (0 files changed, ") },
+                "\(report3.steps)")
         #expect(releases == [result2.release, result3.release], "keep_releases: 2")
     }
 

@@ -196,6 +196,10 @@ final class SimulatedTransport: Transport {
             host.bundles.insert(request.bundleSHA256 ?? "")
             host.bytesReceived += bundleBytes
         case .prepare:
+            if request.payloadBytes != nil {
+                if request.baseRelease == nil { host.bundles.insert(request.bundleSHA256 ?? "") }
+                host.bytesReceived += bundleBytes
+            }
             let release = request.release ?? ""
             host.releases.append(release)
             host.releases.sort()

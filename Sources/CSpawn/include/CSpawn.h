@@ -15,4 +15,11 @@ int ship_set_child_subreaper(void);
 /// 1 when no program interpreter (dynamic loader) was loaded for this process: a static executable.
 int ship_is_static_executable(void);
 
+/// copy_file_range(2) of `length` bytes from the current offsets: a copy inside the kernel
+/// (glibc >= 2.27 emulates it where the kernel lacks it). Returns bytes copied, or -1 and errno.
+long ship_copy_file_range(int input, int output, unsigned long length);
+
+/// memfd_create(name, MFD_CLOEXEC): a file in memory, for a child's messages when the disk is full.
+int ship_memfd(const char *name);
+
 #endif

@@ -49,6 +49,13 @@ enum BackupReader {
         /// `deliver` returned false.
         case readerLeft
         case failed(String)
+
+        init(_ stop: GzipInflater.Stop, path: String) {
+            switch stop {
+            case .readerLeft: self = .readerLeft
+            case .corrupt(let code): self = .failed("the backup does not decompress (zlib error \(code)): \(path)")
+            }
+        }
     }
 
     /// Hands every decompressed chunk to `deliver`; nil when the whole file was read cleanly.
@@ -62,7 +69,7 @@ enum BackupReader {
         if encrypted && keys.isEmpty {
             return .failed("\(path) is encrypted and no key is configured (backup.encryption)")
         }
-        guard let inflater = Inflater(path: path) else { return .failed("cannot start zlib") }
+        guard let inflater = GzipInflater() else { return .failed("cannot start zlib") }
         let opener = encrypted ? StreamOpener(keys: keys, name: (path as NSString).lastPathComponent) : nil
         var stop: Stop?
         let readOK = POSIXIO.readToEnd(fd, chunkSize: 256 << 10) { chunk in
@@ -71,7 +78,7 @@ enum BackupReader {
                 do throws(ShipError) {
                     let more = try opener.feed(chunk) { plaintext in
                         plaintext.withUnsafeBytes { bytes in
-                            if let problem = inflater.inflate(bytes, deliver) { stop = problem }
+                            if let problem = inflater.inflate(bytes, deliver) { stop = Stop(problem, path: path) }
                         }
                         return stop == nil
                     }
@@ -80,7 +87,7 @@ enum BackupReader {
                     stop = .failed(error.description)
                 }
             } else if let problem = inflater.inflate(chunk, deliver) {
-                stop = problem
+                stop = Stop(problem, path: path)
             }
         }
         if let stop { return stop }
@@ -89,62 +96,6 @@ enum BackupReader {
             do throws(ShipError) { try opener.finish() } catch { return .failed(error.description) }
         }
         guard inflater.ended else { return .failed("the backup is truncated: \(path)") }
-        return nil
-    }
-}
-
-/// Inflates gzip (or zlib) input fed in pieces; concatenated members are one stream.
-private final class Inflater {
-    let path: String
-    private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-    private var output = [UInt8](repeating: 0, count: 256 << 10)
-    private(set) var ended = false
-
-    init?(path: String) {
-        self.path = path
-        stream.initialize(to: z_stream())
-        // 15 + 32: a gzip or zlib header, detected.
-        guard inflateInit2_(stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            stream.deallocate()
-            return nil
-        }
-    }
-
-    deinit {
-        inflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
-    }
-
-    func inflate(_ chunk: UnsafeRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Bool) -> BackupReader.Stop? {
-        guard let base = chunk.baseAddress, !chunk.isEmpty else { return nil }
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
-        stream.pointee.avail_in = uInt(chunk.count)
-        let outputSize = output.count
-        repeat {
-            if ended && stream.pointee.avail_in > 0 {
-                // Another gzip member follows (concatenated gzip files are one stream).
-                inflateReset(stream)
-                ended = false
-            }
-            var status: Int32 = Z_OK
-            let produced: Int = output.withUnsafeMutableBufferPointer { buffer in
-                stream.pointee.next_out = buffer.baseAddress!
-                stream.pointee.avail_out = uInt(outputSize)
-                status = CZlib.inflate(stream, Z_NO_FLUSH)
-                return outputSize - Int(stream.pointee.avail_out)
-            }
-            if status == Z_STREAM_END {
-                ended = true
-            } else if status != Z_OK && !(status == Z_BUF_ERROR && produced == 0) {
-                return .failed("the backup does not decompress (zlib error \(status)): \(path)")
-            }
-            if produced > 0 {
-                guard output.withUnsafeBytes({ deliver(UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }) else { return .readerLeft }
-            } else if status == Z_BUF_ERROR {
-                break
-            }
-        } while stream.pointee.avail_in > 0 || (stream.pointee.avail_out == 0 && !ended)
         return nil
     }
 }

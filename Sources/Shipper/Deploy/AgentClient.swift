@@ -136,15 +136,15 @@ public struct AgentClient: Sendable {
     public func call(_ request: AgentRequest, bundle: String? = nil, source: (any StreamSource)? = nil,
                      onEvent: @escaping @Sendable (AgentEvent) -> Void = { _ in }) async throws(HostError) -> AgentResult {
         let step = request.operation.rawValue
-        if let session, source == nil, request.operation.servedInSession {
-            var request = request
-            if let bundle {
-                let size = (try? FileManager.default.attributesOfItem(atPath: bundle)[.size] as? Int64) ?? nil
-                guard let size else {
-                    throw HostError(host: hostName, step: step, message: "cannot read the bundle \(bundle)", unreachable: false)
-                }
-                request.payloadBytes = size
+        var request = request
+        if let bundle {
+            let size = (try? FileManager.default.attributesOfItem(atPath: bundle)[.size] as? Int64) ?? nil
+            guard let size else {
+                throw HostError(host: hostName, step: step, message: "cannot read the bundle \(bundle)", unreachable: false)
             }
+            request.payloadBytes = size
+        }
+        if let session, source == nil, request.operation.servedInSession {
             let (answer, ended, stray) = await session.send(try encode(request), bundle: bundle, client: self, onEvent: onEvent)
             if let answer { return answer }
             let command = ended ?? CommandResult(status: 255, stderr: "the agent session ended")

@@ -55,41 +55,24 @@ extension Deployment {
     }
 
     /// Bundle, unpack, link, `stop` of the release being replaced, `install`. Nothing switches.
-    /// `hasBundle` is what the host's preflight said about this deployment's bundle.
-    func installHost(_ client: AgentClient, previous: String?, hasBundle: Bool, context: HostContext) async -> InstallOutcome {
+    /// `shipment`: what the host is sent to make the release (a delta, the bundle, or nothing).
+    func installHost(_ client: AgentClient, previous: String?, shipment: Shipment, context: HostContext) async -> InstallOutcome {
         var outcome = InstallOutcome()
         do throws(HostError) {
-            try await installHost(client, previous: previous, hasBundle: hasBundle, context: context, stopped: &outcome.stopped)
+            try await installHost(client, previous: previous, shipment: shipment, context: context, stopped: &outcome.stopped)
         } catch {
             outcome.error = error
         }
         return outcome
     }
 
-    private func installHost(_ client: AgentClient, previous: String?, hasBundle: Bool, context: HostContext,
+    private func installHost(_ client: AgentClient, previous: String?, shipment: Shipment, context: HostContext,
                              stopped: inout Bool) async throws(HostError) {
         let host = client.transport.host.description
-        var step = "bundle"
+        var step = "unpack"
         guard let prepared = context.prepared else { return }
-        let bundle = prepared.bundle
         do throws(HostError) {
-            if !hasBundle {
-                reporter.report(Event(host: host, .hostStep(step: "sending bundle")))
-                var receive = client.request(.receiveBundle)
-                receive.bundleSHA256 = bundle.sha256
-                _ = try await client.require(receive, bundle: bundle.path)
-                reporter.report(Event(host: host, .bundleSent(bytes: bundle.bytes)))
-            }
-            step = "unpack"
-            var prepare = client.request(.prepare)
-            prepare.bundleSHA256 = bundle.sha256
-            prepare.release = context.release
-            prepare.revision = bundle.revision.commit
-            prepare.appspec = prepared.appspec
-            prepare.shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
-            prepare.journal = journalEntry(context, step: "prepared")
-            _ = try await client.require(prepare)
-            reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked")))
+            try await makeRelease(client, shipment: shipment, prepared: prepared, context: context)
             let environmentVariables = hookEnvironment(client, context: context, previous: previous)
             if let previous {
                 step = "stop"
@@ -113,6 +96,55 @@ extension Deployment {
             if !error.unreachable { await discard([client], context: context) }
             throw HostError(host: host, step: step, message: message, unreachable: error.unreachable)
         }
+    }
+
+    /// The new release on the host, unpacked as its bundle arrives: from a delta when the host
+    /// has a base for it (the full bundle when the agent finds the base changed), else from the
+    /// full bundle, sent unless the host's cache has it.
+    private func makeRelease(_ client: AgentClient, shipment: Shipment, prepared: Prepared, context: HostContext) async throws(HostError) {
+        let host = client.transport.host.description
+        let bundle = prepared.bundle
+        var prepare = client.request(.prepare)
+        prepare.release = context.release
+        prepare.revision = bundle.revision.commit
+        prepare.appspec = prepared.appspec
+        prepare.shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
+        prepare.journal = journalEntry(context, step: "prepared")
+        var payload: RevisionBundle?
+        if let delta = shipment.delta, let base = shipment.baseRelease {
+            prepare.bundleSHA256 = delta.bundle.sha256
+            prepare.baseRelease = base
+            prepare.unchangedPaths = delta.unchanged
+            payload = delta.bundle
+            reporter.report(Event(host: host, .hostStep(step: "sending bundle: a delta from release \(base) (\(delta.changedFiles) "
+                + "file\(delta.changedFiles == 1 ? "" : "s") changed, \(delta.unchanged.count) copied on the host)")))
+        } else {
+            prepare.bundleSHA256 = bundle.sha256
+            if !shipment.fullPresent {
+                payload = bundle
+                reporter.report(Event(host: host, .hostStep(step: "sending bundle")))
+            }
+        }
+        var result = try await client.call(prepare, bundle: payload?.path)
+        if !result.ok && result.deltaRefused == true {
+            reporter.report(Event(host: host, .hostStep(step: "\(result.message ?? "delta refused"); sending the full bundle")))
+            prepare.bundleSHA256 = bundle.sha256
+            prepare.baseRelease = nil
+            prepare.unchangedPaths = nil
+            payload = shipment.fullPresent ? nil : bundle
+            result = try await client.call(prepare, bundle: payload?.path)
+        }
+        guard result.ok else {
+            throw HostError(host: host, step: "unpack", message: result.message ?? "failed", unreachable: false, hint: result.hint)
+        }
+        if let payload { reporter.report(Event(host: host, .bundleSent(bytes: payload.bytes))) }
+        var how = ""
+        if let unpacked = result.unpacked {
+            how = " (\(unpacked.entries) entries"
+                + (unpacked.copied > 0 ? ", \(unpacked.copied) files copied from release \(prepare.baseRelease ?? "?") by \(unpacked.copyMethod ?? "copy")" : "")
+                + ", \(unpacked.milliseconds) ms)"
+        }
+        reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked" + how)))
     }
 
     struct ActivationOutcome: Sendable {

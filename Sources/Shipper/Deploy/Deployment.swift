@@ -109,6 +109,7 @@ public struct Deployment: Sendable {
                 states[index].currentRelease = state.currentRelease
                 states[index].currentRevision = state.currentRevision
                 states[index].releases = state.releases
+                states[index].releaseInfos = state.releaseInfos
             }
             release = ReleaseName.make(after: states.flatMap { $0.releases ?? [] })
         } catch {
@@ -121,7 +122,9 @@ public struct Deployment: Sendable {
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
                                   revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
-        let bundleByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map { $0.present == true }))
+        let shipments = shipments(for: hosts, states: states, prepared: prepared)
+        // Deltas are made for this run's hosts only.
+        defer { for path in Set(shipments.values.compactMap(\.delta?.bundle.path)) { unlink(path) } }
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
         let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
         var switched: [(client: AgentClient, previous: String?)] = []
@@ -162,7 +165,8 @@ public struct Deployment: Sendable {
             // Phase 1, in parallel: bundle, unpack, stop, install. Nothing switches yet.
             let installed = await forEachHost(batchClients, width: Deployment.parallelism) { client -> InstallOutcome in
                 let host = client.transport.host.description
-                return await installHost(client, previous: previousByHost[host] ?? nil, hasBundle: bundleByHost[host] ?? false, context: context)
+                return await installHost(client, previous: previousByHost[host] ?? nil,
+                                         shipment: shipments[host] ?? Shipment(fullPresent: false), context: context)
             }
             var ready: [AgentClient] = []
             var stoppedFailures: [AgentClient] = []

@@ -12,6 +12,17 @@ public struct RevisionBundle: Sendable, Equatable {
     public var entries: Int
 }
 
+/// A delta bundle: what a host holding `base`'s release needs to make `bundle.revision`'s.
+public struct DeltaBundle: Sendable, Equatable {
+    /// The tar.gz: REVISION, every directory and symlink, and the regular files that differ.
+    public var bundle: RevisionBundle
+    public var base: String
+    /// The regular files (paths) the host copies from the base release, in tree order.
+    public var unchanged: [String]
+    /// Regular files the bundle holds (new or changed, in content or mode).
+    public var changedFiles: Int
+}
+
 /// Writes a commit's tree as a tar.gz, reading Git objects only (never the work tree).
 ///
 /// Deterministic: entries in tree order, every mtime the commit time, uid/gid 0, modes 0644,
@@ -20,11 +31,29 @@ public struct RevisionBundle: Sendable, Equatable {
 /// out, like `git archive`. A `REVISION` file holding the commit id comes first.
 public enum BundleWriter {
     public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String) throws(ShipError) -> RevisionBundle {
+        var walker = TreeWalker(repository: repository, revision: revision, gzip: nil)
+        return try write(&walker, to: output)
+    }
+
+    /// Writes the delta from `base` (a commit) to `revision`: the files of `revision` whose path,
+    /// mode and blob are the same in `base` (each tree read with its own commit's export-ignore
+    /// attributes) are left out and listed instead. Deletions need nothing: the host makes the
+    /// new release from the bundle and the listed files only.
+    public static func writeDelta(repository: GitRepository, base: String, revision: ResolvedRevision,
+                                  to output: String) throws(ShipError) -> DeltaBundle {
+        var walker = TreeWalker(repository: repository, revision: revision, gzip: nil)
+        walker.base = try walker.manifest(of: base)
+        let bundle = try write(&walker, to: output)
+        return DeltaBundle(bundle: bundle, base: base, unchanged: walker.unchanged, changedFiles: walker.files)
+    }
+
+    /// The walker's archive, compressed into a temporary file renamed to `output` once complete.
+    private static func write(_ walker: inout TreeWalker, to output: String) throws(ShipError) -> RevisionBundle {
         let directory = (output as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((output as NSString).lastPathComponent).\(UUID().uuidString.prefix(8)).tmp"
         unlink(temporary)
         let gzip = try ParallelGzipWriter(creating: temporary)
-        var walker = TreeWalker(repository: repository, revision: revision, gzip: gzip)
+        walker.gzip = gzip
         let sha256: String
         do {
             try walker.writeArchive()
@@ -39,34 +68,56 @@ public enum BundleWriter {
             unlink(temporary)
             throw ShipError("cannot write \(output): \(reason)")
         }
-        return RevisionBundle(path: output, sha256: sha256, bytes: gzip.bytesWritten, revision: revision, entries: walker.entries)
+        return RevisionBundle(path: output, sha256: sha256, bytes: gzip.bytesWritten, revision: walker.revision, entries: walker.entries)
     }
 }
 
 /// The producer side: walk the tree and emit tar bytes in chunks.
 private struct TreeWalker {
+    /// A regular file as a tree holds it.
+    struct Blob: Hashable {
+        var id: [UInt8]
+        var mode: UInt32
+    }
+
     let repository: GitRepository
     let revision: ResolvedRevision
-    let gzip: ParallelGzipWriter
+    /// Where the archive goes (nil while listing a tree's files for `manifest`).
+    var gzip: ParallelGzipWriter?
     let blockSize = ParallelGzipWriter.blockSize
     var chunk: [UInt8] = []
     var archiveSize = 0
     var entries = 0
+    /// Regular files written.
+    var files = 0
     var attributeOptions = git_attr_options()
+    /// Writing a delta: the base tree's regular files; those the same here are listed, not written.
+    var base: [[UInt8]: Blob]?
+    var unchanged: [String] = []
+    private var listing: [[UInt8]: Blob]?
 
-    init(repository: GitRepository, revision: ResolvedRevision, gzip: ParallelGzipWriter) {
+    init(repository: GitRepository, revision: ResolvedRevision, gzip: ParallelGzipWriter?) {
         self.repository = repository
         self.revision = revision
         self.gzip = gzip
         chunk.reserveCapacity(blockSize)
     }
 
-    mutating func writeArchive() throws(ShipError) {
-        let commit = try repository.lookupCommit(revision.commit)
+    /// The regular files of `commit`'s tree as it would be packaged (export-ignore applied).
+    mutating func manifest(of commit: String) throws(ShipError) -> [[UInt8]: Blob] {
+        listing = [:]
+        defer { listing = nil }
+        try withTree(of: commit) { walker, tree throws(ShipError) in try walker.walk(tree: tree, prefix: []) }
+        return listing ?? [:]
+    }
+
+    /// Runs `body` with the commit's tree, and its attributes loaded for export-ignore.
+    mutating func withTree(of commitId: String, _ body: (inout TreeWalker, OpaquePointer) throws(ShipError) -> Void) throws(ShipError) {
+        let commit = try repository.lookupCommit(commitId)
         defer { git_commit_free(commit) }
         var tree: OpaquePointer?
         guard git_commit_tree(&tree, commit) == 0, let tree else {
-            throw GitRepository.failure("cannot read the tree of \(revision.commit)")
+            throw GitRepository.failure("cannot read the tree of \(commitId)")
         }
         defer { git_tree_free(tree) }
 
@@ -80,13 +131,20 @@ private struct TreeWalker {
         git_repository_set_index(repository.pointer, index)
         attributeOptions.version = UInt32(GIT_ATTR_OPTIONS_VERSION)
         attributeOptions.flags = UInt32(GIT_ATTR_CHECK_INDEX_ONLY)
+        try body(&self, tree)
+    }
 
+    mutating func writeArchive() throws(ShipError) {
+        try withTree(of: revision.commit) { walker, tree throws(ShipError) in try walker.writeEntries(of: tree) }
+    }
+
+    private mutating func writeEntries(of tree: OpaquePointer) throws(ShipError) {
         let revisionFile = Array((revision.commit + "\n").utf8)
         try emitHeader(path: Array("REVISION".utf8), type: .file, mode: 0o644, size: revisionFile.count)
         try emitData(revisionFile)
         try walk(tree: tree, prefix: [])
         try emit(TarFormat.trailer(archiveSizeSoFar: archiveSize))
-        if !chunk.isEmpty { try gzip.write(chunk) }
+        if !chunk.isEmpty { try gzip?.write(chunk) }
     }
 
     mutating func walk(tree: OpaquePointer, prefix: [UInt8]) throws(ShipError) {
@@ -107,9 +165,21 @@ private struct TreeWalker {
                     throw GitRepository.failure("cannot read tree \(display(path))")
                 }
                 defer { git_tree_free(subtree) }
-                try emitHeader(path: path + [0x2F], type: .directory, mode: 0o755, size: 0)
+                if listing == nil { try emitHeader(path: path + [0x2F], type: .directory, mode: 0o755, size: 0) }
                 try walk(tree: subtree, prefix: path + [0x2F])
             case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE, GIT_FILEMODE_LINK:
+                if mode != GIT_FILEMODE_LINK, listing != nil || base != nil {
+                    let file = Blob(id: withUnsafeBytes(of: git_tree_entry_id(entry).pointee.id) { Array($0) }, mode: mode.rawValue)
+                    if listing != nil {
+                        listing![path] = file
+                        continue
+                    }
+                    if base?[path] == file {
+                        unchanged.append(display(path))
+                        continue
+                    }
+                }
+                if listing != nil { continue }
                 var blob: OpaquePointer?
                 guard git_blob_lookup(&blob, repository.pointer, git_tree_entry_id(entry)) == 0, let blob else {
                     throw GitRepository.failure("cannot read \(display(path))")
@@ -126,6 +196,7 @@ private struct TreeWalker {
                     }
                     try emitHeader(path: path, type: .file, mode: mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o755 : 0o644, size: size)
                     try emitData(content)
+                    files += 1
                 }
             case GIT_FILEMODE_COMMIT:
                 throw ShipError("\(display(path)) at \(revision.shortCommit) is a Git submodule; ship packages one repository and would leave it empty",
@@ -232,7 +303,7 @@ private struct TreeWalker {
     }
 
     mutating func flush() throws(ShipError) {
-        try gzip.write(chunk)
+        try gzip?.write(chunk)
         chunk = []
         chunk.reserveCapacity(blockSize)
     }
