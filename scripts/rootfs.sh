@@ -2,6 +2,8 @@
 # Builds, once, the Debian root filesystem that sandbox hosts run on, and prints its path.
 #
 #   scripts/rootfs.sh SUITE        e.g. bookworm (Debian 12) or bullseye (Debian 11)
+#   scripts/rootfs.sh SUITE+PKG..  the same with more Debian packages, e.g. bookworm+rsync+python3
+#                                  (bench/peers.sh: the tools the peers need on their hosts)
 #
 # The tree is made with `debootstrap --variant=minbase` from the Debian mirror that apt on this
 # machine already uses (read from apt's own source configuration), with openssh-server, sudo,
@@ -10,18 +12,21 @@
 # under $SHIP_ROOTFS_CACHE (default /var/cache/ship-sandbox), so later runs start in seconds;
 # a tree is rebuilt when this script's recipe changes. Needs root.
 set -euo pipefail
-suite=${1:?usage: scripts/rootfs.sh SUITE}
-case "$suite" in *[!a-z0-9-]*) echo "rootfs: not a Debian suite name: $suite" >&2; exit 2 ;; esac
+name=${1:?usage: scripts/rootfs.sh SUITE[+PACKAGE...]}
+case "$name" in *[!a-z0-9.+-]*|+*) echo "rootfs: not a Debian suite name: $name" >&2; exit 2 ;; esac
+suite=${name%%+*}
+extra=
+[ "$suite" = "$name" ] || extra=,$(echo "${name#*+}" | tr + ,)
 cache=${SHIP_ROOTFS_CACHE:-/var/cache/ship-sandbox}
 # Bump when the recipe below changes: cached trees of another recipe are rebuilt.
 recipe=3
-tree=$cache/$suite
+tree=$cache/$name
 ready=$tree/.ship-rootfs-$recipe
 
 [ -f "$ready" ] && { echo "$tree"; exit 0; }
 mkdir -p "$cache"
 # One builder at a time per suite (tests start hosts in parallel).
-exec 9>"$cache/$suite.lock"
+exec 9>"$cache/$name.lock"
 flock 9
 [ -f "$ready" ] && { echo "$tree"; exit 0; }
 
@@ -47,13 +52,13 @@ url=$(mirror | head -1)
 [ -n "$url" ] || { echo "rootfs: no Debian mirror found in /etc/apt/sources.list*" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "rootfs: debootstrap is not installed (scripts/setup.sh --test installs it)" >&2; exit 1; }
 
-work=$cache/.$suite.building
+work=$cache/.$name.building
 rm -rf "$work" "$tree"
-echo "rootfs: building Debian $suite from $url (once; cached in $tree)" >&2
-if ! debootstrap --variant=minbase --include=openssh-server,sudo,tar,coreutils,procps,gzip \
-      "$suite" "$work" "$url" > "$cache/$suite.log" 2>&1; then
-  echo "rootfs: debootstrap failed; the end of $cache/$suite.log:" >&2
-  tail -20 "$cache/$suite.log" >&2
+echo "rootfs: building Debian $name from $url (once; cached in $tree)" >&2
+if ! debootstrap --variant=minbase --include=openssh-server,sudo,tar,coreutils,procps,gzip$extra \
+      "$suite" "$work" "$url" > "$cache/$name.log" 2>&1; then
+  echo "rootfs: debootstrap failed; the end of $cache/$name.log:" >&2
+  tail -20 "$cache/$name.log" >&2
   exit 1
 fi
 

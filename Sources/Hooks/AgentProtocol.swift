@@ -11,7 +11,7 @@
 public enum AgentProtocol {
     public static let version = 3
     /// ship's release, which the controller and the agent built with it both report.
-    public static let shipVersion = "0.2.0"
+    public static let shipVersion = "0.3.0"
 }
 
 public enum AgentOperation: String, Codable, Sendable, CaseIterable {

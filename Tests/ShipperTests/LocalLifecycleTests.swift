@@ -114,6 +114,23 @@ struct LocalLifecycleTests {
         #expect(releases == [result2.release, result3.release], "keep_releases: 2")
     }
 
+    @Test("compression: none sends the bundle stored, uncompressed, and says so; the release is the same")
+    func uncompressed() async throws {
+        try appspec()
+        try repo.write("ship.yml", try String(contentsOfFile: repo.directory.file("ship.yml"), encoding: .utf8)
+            .replacingOccurrences(of: "keep_releases: 2\n", with: "keep_releases: 2\ncompression: none\n"))
+        let text = String(repeating: "compressible text ", count: 20_000)
+        try repo.write("big.txt", text)
+        let commit = try repo.commitAll("one")
+        let (result, report) = try await deploy()
+        #expect(result.status == .succeeded, "\(result.message ?? "")")
+        #expect(report.steps.contains { $0.hasPrefix("sending bundle (") && $0.hasSuffix(", uncompressed, compression: none)") }, "\(report.steps)")
+        let cached = Deployment.bundleCache(app: "shop") + "/shop-\(commit).none.tar.gz"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: cached)[.size] as? Int)
+        #expect(size > text.utf8.count, "stored: \(size) bytes for \(text.utf8.count) of text")
+        #expect(try String(contentsOfFile: deployTo.path + "/app/current/big.txt", encoding: .utf8) == text)
+    }
+
     @Test("a failing validate rolls the host back to the release it had")
     func rollbackOnValidateFailure() async throws {
         try appspec()

@@ -112,6 +112,16 @@ struct ShipConfigTests {
         #expect(env.rollback == .auto)
         #expect(env.revision == nil)
         #expect(env.ssh == SSHSettings())
+        #expect(env.compression == .gzip)
+    }
+
+    @Test("compression: at the top level, over it per environment")
+    func compression() throws {
+        let config = try decode("app: shop\ndeploy_to: /srv/shop\ncompression: none\nenvironments:\n  lan: { hosts: [web1] }\n"
+            + "  wan: { hosts: [web2], compression: gzip }\n  ci: { hosts: [web3], compression: fast }\n")
+        #expect(try config.environment(named: "lan").compression == .none)
+        #expect(try config.environment(named: "wan").compression == .gzip)
+        #expect(try config.environment(named: "ci").compression.level == 1)
     }
 
     @Test("YAML anchors and merge keys are honoured")
@@ -162,6 +172,8 @@ struct ShipConfigTests {
     }
 
     static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "an unknown compression", yaml: minimal + "    compression: zstd\n",
+                  expected: #"ship.yml:6: environments.prod.compression: expected one of gzip, fast, none, found "zstd""#),
         ErrorCase(name: "deploy_to neither at the top nor in the environment",
                   yaml: "app: shop\nenvironments:\n  prod:\n    hosts: [web1]\n",
                   expected: "ship.yml:4: environments.prod: deploy_to is set neither here nor at the top level",

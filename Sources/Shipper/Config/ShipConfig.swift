@@ -139,6 +139,24 @@ public struct BatchSpec: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// How bundles travel: `gzip` (deflate level 6, the default: for links slower than the hosts'
+/// disks), `fast` (level 1) or `none` (stored, uncompressed: loopback, or a LAN where the
+/// controller's cores are the bottleneck rather than the wire).
+public enum BundleCompression: String, Sendable, CaseIterable {
+    case gzip
+    case fast
+    case none
+
+    /// The zlib level the bundle is written with.
+    public var level: Int32 {
+        switch self {
+        case .gzip: 6
+        case .fast: 1
+        case .none: 0
+        }
+    }
+}
+
 public enum RollbackMode: String, Sendable, CaseIterable {
     case auto
     case manual
@@ -163,6 +181,8 @@ public struct Environment: Sendable {
     /// Extra hook environment, in declaration order.
     public var env: [(name: String, value: String)]
     public var backup: BackupConfig?
+    /// Resolved like `deployTo`.
+    public var compression: BundleCompression = .gzip
 }
 
 public struct BackupConfig: Sendable {

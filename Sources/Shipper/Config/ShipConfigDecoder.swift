@@ -3,10 +3,10 @@ import Foundation
 /// Turns the YAML of a ship.yml into a validated `ShipConfig`, or the first error with its
 /// file, line and key path.
 enum ShipConfigDecoder {
-    static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments"]
+    static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
-                                  "deploy_to", "keep_releases", "ssh"]
+                                  "deploy_to", "keep_releases", "ssh", "compression"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -27,6 +27,7 @@ enum ShipConfigDecoder {
 
         let deployTo = try top["deploy_to"].map { node throws(ShipError) in try absoluteRemotePath(node) }
         let keepReleases = try top["keep_releases"]?.int(atLeast: 1) ?? 5
+        let compression = try top["compression"]?.oneOf(BundleCompression.self) ?? .gzip
         let ssh = try top["ssh"].map { node throws(ShipError) in try decodeSSH(node, directory: directory) } ?? SSHSettings()
         let shared = try top["shared"].map { node throws(ShipError) in try decodeShared(node) } ?? SharedPaths()
 
@@ -38,7 +39,8 @@ enum ShipConfigDecoder {
             guard key.text.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.-]*$"#, options: .regularExpression) != nil else {
                 throw keyNode.error("an environment name is letters, digits, '_', '.' and '-'")
             }
-            let defaults = EnvironmentDefaults(deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, app: app)
+            let defaults = EnvironmentDefaults(deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, app: app,
+                                               compression: compression)
             environments.append(try decodeEnvironment(name: key.text, value, directory: directory, defaults: defaults))
         }
         guard !environments.isEmpty else {
@@ -155,6 +157,7 @@ enum ShipConfigDecoder {
         var keepReleases: Int
         var ssh: SSHSettings
         var app: String
+        var compression: BundleCompression
     }
 
     static func decodeEnvironment(name: String, _ node: ConfigNode, directory: String,
@@ -197,8 +200,10 @@ enum ShipConfigDecoder {
         }
         let env = try map["env"].map { node throws(ShipError) in try decodeEnv(node) }?.map { ($0.name, $0.value) } ?? []
         let backup = try map["backup"].map { node throws(ShipError) in try decodeBackup(node, directory: directory) }
-        return Environment(name: name, deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, revision: revision, hosts: hosts,
-                           batch: batch, maxFail: maxFail, rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
+        var environment = Environment(name: name, deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, revision: revision, hosts: hosts,
+                                      batch: batch, maxFail: maxFail, rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
+        environment.compression = try map["compression"]?.oneOf(BundleCompression.self) ?? defaults.compression
+        return environment
     }
 
     /// `env:`: variable names to values, in order.

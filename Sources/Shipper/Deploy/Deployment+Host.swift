@@ -117,12 +117,12 @@ extension Deployment {
             prepare.unchangedPaths = delta.unchanged
             payload = delta.bundle
             reporter.report(Event(host: host, .hostStep(step: "sending bundle: a delta from release \(base) (\(delta.changedFiles) "
-                + "file\(delta.changedFiles == 1 ? "" : "s") changed, \(delta.unchanged.count) copied on the host)")))
+                + "file\(delta.changedFiles == 1 ? "" : "s") changed, \(delta.unchanged.count) copied on the host; \(carried(delta.bundle)))")))
         } else {
             prepare.bundleSHA256 = bundle.sha256
             if !shipment.fullPresent {
                 payload = bundle
-                reporter.report(Event(host: host, .hostStep(step: "sending bundle")))
+                reporter.report(Event(host: host, .hostStep(step: "sending bundle (\(carried(bundle)))")))
             }
         }
         var result = try await client.call(prepare, bundle: payload?.path)
@@ -132,6 +132,7 @@ extension Deployment {
             prepare.baseRelease = nil
             prepare.unchangedPaths = nil
             payload = shipment.fullPresent ? nil : bundle
+            if payload != nil { reporter.report(Event(host: host, .hostStep(step: "sending bundle (\(carried(bundle)))"))) }
             result = try await client.call(prepare, bundle: payload?.path)
         }
         guard result.ok else {
@@ -145,6 +146,16 @@ extension Deployment {
                 + ", \(unpacked.milliseconds) ms)"
         }
         reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked" + how)))
+    }
+
+    /// How a bundle travels, for the output: its size and compression.
+    private func carried(_ bundle: RevisionBundle) -> String {
+        let how = switch environment.compression {
+        case .gzip: "gzip"
+        case .fast: "gzip -1, compression: fast"
+        case .none: "uncompressed, compression: none"
+        }
+        return ByteCountFormatter.string(fromByteCount: bundle.bytes, countStyle: .file) + ", " + how
     }
 
     struct ActivationOutcome: Sendable {

@@ -47,7 +47,8 @@ extension Deployment {
         let bundle = prepared.bundle
         guard let repository = try? GitRepository.open(containing: config.directory), (try? repository.lookupCommit(base)).map({ git_commit_free($0); return true }) == true else { return nil }
         let path = Deployment.bundleCache(app: config.app) + "/\(config.app)-\(base.prefix(12))-\(bundle.revision.commit).delta.tar.gz"
-        guard let delta = try? BundleWriter.writeDelta(repository: repository, base: base, revision: bundle.revision, to: path) else {
+        guard let delta = try? BundleWriter.writeDelta(repository: repository, base: base, revision: bundle.revision, to: path,
+                                                       level: environment.compression.level) else {
             unlink(path)
             return nil
         }

@@ -45,8 +45,9 @@ public struct Deployment: Sendable {
         } catch {
             throw ShipError("cannot create the bundle cache \(cache): \(error.localizedDescription)")
         }
-        let path = cache + "/\(config.app)-\(revision.commit).tar.gz"
-        let bundle = try BundleWriter.write(repository: repository, revision: revision, to: path)
+        let compression = environment.compression
+        let path = cache + "/\(config.app)-\(revision.commit)\(compression == .gzip ? "" : "." + compression.rawValue).tar.gz"
+        let bundle = try BundleWriter.write(repository: repository, revision: revision, to: path, level: compression.level)
         return Prepared(bundle: bundle, appspec: appspec)
     }
 

@@ -30,9 +30,11 @@ public struct DeltaBundle: Sendable, Equatable {
 /// `export-ignore` in the commit's `.gitattributes` (or `$GIT_DIR/info/attributes`) are left
 /// out, like `git archive`. A `REVISION` file holding the commit id comes first.
 public enum BundleWriter {
-    public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String) throws(ShipError) -> RevisionBundle {
+    /// `level`: zlib's, 0 (stored: no compression, gzip framing only) to 9.
+    public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String,
+                             level: Int32 = 6) throws(ShipError) -> RevisionBundle {
         var walker = TreeWalker(repository: repository, revision: revision, gzip: nil)
-        return try write(&walker, to: output)
+        return try write(&walker, to: output, level: level)
     }
 
     /// Writes the delta from `base` (a commit) to `revision`: the files of `revision` whose path,
@@ -40,19 +42,19 @@ public enum BundleWriter {
     /// attributes) are left out and listed instead. Deletions need nothing: the host makes the
     /// new release from the bundle and the listed files only.
     public static func writeDelta(repository: GitRepository, base: String, revision: ResolvedRevision,
-                                  to output: String) throws(ShipError) -> DeltaBundle {
+                                  to output: String, level: Int32 = 6) throws(ShipError) -> DeltaBundle {
         var walker = TreeWalker(repository: repository, revision: revision, gzip: nil)
         walker.base = try walker.manifest(of: base)
-        let bundle = try write(&walker, to: output)
+        let bundle = try write(&walker, to: output, level: level)
         return DeltaBundle(bundle: bundle, base: base, unchanged: walker.unchanged, changedFiles: walker.files)
     }
 
     /// The walker's archive, compressed into a temporary file renamed to `output` once complete.
-    private static func write(_ walker: inout TreeWalker, to output: String) throws(ShipError) -> RevisionBundle {
+    private static func write(_ walker: inout TreeWalker, to output: String, level: Int32) throws(ShipError) -> RevisionBundle {
         let directory = (output as NSString).deletingLastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\((output as NSString).lastPathComponent).\(UUID().uuidString.prefix(8)).tmp"
         unlink(temporary)
-        let gzip = try ParallelGzipWriter(creating: temporary)
+        let gzip = try ParallelGzipWriter(creating: temporary, level: level)
         walker.gzip = gzip
         let sha256: String
         do {
