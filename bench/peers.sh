@@ -11,15 +11,17 @@
 # release is still on the hosts). Every tool runs the same trivial hooks (stop, install, start,
 # validate: one `echo` each into a log) and switches a `current` symlink:
 #   ship     ship deploy / rollback (one agent session per host; deltas; the agent already installed)
-#   tar      `git archive` (uncompressed) piped to `tar -x` over ssh on every host in parallel,
-#            then one ssh session per hook and for the switch, as hand-made scripts do
-#   rsync    the revision exported once, `rsync -a --checksum --link-dest=<previous release>` to
-#            every host in parallel, then the same ssh steps
+#   tar      `git archive` (uncompressed, once) piped to `tar -x` over ssh on every host in
+#            parallel, then one ssh session per hook and for the switch, as hand-made scripts do
+#   rsync    the revision exported once (`git archive | tar -x`), `rsync -a --checksum
+#            --link-dest=<previous release>` to every host in parallel, then the same ssh steps
 #   ansible  ansible-core 2.14 (when BENCH_ANSIBLE=1: installed from PyPI into /opt/ship-bench/venv),
-#            unarchive of the tar.gz, forks = HOSTS, pipelining, ControlPersist
+#            `git archive --format=tar.gz`, then unarchive, forks = HOSTS, pipelining, ControlPersist
 # After each run it checks every host serves the right VERSION and that the hooks ran the right
-# number of times, and fails loudly otherwise. Prints wall seconds (median of RUNS) and ship's peak
-# RSS. RC_SLEEP=0.2 makes the deploy user's ~/.bashrc sleep that long per ssh session.
+# number of times, and fails loudly otherwise. Every tool packages what it deploys inside its timing
+# (ship's bundle cache is emptied before each first and next deploy; the redeploy may use it).
+# Prints wall seconds (median of RUNS) and ship's peak RSS. RC_SLEEP=0.2 makes the deploy user's
+# ~/.bashrc sleep that long per ssh session; COMPRESSION=none|fast|gzip sets ship's.
 set -euo pipefail
 runs=${1:-3}
 count=${2:-4}
@@ -58,6 +60,7 @@ app: bench
 deploy_to: /srv/ship
 ssh: { config_file: $config, user: deploy }
 keep_releases: 5
+compression: ${COMPRESSION:-gzip}
 environments:
   bench:
     hosts: [$(echo $hosts | sed 's/ /, /g')]
@@ -86,6 +89,7 @@ changed=$(git diff --name-only "$A" "$B" | wc -l)
 files=$(git ls-files | wc -l)
 git archive --format=tar "$A" > "$work/A.tar"; git archive --format=tar "$B" > "$work/B.tar"
 gzip -c "$work/A.tar" > "$work/A.tar.gz"; gzip -c "$work/B.tar" > "$work/B.tar.gz"
+export XDG_CACHE_HOME=$work/cache
 "$ship" deploy bench --revision "$A" >/dev/null # installs the agent; every measured ship run finds it there
 mkdir -p "$work/export"
 
@@ -99,22 +103,23 @@ steps() { # TOOL RELEASE HOST [first]
   as_deploy "$host" "cd /srv/$tool/current && echo ApplicationStart >> /srv/$tool/hooks.log"
   as_deploy "$host" "cd /srv/$tool/current && echo ValidateService >> /srv/$tool/hooks.log"
 }
-tar_host() { # REV RELEASE FIRST HOST
-  as_deploy "$4" "mkdir -p /srv/tar/releases/$2 && tar -x -C /srv/tar/releases/$2" < "$work/$1.tar"
-  steps tar "$2" "$4" "$3"
+tar_host() { # RELEASE FIRST HOST
+  as_deploy "$3" "mkdir -p /srv/tar/releases/$1 && tar -x -C /srv/tar/releases/$1" < "$work/archive.tar"
+  steps tar "$1" "$3" "$2"
 }
 deploy_tar() { # REV RELEASE [first]
-  each_host tar_host "$1" "$2" "${3:-}"
+  git -C "$work/app" archive --format=tar "$1" > "$work/archive.tar"
+  each_host tar_host "$2" "${3:-}"
 }
 rsync_host() { # RELEASE PREVIOUS FIRST HOST
   local link=()
   [ -n "$2" ] && link=(--link-dest="/srv/rsync/releases/$2")
-  rsync -a --checksum "${link[@]}" -e "ssh -F $config -l deploy" "$work/export/" "$4:/srv/rsync/releases/$1/"
+  rsync -a --checksum --mkpath "${link[@]}" -e "ssh -F $config -l deploy" "$work/export/" "$4:/srv/rsync/releases/$1/"
   steps rsync "$1" "$4" "$3"
 }
 deploy_rsync() { # REV RELEASE PREVIOUS [first]
   rm -rf "$work/export"; mkdir -p "$work/export"
-  tar -x -C "$work/export" -f "$work/$1.tar"
+  git -C "$work/app" archive --format=tar "$1" | tar -x -C "$work/export"
   each_host rsync_host "$2" "$3" "${4:-}"
 }
 cat > "$work/inventory" <<INV
@@ -138,8 +143,9 @@ cat > "$work/deploy.yml" <<'YML'
     - { name: validate, shell: "echo ValidateService >> /srv/ansible/hooks.log", args: { chdir: /srv/ansible/current } }
 YML
 deploy_ansible() { # REV RELEASE [first]
-  ANSIBLE_PIPELINING=1 ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_FORKS=$count ANSIBLE_STDOUT_CALLBACK=null \
-    "$ansible" -i "$work/inventory" "$work/deploy.yml" -e "archive=$work/$1.tar.gz release=$2 first=${3:-0}" >/dev/null
+  git -C "$work/app" archive --format=tar.gz "$1" > "$work/archive.tar.gz"
+  ANSIBLE_PIPELINING=1 ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_FORKS=$count \
+    "$ansible" -i "$work/inventory" "$work/deploy.yml" -e "archive=$work/archive.tar.gz release=$2 first=${3:-0}" >/dev/null
 }
 
 # --- checks --------------------------------------------------------------------------------
@@ -167,21 +173,23 @@ for rep in $(seq "$runs"); do
     reset "$tool"
     case $tool in
       ship)
+        rm -rf "$XDG_CACHE_HOME"
         s=$(clock); /usr/bin/time -f %M -o "$work/rss" "$ship" deploy bench --revision "$A" >/dev/null
         record ship-first "$(echo "$(clock) - $s" | bc)"; rss+=("$(cat "$work/rss")")
         check ship A 3
+        rm -rf "$XDG_CACHE_HOME"
         timed ship-next "$ship" deploy bench --revision "$B" >/dev/null; check ship B 7
         timed ship-rollback "$ship" rollback bench >/dev/null; check ship A 10
         timed ship-redeploy "$ship" deploy bench --revision "$B" >/dev/null; check ship B 14 ;;
       tar)
-        timed tar-first deploy_tar A r1 first; check tar A 3
-        timed tar-next deploy_tar B r2; check tar B 7 ;;
+        timed tar-first deploy_tar "$A" r1 first; check tar A 3
+        timed tar-next deploy_tar "$B" r2; check tar B 7 ;;
       rsync)
-        timed rsync-first deploy_rsync A r1 "" first; check rsync A 3
-        timed rsync-next deploy_rsync B r2 r1; check rsync B 7 ;;
+        timed rsync-first deploy_rsync "$A" r1 "" first; check rsync A 3
+        timed rsync-next deploy_rsync "$B" r2 r1; check rsync B 7 ;;
       ansible)
-        timed ansible-first deploy_ansible A r1 1; check ansible A 3
-        timed ansible-next deploy_ansible B r2 0; check ansible B 7 ;;
+        timed ansible-first deploy_ansible "$A" r1 1; check ansible A 3
+        timed ansible-next deploy_ansible "$B" r2 0; check ansible B 7 ;;
     esac
   done
 done

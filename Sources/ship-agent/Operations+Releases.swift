@@ -49,7 +49,7 @@ extension Operations {
             source = .received(bytes: bytes, sha256: sha, storeAt: base == nil ? layout.bundle(sha) : nil)
         } else {
             guard files.fileExists(atPath: layout.bundle(sha)) else { throw AgentError("bundle \(sha) is not on this host") }
-            source = .cached(path: layout.bundle(sha))
+            source = .cached(path: layout.bundle(sha), sha256: sha)
         }
         let partial = layout.releases + "/." + name + ".partial"
         try remove(partial)

@@ -17,8 +17,9 @@ struct StreamingUnpack {
         /// `bytes` of bundle on stdin after the request line, stored at `storeAt` (the host's
         /// bundle cache; nil for a delta, which is not kept) once their SHA-256 is `sha256`.
         case received(bytes: Int64, sha256: String, storeAt: String?)
-        /// A bundle in the host's cache, verified when it was received.
-        case cached(path: String)
+        /// A bundle in the host's cache, whose SHA-256 is checked again on the way (the cache is
+        /// written without fsync: a crash may have left it damaged).
+        case cached(path: String, sha256: String)
     }
 
     let source: Source
@@ -74,15 +75,21 @@ struct StreamingUnpack {
         // removes the directory it writes in), and a received bundle is read to its end.
         var problem: String?
         switch source {
-        case .cached(let path):
+        case .cached(let path, let sha256):
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             if fd < 0 {
                 problem = "cannot read the bundle \(path): \(String(cString: strerror(errno)))"
             } else {
-                if !POSIXIO.readToEnd(fd, chunkSize: 256 << 10, { unpack($0) }) {
+                var hasher = Hasher()
+                if !POSIXIO.readToEnd(fd, chunkSize: 256 << 10, { hasher.feed($0); unpack($0) }) {
                     problem = "cannot read the bundle \(path): \(String(cString: strerror(errno)))"
                 }
                 close(fd)
+                let digest = hasher.finish()
+                if problem == nil && digest != sha256 {
+                    unlink(path)
+                    problem = "the cached bundle \(path) is damaged (SHA-256 \(digest ?? "unreadable")); it was removed, and the next deployment sends it again"
+                }
             }
         case .received(let bytes, let sha256, let storeAt):
             if let storeAt {
@@ -113,7 +120,7 @@ struct StreamingUnpack {
             } else if digest != sha256 {
                 problem = "bundle SHA-256 mismatch after \(received) bytes: expected \(sha256), got \(digest ?? "nothing")"
             } else if let open = store, storeError == nil {
-                if fsync(open.fd) != 0 { storeError = errno }
+                // No fsync: the cache is checked again whenever it is used.
                 fchmod(open.fd, 0o644)
                 if storeError == nil, let storeAt, rename(open.path, storeAt) == 0 {
                     close(open.fd)

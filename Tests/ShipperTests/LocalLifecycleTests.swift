@@ -97,7 +97,7 @@ struct LocalLifecycleTests {
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: deployTo.path + "/app/current/files") == deployTo.path + "/app/shared/files")
 
         try repo.write("index.html", "two\n")
-        try repo.commitAll("two")
+        let second = try repo.commitAll("two")
         let (result2, report2) = try await deploy()
         #expect(result2.status == .succeeded)
         #expect(result2.release > result1.release)
@@ -105,6 +105,8 @@ struct LocalLifecycleTests {
         #expect(current == "releases/\(result2.release)")
         #expect(report2.steps.contains { $0.hasPrefix("sending bundle: a delta from release \(result1.release) (1 file changed, ") },
                 "\(report2.steps)")
+        #expect(!FileManager.default.fileExists(atPath: Deployment.bundleCache(app: "shop") + "/shop-\(second).tar.gz"),
+                "no host needed the full bundle of the second revision, so it was never written")
 
         // The same revision again: the release of that revision is copied, nothing of it sent.
         let (result3, report3) = try await deploy()
@@ -112,6 +114,22 @@ struct LocalLifecycleTests {
         #expect(report3.steps.contains { $0.hasPrefix("sending bundle: a delta from release \(result2.release) (0 files changed, ") },
                 "\(report3.steps)")
         #expect(releases == [result2.release, result3.release], "keep_releases: 2")
+    }
+
+    @Test("a revision that cannot be packaged fails before any host changes, even when every host could take a delta")
+    func unpackageableDelta() async throws {
+        try appspec()
+        try repo.commitAll("one")
+        let (result1, _) = try await deploy()
+        #expect(result1.status == .succeeded)
+        try repo.write("media/video.mp4", "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n")
+        try repo.commitAll("an LFS pointer")
+        let (result2, report2) = try await deploy()
+        #expect(result2.status == .failed)
+        #expect(result2.message?.contains("media/video.mp4 at ") == true && result2.message?.contains("is a Git LFS pointer") == true,
+                "\(result2.message ?? "")")
+        #expect(report2.steps.isEmpty, "no host was sent anything: \(report2.steps)")
+        #expect(releases == [result1.release])
     }
 
     @Test("compression: none sends the bundle stored, uncompressed, and says so; the release is the same")

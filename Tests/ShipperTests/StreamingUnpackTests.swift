@@ -53,8 +53,9 @@ struct StreamingUnpackTests {
         return (path, try Data(contentsOf: URL(fileURLWithPath: path)).sha256Hex)
     }
 
+    /// `send`: false when the host's cache has the bundle.
     func prepare(_ release: String, bundle: (path: String, sha: String), base: String? = nil,
-                 unchanged: [String]? = nil) async throws -> AgentResult {
+                 unchanged: [String]? = nil, send: Bool = true) async throws -> AgentResult {
         var request = client.request(.prepare)
         request.release = release
         request.revision = String(repeating: "a", count: 40)
@@ -63,7 +64,7 @@ struct StreamingUnpackTests {
         request.baseRelease = base
         request.unchangedPaths = unchanged
         request.shared = SharedSpec(dirs: ["files"], files: [])
-        return try await client.call(request, bundle: bundle.path)
+        return try await client.call(request, bundle: send ? bundle.path : nil)
     }
 
     var releases: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: app + "/releases")) ?? []).sorted() }
@@ -93,6 +94,18 @@ struct StreamingUnpackTests {
         #expect(FileManager.default.isExecutableFile(atPath: app + "/releases/r1/web/index.php"))
         #expect(FileManager.default.fileExists(atPath: app + "/.ship/bundles/\(good.sha).tar.gz"), "kept for the next release of this revision")
         #expect(client.session?.isOpen == true, "one session all along")
+
+        // From the cache, checked again on the way: a damaged copy is refused and removed.
+        #expect(try await prepare("r2", bundle: good, send: false).ok)
+        let cached = app + "/.ship/bundles/\(good.sha).tar.gz"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: cached))
+        bytes[bytes.count - 9] ^= 0xFF // the gzip trailer's CRC: tar still extracts, the hash differs
+        try bytes.write(to: URL(fileURLWithPath: cached))
+        let damaged = try await prepare("r3", bundle: good, send: false)
+        #expect(damaged.ok == false)
+        #expect(damaged.message?.contains("is damaged") == true, "\(damaged.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: cached), "removed, so the next deployment sends it")
+        #expect(releases == ["r1", "r2"])
     }
 
     static let hostile: [(name: String, entry: [UInt8], expected: String)] = [

@@ -73,6 +73,8 @@ final class TestRepository {
     init(bare: Bool = false) throws {
         directory = try TemporaryDirectory("ship-repo")
         try git(bare ? ["init", "-q", "--bare", "-b", "main"] : ["init", "-q", "-b", "main"])
+        // Sandbox apps keep ship's bundle cache (XDG_CACHE_HOME) in the work tree: never committed.
+        if !bare { try ".cache/\n".write(toFile: path + "/.git/info/exclude", atomically: true, encoding: .utf8) }
     }
 
     @discardableResult

@@ -103,10 +103,9 @@ extension Deployment {
     /// full bundle, sent unless the host's cache has it.
     private func makeRelease(_ client: AgentClient, shipment: Shipment, prepared: Prepared, context: HostContext) async throws(HostError) {
         let host = client.transport.host.description
-        let bundle = prepared.bundle
         var prepare = client.request(.prepare)
         prepare.release = context.release
-        prepare.revision = bundle.revision.commit
+        prepare.revision = prepared.revision.commit
         prepare.appspec = prepared.appspec
         prepare.shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
         prepare.journal = journalEntry(context, step: "prepared")
@@ -119,6 +118,7 @@ extension Deployment {
             reporter.report(Event(host: host, .hostStep(step: "sending bundle: a delta from release \(base) (\(delta.changedFiles) "
                 + "file\(delta.changedFiles == 1 ? "" : "s") changed, \(delta.unchanged.count) copied on the host; \(carried(delta.bundle)))")))
         } else {
+            let bundle = try full(prepared, host: host)
             prepare.bundleSHA256 = bundle.sha256
             if !shipment.fullPresent {
                 payload = bundle
@@ -128,6 +128,7 @@ extension Deployment {
         var result = try await client.call(prepare, bundle: payload?.path)
         if !result.ok && result.deltaRefused == true {
             reporter.report(Event(host: host, .hostStep(step: "\(result.message ?? "delta refused"); sending the full bundle")))
+            let bundle = try full(prepared, host: host)
             prepare.bundleSHA256 = bundle.sha256
             prepare.baseRelease = nil
             prepare.unchangedPaths = nil
@@ -146,6 +147,14 @@ extension Deployment {
                 + ", \(unpacked.milliseconds) ms)"
         }
         reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked" + how)))
+    }
+
+    private func full(_ prepared: Prepared, host: String) throws(HostError) -> RevisionBundle {
+        do {
+            return try prepared.bundles.full()
+        } catch {
+            throw HostError(host: host, step: "bundle", message: error.description, unreachable: false, hint: error.hint)
+        }
     }
 
     /// How a bundle travels, for the output: its size and compression.

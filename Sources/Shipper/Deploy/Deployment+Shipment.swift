@@ -23,39 +23,101 @@ extension Deployment {
 
     /// Plans every host's shipment, writing one delta bundle per base revision in the bundle
     /// cache. A delta is used only when the controller's repository has the base commit and the
-    /// delta is smaller than the full bundle; otherwise the host gets the full bundle.
-    func shipments(for hosts: [Host], states: [AgentResult], prepared: Prepared) -> [String: Shipment] {
-        let bundle = prepared.bundle
+    /// delta is smaller than the full bundle; the full bundle is written only when a host gets
+    /// it (no base, or a delta that did not pay).
+    func plan(for hosts: [Host], states: [AgentResult], prepared: Prepared) throws(ShipError) -> [String: Shipment] {
         var deltas: [String: DeltaBundle?] = [:]
         var plan: [String: Shipment] = [:]
         for (host, state) in zip(hosts, states) {
             var shipment = Shipment(fullPresent: state.present == true)
             if ProcessInfo.processInfo.environment["SHIP_FULL_BUNDLES"] != "1",
-               let base = Self.deltaBase(of: state, revision: bundle.revision.commit), let baseRevision = base.revision {
+               let base = Self.deltaBase(of: state, revision: prepared.revision.commit), let baseRevision = base.revision {
                 if deltas[baseRevision] == nil { deltas[baseRevision] = writeDelta(from: baseRevision, prepared: prepared) }
                 if let delta = deltas[baseRevision] ?? nil {
                     shipment.delta = delta
                     shipment.baseRelease = base.release
                 }
             }
+            if shipment.delta == nil { _ = try prepared.bundles.full() }
             plan[host.description] = shipment
         }
         return plan
     }
 
     private func writeDelta(from base: String, prepared: Prepared) -> DeltaBundle? {
-        let bundle = prepared.bundle
-        guard let repository = try? GitRepository.open(containing: config.directory), (try? repository.lookupCommit(base)).map({ git_commit_free($0); return true }) == true else { return nil }
-        let path = Deployment.bundleCache(app: config.app) + "/\(config.app)-\(base.prefix(12))-\(bundle.revision.commit).delta.tar.gz"
-        guard let delta = try? BundleWriter.writeDelta(repository: repository, base: base, revision: bundle.revision, to: path,
+        guard let repository = try? GitRepository.open(containing: config.directory),
+              (try? repository.lookupCommit(base)).map({ git_commit_free($0); return true }) == true else { return nil }
+        let path = Deployment.bundleCache(app: config.app) + "/\(config.app)-\(base.prefix(12))-\(prepared.revision.commit).delta.tar.gz"
+        guard let delta = try? BundleWriter.writeDelta(repository: repository, base: base, revision: prepared.revision, to: path,
                                                        level: environment.compression.level) else {
             unlink(path)
             return nil
         }
-        guard delta.bundle.bytes < bundle.bytes else {
+        // Worth it only when smaller than the full bundle, when that is known.
+        if let full = prepared.bundles.cached(), delta.bundle.bytes >= full.bytes {
             unlink(path)
             return nil
         }
         return delta
+    }
+}
+
+/// A revision's full bundle, written at most once per run and only when a host needs it, kept in
+/// the bundle cache with a small manifest beside it (`.json`: SHA-256, size, entries) so a later
+/// run of the same revision and compression sends it without packaging again.
+final class BundleMaker: @unchecked Sendable {
+    let directory: String
+    let revision: ResolvedRevision
+    let path: String
+    let level: Int32
+    private let lock = NSLock()
+    private var made: Result<RevisionBundle, ShipError>?
+
+    struct Manifest: Codable {
+        var sha256: String
+        var bytes: Int64
+        var entries: Int
+    }
+
+    init(directory: String, revision: ResolvedRevision, path: String, level: Int32) {
+        self.directory = directory
+        self.revision = revision
+        self.path = path
+        self.level = level
+    }
+
+    /// The bundle if it is already written (this run or an earlier one).
+    func cached() -> RevisionBundle? {
+        lock.withLock {
+            if case .success(let bundle)? = made { return bundle }
+            guard let data = FileManager.default.contents(atPath: path + ".json"),
+                  let manifest = try? JSONDecoder().decode(Manifest.self, from: data),
+                  let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil,
+                  size == manifest.bytes else { return nil }
+            let bundle = RevisionBundle(path: path, sha256: manifest.sha256, bytes: manifest.bytes, revision: revision, entries: manifest.entries)
+            made = .success(bundle)
+            return bundle
+        }
+    }
+
+    /// The bundle, written now if no run wrote it yet; concurrent callers wait for one writer.
+    func full() throws(ShipError) -> RevisionBundle {
+        if let bundle = cached() { return bundle }
+        let result: Result<RevisionBundle, ShipError> = lock.withLock {
+            if let made { return made }
+            let result: Result<RevisionBundle, ShipError>
+            do throws(ShipError) {
+                let repository = try GitRepository.open(containing: directory)
+                let bundle = try BundleWriter.write(repository: repository, revision: revision, to: path, level: level)
+                let manifest = try? JSONEncoder().encode(Manifest(sha256: bundle.sha256, bytes: bundle.bytes, entries: bundle.entries))
+                if let manifest { try? manifest.write(to: URL(fileURLWithPath: path + ".json"), options: .atomic) }
+                result = .success(bundle)
+            } catch {
+                result = .failure(error)
+            }
+            made = result
+            return result
+        }
+        return try result.get()
     }
 }

@@ -24,13 +24,17 @@ public struct Deployment: Sendable {
         self.makeTransport = makeTransport
     }
 
-    /// What the deployment needs from the repository: the commit, its bundle and its appspec.
+    /// What the deployment needs from the repository: the commit, its appspec, and its bundle,
+    /// written only when a host needs it (hosts with a base get a delta) and reused from the
+    /// bundle cache when an earlier run wrote it.
     struct Prepared: Sendable {
-        var bundle: RevisionBundle
+        var revision: ResolvedRevision
         var appspec: Appspec
+        var bundles: BundleMaker
     }
 
-    /// Packages the revision and reads its appspec.yml (configuration errors exit 2, before any host).
+    /// Resolves the revision, reads its appspec.yml and checks its tree can be packaged
+    /// (configuration and packaging errors exit 2, before any host).
     func prepare() throws(ShipError) -> Prepared {
         let repository = try GitRepository.open(containing: config.directory)
         let revision = try repository.resolve(request.revision ?? environment.revision ?? "HEAD")
@@ -47,8 +51,9 @@ public struct Deployment: Sendable {
         }
         let compression = environment.compression
         let path = cache + "/\(config.app)-\(revision.commit)\(compression == .gzip ? "" : "." + compression.rawValue).tar.gz"
-        let bundle = try BundleWriter.write(repository: repository, revision: revision, to: path, level: compression.level)
-        return Prepared(bundle: bundle, appspec: appspec)
+        let bundles = BundleMaker(directory: config.directory, revision: revision, path: path, level: compression.level)
+        if bundles.cached() == nil { try BundleWriter.check(repository: repository, revision: revision) }
+        return Prepared(revision: revision, appspec: appspec, bundles: bundles)
     }
 
     static func bundleCache(app: String) -> String {
@@ -96,7 +101,7 @@ public struct Deployment: Sendable {
         var states: [AgentResult]
         do {
             let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
-            states = try await preflight(clients, bundleSHA256: prepared.bundle.sha256, runasUsers: runas.sorted())
+            states = try await preflight(clients, bundleSHA256: prepared.bundles.cached()?.sha256, runasUsers: runas.sorted())
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
@@ -117,13 +122,19 @@ public struct Deployment: Sendable {
             return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
         reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
-                                                 revision: prepared.bundle.revision.commit, release: release,
+                                                 revision: prepared.revision.commit, release: release,
                                                  hosts: hosts.map(\.description))))
 
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
-                                  revision: prepared.bundle.revision.commit, prepared: prepared, lock: lock)
+                                  revision: prepared.revision.commit, prepared: prepared, lock: lock)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
-        let shipments = shipments(for: hosts, states: states, prepared: prepared)
+        let shipments: [String: Shipment]
+        do throws(ShipError) {
+            shipments = try plan(for: hosts, states: states, prepared: prepared)
+        } catch {
+            await releaseLocks(clients, lock: lock)
+            return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
+        }
         // Deltas are made for this run's hosts only.
         defer { for path in Set(shipments.values.compactMap(\.delta?.bundle.path)) { unlink(path) } }
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)

@@ -49,6 +49,15 @@ public enum BundleWriter {
         return DeltaBundle(bundle: bundle, base: base, unchanged: walker.unchanged, changedFiles: walker.files)
     }
 
+    /// Fails as writing the revision's bundle would (unsafe paths, submodules, LFS pointers,
+    /// unsupported modes) without reading or compressing its files.
+    public static func check(repository: GitRepository, revision: ResolvedRevision) throws(ShipError) {
+        var walker = TreeWalker(repository: repository, revision: revision, gzip: nil)
+        walker.validating = true
+        defer { walker.close() }
+        _ = try walker.manifest(of: revision.commit)
+    }
+
     /// The walker's archive, compressed into a temporary file renamed to `output` once complete.
     private static func write(_ walker: inout TreeWalker, to output: String, level: Int32) throws(ShipError) -> RevisionBundle {
         let directory = (output as NSString).deletingLastPathComponent
@@ -97,12 +106,20 @@ private struct TreeWalker {
     var base: [[UInt8]: Blob]?
     var unchanged: [String] = []
     private var listing: [[UInt8]: Blob]?
+    /// Listing the revision's own tree to check it can be packaged (LFS pointers included).
+    var validating = false
+    private var odb: OpaquePointer?
 
     init(repository: GitRepository, revision: ResolvedRevision, gzip: ParallelGzipWriter?) {
         self.repository = repository
         self.revision = revision
         self.gzip = gzip
         chunk.reserveCapacity(blockSize)
+    }
+
+    mutating func close() {
+        if let odb { git_odb_free(odb) }
+        odb = nil
     }
 
     /// The regular files of `commit`'s tree as it would be packaged (export-ignore applied).
@@ -173,6 +190,7 @@ private struct TreeWalker {
                 if mode != GIT_FILEMODE_LINK, listing != nil || base != nil {
                     let file = Blob(id: withUnsafeBytes(of: git_tree_entry_id(entry).pointee.id) { Array($0) }, mode: mode.rawValue)
                     if listing != nil {
+                        if validating { try checkNotLFS(git_tree_entry_id(entry), path: path) }
                         listing![path] = file
                         continue
                     }
@@ -192,10 +210,7 @@ private struct TreeWalker {
                 if mode == GIT_FILEMODE_LINK {
                     try emitHeader(path: path, type: .symlink, mode: 0o777, size: 0, linkTarget: Array(content))
                 } else {
-                    if size < 1024 && isLFSPointer(content) {
-                        throw ShipError("\(display(path)) at \(revision.shortCommit) is a Git LFS pointer, not the file itself",
-                                        hint: "ship packages what the commit stores and does not fetch LFS objects: commit the file itself, or mark it export-ignore in .gitattributes")
-                    }
+                    if size < 1024 && isLFSPointer(content) { throw lfsPointer(path) }
                     try emitHeader(path: path, type: .file, mode: mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o755 : 0o644, size: size)
                     try emitData(content)
                     files += 1
@@ -251,6 +266,27 @@ private struct TreeWalker {
             return git_attr_get_ext(&value, repository.pointer, &attributeOptions, cPath, "export-ignore")
         }
         return status == 0 && git_attr_value(value) == GIT_ATTR_VALUE_TRUE
+    }
+
+    func lfsPointer(_ path: [UInt8]) -> ShipError {
+        ShipError("\(display(path)) at \(revision.shortCommit) is a Git LFS pointer, not the file itself",
+                  hint: "ship packages what the commit stores and does not fetch LFS objects: commit the file itself, or mark it export-ignore in .gitattributes")
+    }
+
+    /// Reads a blob's size from its header, and the blob itself only when it is small enough to
+    /// be an LFS pointer.
+    mutating func checkNotLFS(_ id: UnsafePointer<git_oid>, path: [UInt8]) throws(ShipError) {
+        if odb == nil {
+            guard git_repository_odb(&odb, repository.pointer) == 0 else { throw GitRepository.failure("cannot open the object database") }
+        }
+        var size = 0
+        var type = GIT_OBJECT_ANY
+        guard git_odb_read_header(&size, &type, odb, id) == 0 else { throw GitRepository.failure("cannot read \(display(path))") }
+        guard size < 1024 else { return }
+        var blob: OpaquePointer?
+        guard git_blob_lookup(&blob, repository.pointer, id) == 0, let blob else { throw GitRepository.failure("cannot read \(display(path))") }
+        defer { git_blob_free(blob) }
+        if isLFSPointer(UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))) { throw lfsPointer(path) }
     }
 
     func isLFSPointer(_ content: UnsafeRawBufferPointer) -> Bool {
