@@ -134,7 +134,7 @@ struct DeltaBuild {
                 }
                 if outcome.method == nil { outcome.method = "copy" }
             }
-            fchmod(output, info.st_mode & 0o777) // whatever the umask
+            // The mode came with openat: the agent's umask (022) leaves release modes (0644, 0755) whole.
             var times = [timespec(tv_sec: Int(mtime), tv_nsec: 0), timespec(tv_sec: Int(mtime), tv_nsec: 0)]
             futimens(output, &times)
             outcome.copied += 1
