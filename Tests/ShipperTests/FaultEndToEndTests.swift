@@ -30,6 +30,32 @@ struct FaultEndToEndTests {
         #expect(try pool.ssh("web1", "test -e /srv/shop/.ship/lock").status == 1, "the lock is released")
     }
 
+    @Test("a full disk while a delta copies its files from the base: said as such, nothing half-made left, current untouched")
+    func fullDiskDuringDelta() throws {
+        let pool = try SandboxPool(hosts: 1)
+        _ = try pool.output("web1", "install -d -o deploy -g deploy /srv/shop && mount -t tmpfs -o size=34m,uid=2000,gid=2000 tmpfs /srv/shop")
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    ssh: { user: deploy }")
+        try app.writeAppspec("version: 1\n")
+        // 8 MB that barely compresses: the agent (15 MB), the release and its cached bundle take
+        // about 29 MB of the 34, so a second copy of the release does not fit.
+        try app.repo.write("public/media.bin", String(decoding: (0..<8_000_000).map { _ in UInt8.random(in: 32...126) }, as: UTF8.self))
+        try app.repo.write("public/index.html", "v1\n")
+        try app.commit("v1")
+        let (first, firstEvents) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let release1 = try #require(named(firstEvents, "deployment_finished").last?["release"] as? String)
+        try app.repo.write("public/index.html", "v2\n")
+        try app.commit("v2")
+        let (second, events) = try app.ship(["deploy", "test"])
+        #expect(second.status == 1)
+        let message = (named(events, "deployment_finished").last?["message"] as? String) ?? ""
+        #expect(message.contains("no space left on device in /srv/shop/releases while copying release "), "\(message)")
+        #expect(message.contains(" from \(release1) ("), "\(message)")
+        #expect(try pool.output("web1", "readlink /srv/shop/current") == "releases/\(release1)")
+        #expect(try pool.output("web1", "ls -A /srv/shop/releases") == release1, "no partial release left behind")
+        #expect(try pool.ssh("web1", "test -e /srv/shop/.ship/lock").status == 1, "the lock is released")
+    }
+
     @Test("a hostile bundle on a real host, deployed as deploy: refused before anything is linked, nothing outside the release touched")
     func hostileBundleOverSSH() throws {
         let pool = try SandboxPool(hosts: 1, os: ["bullseye"])
