@@ -132,6 +132,86 @@ struct LocalLifecycleTests {
         #expect(releases == [result1.release])
     }
 
+    /// A local HTTP server answering 200 "healthy NAME" on /ok/NAME and 503 elsewhere.
+    final class HealthServer {
+        let process = Process()
+        let port: Int
+
+        init() throws {
+            let script = """
+                import http.server
+                class H(http.server.BaseHTTPRequestHandler):
+                    def do_GET(self):
+                        body = ("healthy " + self.path.split("/")[-1]).encode()
+                        self.send_response(200 if self.path.startswith("/ok/") else 503)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                    def log_message(self, *args):
+                        pass
+                server = http.server.HTTPServer(("127.0.0.1", 0), H)
+                print(server.server_port, flush=True)
+                server.serve_forever()
+                """
+            let output = Pipe()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script]
+            process.standardOutput = output
+            try process.run()
+            var line = Data()
+            while !line.contains(0x0A) {
+                let more = output.fileHandleForReading.availableData
+                guard !more.isEmpty else { throw TestFailure("the health server did not start") }
+                line += more
+            }
+            port = try #require(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        }
+
+        deinit {
+            // Not waitUntilExit: it spins a run loop that a test's thread never serves.
+            let pid = process.processIdentifier
+            kill(pid, SIGKILL)
+            waitpid(pid, nil, 0)
+        }
+    }
+
+    func healthCheck(_ yaml: String) throws {
+        let text = try String(contentsOfFile: repo.directory.file("ship.yml"), encoding: .utf8)
+        let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("health_check:") }
+        let updated = kept.joined(separator: "\n").replacingOccurrences(of: "    env: { APP_ENV: local }\n",
+                                                                       with: "    env: { APP_ENV: local }\n    health_check: \(yaml)\n")
+        guard updated.contains("health_check:") else { throw TestFailure("no environment to add a health check to in ship.yml") }
+        try repo.write("ship.yml", updated)
+    }
+
+    @Test("a health check after validate: a host that answers passes; one that does not is rolled back like a failed validate")
+    func healthChecks() async throws {
+        let server = try HealthServer()
+        let base = "http://127.0.0.1:\(server.port)"
+        try appspec()
+        try healthCheck("{ url: \"\(base)/ok/{host}\", expect_body: healthy localhost }")
+        try repo.commitAll("one")
+        let (result1, report1) = try await deploy()
+        #expect(result1.status == .succeeded, "\(result1.message ?? "")")
+        #expect(report1.steps.contains("health check: GET \(base)/ok/localhost answered 200"), "\(report1.steps)")
+
+        try healthCheck("{ url: \"\(base)/down/{host}\", retries: 1, interval: 0 }")
+        try repo.write("index.html", "two\n")
+        try repo.commitAll("two")
+        let (result2, _) = try await deploy()
+        #expect(result2.status == .rolledBack)
+        #expect(result2.message?.contains("health check GET \(base)/down/localhost failed after 2 attempts: status 503, expected 200") == true,
+                "\(result2.message ?? "")")
+        #expect(current == "releases/\(result1.release)")
+
+        try healthCheck("{ url: \"\(base)/ok/{host}\", expect_status: [200, 204], expect_body: unhealthy, retries: 0 }")
+        let (result3, _) = try await deploy()
+        #expect(result3.status == .rolledBack)
+        #expect(result3.message?.contains("failed after 1 attempt: status 200, but the body does not contain \"unhealthy\"") == true,
+                "\(result3.message ?? "")")
+        _ = server
+    }
+
     @Test("compression: none sends the bundle stored, uncompressed, and says so; the release is the same")
     func uncompressed() async throws {
         try appspec()

@@ -124,6 +124,19 @@ struct ShipConfigTests {
         #expect(try config.environment(named: "ci").compression.level == 1)
     }
 
+    @Test("health_check: url with {host}, statuses, body, timeout, retries, interval; defaults")
+    func healthCheck() throws {
+        let config = try decode(minimal + "    health_check: { url: \"https://{host}:8443/health\", expect_status: [200, 204], expect_body: ok, timeout: 3, retries: 5, interval: 1 }\n")
+        let check = try #require(try config.environment(named: nil).healthCheck)
+        #expect(check.url(for: Host(name: "web1")) == "https://web1:8443/health")
+        #expect(check.expectStatus == [200, 204])
+        #expect(check.expectBody == "ok")
+        #expect((check.timeout, check.retries, check.interval) == (3, 5, 1))
+        let defaults = try #require(try decode(minimal + "    health_check: { url: \"http://{host}/\" }\n").environment(named: nil).healthCheck)
+        #expect(defaults.expectStatus == [200] && defaults.expectBody == nil)
+        #expect((defaults.timeout, defaults.retries, defaults.interval) == (5, 3, 2))
+    }
+
     @Test("YAML anchors and merge keys are honoured")
     func mergeKeys() throws {
         let config = try decode("""
@@ -172,6 +185,10 @@ struct ShipConfigTests {
     }
 
     static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "a health check URL without a scheme", yaml: minimal + "    health_check: { url: web1/health }\n",
+                  expected: #"ship.yml:6: environments.prod.health_check.url: expected an http:// or https:// URL, found "web1/health""#),
+        ErrorCase(name: "a health check status out of range", yaml: minimal + "    health_check: { url: \"http://{host}/\", expect_status: [200, 42] }\n",
+                  expected: "ship.yml:6: environments.prod.health_check.expect_status[1]: expected an HTTP status from 100 to 599"),
         ErrorCase(name: "an unknown compression", yaml: minimal + "    compression: zstd\n",
                   expected: #"ship.yml:6: environments.prod.compression: expected one of gzip, fast, none, found "zstd""#),
         ErrorCase(name: "deploy_to neither at the top nor in the environment",

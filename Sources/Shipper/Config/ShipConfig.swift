@@ -183,6 +183,33 @@ public struct Environment: Sendable {
     public var backup: BackupConfig?
     /// Resolved like `deployTo`.
     public var compression: BundleCompression = .gzip
+    /// Checked from the controller on each host after its `validate` passed.
+    public var healthCheck: HealthCheck?
+}
+
+/// `health_check:` an HTTP(S) GET the controller makes for each host once its `validate` hooks
+/// passed; a host that does not answer as expected within its attempts fails like a failed
+/// `validate` (and is rolled back).
+public struct HealthCheck: Sendable, Equatable {
+    /// `{host}` is replaced by the host as ship.yml names it.
+    public var url: String
+    public var expectStatus: [Int] = [200]
+    /// A substring the body must contain.
+    public var expectBody: String?
+    /// Seconds per attempt.
+    public var timeout: Int = 5
+    /// Attempts after the first.
+    public var retries: Int = 3
+    /// Seconds between attempts.
+    public var interval: Int = 2
+
+    public init(url: String) {
+        self.url = url
+    }
+
+    public func url(for host: Host) -> String {
+        url.replacingOccurrences(of: "{host}", with: host.name)
+    }
 }
 
 public struct BackupConfig: Sendable {

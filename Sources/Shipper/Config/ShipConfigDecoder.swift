@@ -6,7 +6,7 @@ enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
-                                  "deploy_to", "keep_releases", "ssh", "compression"]
+                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -203,7 +203,29 @@ enum ShipConfigDecoder {
         var environment = Environment(name: name, deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, revision: revision, hosts: hosts,
                                       batch: batch, maxFail: maxFail, rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
         environment.compression = try map["compression"]?.oneOf(BundleCompression.self) ?? defaults.compression
+        environment.healthCheck = try map["health_check"].map { node throws(ShipError) in try decodeHealthCheck(node) }
         return environment
+    }
+
+    static func decodeHealthCheck(_ node: ConfigNode) throws(ShipError) -> HealthCheck {
+        let map = try node.mapping(allowed: ["url", "expect_status", "expect_body", "timeout", "retries", "interval"],
+                                   expected: "a mapping with url (and expect_status, expect_body, timeout, retries, interval)")
+        let urlNode = try map.required("url", expected: "an http:// or https:// URL", hint: "e.g. url: https://{host}/health")
+        let url = try urlNode.nonEmptyString(expected: "an http:// or https:// URL")
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw urlNode.error("expected an http:// or https:// URL, found \"\(url)\"", hint: "e.g. url: https://{host}/health")
+        }
+        var check = HealthCheck(url: url)
+        if let status = map["expect_status"] {
+            let items = (try? status.list()) ?? [status]
+            check.expectStatus = []
+            for item in items { check.expectStatus.append(try item.int(in: 100...599, expected: "an HTTP status from 100 to 599")) }
+        }
+        check.expectBody = try map["expect_body"]?.nonEmptyString(expected: "text the body must contain")
+        check.timeout = try map["timeout"]?.int(in: 1...3600, expected: "seconds from 1 to 3600") ?? check.timeout
+        check.retries = try map["retries"]?.int(in: 0...100, expected: "a number of retries from 0 to 100") ?? check.retries
+        check.interval = try map["interval"]?.int(in: 0...3600, expected: "seconds from 0 to 3600") ?? check.interval
+        return check
     }
 
     /// `env:`: variable names to values, in order.

@@ -189,6 +189,10 @@ extension Deployment {
             try await runHooks(client, release: context.release, event: .start, env: env, context: context)
             step = "validate"
             try await runHooks(client, release: context.release, event: .validate, env: env, context: context, settles: true)
+            if let check = environment.healthCheck {
+                step = "health check"
+                try await checkHealth(check, host: client.transport.host)
+            }
             reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
         } catch {
             var message = error.message
