@@ -9,7 +9,7 @@
 /// request on one ssh channel (a bundle's bytes follow its request line, `payloadBytes` long),
 /// answering each with its events and its result, until stdin ends.
 public enum AgentProtocol {
-    public static let version = 3
+    public static let version = 4
     /// ship's release, which the controller and the agent built with it both report.
     public static let shipVersion = "0.3.0"
 }
@@ -46,6 +46,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     /// The controller is done with the host for this deployment: its stop marker is cleared, so
     /// the end of the session starts nothing (see `ship-agent serve`).
     case settle
+    /// Take a host out of a load balancer's rotation or put it back, on a balancer host (or the
+    /// controller's machine): HAProxy's runtime API over its admin socket, or a command.
+    case traffic
 
     /// Operations whose stdout is a framed binary stream rather than JSON lines.
     public var streamsFrames: Bool { self == .backupDatabase || self == .backupAssets }
@@ -191,11 +194,62 @@ public struct AgentRequest: Codable, Sendable {
     /// `run-hooks`: these hooks (a `validate` that passed) leave the host settled: its guard
     /// has nothing left to do.
     public var settles: Bool?
+    /// `traffic`: what to do to which server.
+    public var traffic: TrafficAction?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
         self.operation = operation
         self.deployTo = deployTo
+    }
+}
+
+/// `traffic`: one host taken out of a balancer's rotation (drained first) or put back in it.
+public struct TrafficAction: Codable, Sendable, Equatable {
+    public enum Direction: String, Codable, Sendable {
+        /// HAProxy: `drain`, wait until no session is left (or `timeout`), then `maint`.
+        case out
+        /// HAProxy: `ready`, then wait until HAProxy says the server is up (or `timeout`).
+        case back
+    }
+
+    /// A server of an HAProxy backend, reached through the runtime API on an admin socket.
+    public struct HAProxyServer: Codable, Sendable, Equatable {
+        public var socket: String
+        public var backend: String
+        public var server: String
+
+        public init(socket: String, backend: String, server: String) {
+            self.socket = socket
+            self.backend = backend
+            self.server = server
+        }
+
+        /// Runtime API names: letters, digits and `_.:-` only, so that a name can never carry a
+        /// second command (the CLI splits on `;` and newlines).
+        public static func isValidName(_ name: String) -> Bool {
+            !name.isEmpty && name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x5F || byte == 0x2E || byte == 0x3A || byte == 0x2D
+            }
+        }
+    }
+
+    public var direction: Direction
+    public var haproxy: HAProxyServer?
+    /// The `command` provider: a line for `/bin/sh -c`, with `environment` (SHIP_HOST, SHIP_SERVER…).
+    public var command: String?
+    public var environment: [String: String]?
+    /// Seconds: HAProxy's drain or ready wait; a command's time limit.
+    public var timeout: Int
+
+    public init(direction: Direction, haproxy: HAProxyServer? = nil, command: String? = nil,
+                environment: [String: String]? = nil, timeout: Int) {
+        self.direction = direction
+        self.haproxy = haproxy
+        self.command = command
+        self.environment = environment
+        self.timeout = timeout
     }
 }
 

@@ -9,7 +9,12 @@ import Hooks
 
 struct AgentError: Error {
     var message: String
-    init(_ message: String) { self.message = message }
+    /// What to do about it, when the agent knows.
+    var hint: String?
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
 }
 
 enum Output {

@@ -29,6 +29,7 @@ struct Operations {
         case .backupAssets: return try backupAssets()
         case .restoreAssets: return try restoreAssets()
         case .settle: return try settle()
+        case .traffic: return try traffic()
         }
     }
 

@@ -62,7 +62,9 @@ extension Operations {
         do {
             return try perform()
         } catch let error as AgentError {
-            return AgentResult(ok: false, message: error.message)
+            var result = AgentResult(ok: false, message: error.message)
+            result.hint = error.hint
+            return result
         } catch {
             return AgentResult(ok: false, message: "\(error)")
         }

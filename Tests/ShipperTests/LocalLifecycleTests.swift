@@ -132,18 +132,25 @@ struct LocalLifecycleTests {
         #expect(releases == [result1.release])
     }
 
-    /// A local HTTP server answering 200 "healthy NAME" on /ok/NAME and 503 elsewhere.
+    /// A local HTTP server answering 200 "healthy NAME" on /ok/NAME, and on /app/NAME unless the
+    /// file `page` contains "broken" (the app's own health endpoint); 503 elsewhere.
     final class HealthServer {
         let process = Process()
         let port: Int
 
-        init() throws {
+        init(page: String = "/nonexistent") throws {
             let script = """
-                import http.server
+                import http.server, sys
+                def app_ok():
+                    try:
+                        return "broken" not in open(sys.argv[1]).read()
+                    except OSError:
+                        return False
                 class H(http.server.BaseHTTPRequestHandler):
                     def do_GET(self):
                         body = ("healthy " + self.path.split("/")[-1]).encode()
-                        self.send_response(200 if self.path.startswith("/ok/") else 503)
+                        ok = self.path.startswith("/ok/") or (self.path.startswith("/app/") and app_ok())
+                        self.send_response(200 if ok else 503)
                         self.send_header("Content-Length", str(len(body)))
                         self.end_headers()
                         self.wfile.write(body)
@@ -155,7 +162,7 @@ struct LocalLifecycleTests {
                 """
             let output = Pipe()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["-c", script]
+            process.arguments = ["-c", script, page]
             process.standardOutput = output
             try process.run()
             var line = Data()
@@ -184,31 +191,38 @@ struct LocalLifecycleTests {
         try repo.write("ship.yml", updated)
     }
 
-    @Test("a health check after validate: a host that answers passes; one that does not is rolled back like a failed validate")
+    @Test("a health check after validate: a host that answers passes; one that does not is rolled back like a failed validate, its rollback checked too")
     func healthChecks() async throws {
-        let server = try HealthServer()
+        let server = try HealthServer(page: deployTo.path + "/app/current/index.html")
         let base = "http://127.0.0.1:\(server.port)"
         try appspec()
         try healthCheck("{ url: \"\(base)/ok/{host}\", expect_body: healthy localhost }")
+        try repo.write("index.html", "one\n")
         try repo.commitAll("one")
         let (result1, report1) = try await deploy()
         #expect(result1.status == .succeeded, "\(result1.message ?? "")")
         #expect(report1.steps.contains("health check: GET \(base)/ok/localhost answered 200"), "\(report1.steps)")
 
-        try healthCheck("{ url: \"\(base)/down/{host}\", retries: 1, interval: 0 }")
-        try repo.write("index.html", "two\n")
+        // The app's own endpoint: release two is broken, release one (rolled back to) is not.
+        try healthCheck("{ url: \"\(base)/app/{host}\", retries: 1, interval: 0 }")
+        try repo.write("index.html", "two, broken\n")
         try repo.commitAll("two")
-        let (result2, _) = try await deploy()
-        #expect(result2.status == .rolledBack)
-        #expect(result2.message?.contains("health check GET \(base)/down/localhost failed after 2 attempts: status 503, expected 200") == true,
+        let (result2, report2) = try await deploy()
+        #expect(result2.status == .rolledBack, "\(result2.message ?? "")")
+        #expect(result2.message?.contains("health check GET \(base)/app/localhost failed after 2 attempts: status 503, expected 200") == true,
                 "\(result2.message ?? "")")
+        #expect(report2.steps.last == "health check: GET \(base)/app/localhost answered 200", "the rollback's check: \(report2.steps)")
         #expect(current == "releases/\(result1.release)")
 
+        // A check no release passes: the rollback's check fails too, and the run says so (exit 3).
         try healthCheck("{ url: \"\(base)/ok/{host}\", expect_status: [200, 204], expect_body: unhealthy, retries: 0 }")
+        try repo.write("index.html", "three\n")
+        try repo.commitAll("three")
         let (result3, _) = try await deploy()
-        #expect(result3.status == .rolledBack)
+        #expect(result3.exitCode == .rollbackFailed)
         #expect(result3.message?.contains("failed after 1 attempt: status 200, but the body does not contain \"unhealthy\"") == true,
                 "\(result3.message ?? "")")
+        #expect(result3.message?.contains("rollback failed on localhost: rollback (health check)") == true, "\(result3.message ?? "")")
         _ = server
     }
 

@@ -64,5 +64,9 @@ struct RemoteCommandTests {
         #expect(arguments.contains("BatchMode=yes"))
         #expect(!arguments.contains { $0.contains("StrictHostKeyChecking") }, "host keys are checked by ssh as configured")
         #expect(Array(arguments.suffix(2)) == ["--", "web1"])
+        // A host written user@name keeps that user: ssh would let -l win over it.
+        let explicit = OpenSSHTransport(host: Host(name: "root@lb1"), settings: SSHSettings(user: "deploy"), controlDirectory: "/tmp/ctl")
+        #expect(!explicit.baseArguments.contains("-l"))
+        #expect(Array(explicit.baseArguments.suffix(2)) == ["--", "root@lb1"])
     }
 }

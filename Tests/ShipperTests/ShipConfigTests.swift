@@ -137,6 +137,34 @@ struct ShipConfigTests {
         #expect((defaults.timeout, defaults.retries, defaults.interval) == (5, 3, 2))
     }
 
+    @Test("traffic: haproxy on balancer hosts with servers, roles and timeouts; command on local; server names default to the host")
+    func traffic() throws {
+        let config = try decode("""
+            app: shop
+            deploy_to: /srv/shop
+            environments:
+              prod:
+                hosts: [{ host: web1, roles: [web] }, { host: web2, roles: [web] }, { host: worker1, roles: [worker] }]
+                traffic:
+                  haproxy: { hosts: [lb1, "lb2:2222"], socket: /run/haproxy/admin.sock, backend: shop, servers: { web2: s2 },
+                             roles: [web], drain_timeout: 10, ready_timeout: 20 }
+              staging:
+                hosts: [stage1]
+                traffic: { command: { hosts: local, drain: "bin/lb off", undrain: "bin/lb on", timeout: 5 } }
+            """)
+        let prod = try #require(try config.environment(named: "prod").traffic)
+        #expect(prod.provider == .haproxy(socket: "/run/haproxy/admin.sock", backend: "shop"))
+        #expect(prod.sites == [.host(Host(name: "lb1")), .host(Host(name: "lb2", port: 2222))])
+        #expect(prod.server(for: Host(name: "web1", roles: ["web"])) == "web1")
+        #expect(prod.server(for: Host(name: "web2", roles: ["web"])) == "s2")
+        #expect(prod.server(for: Host(name: "worker1", roles: ["worker"])) == nil, "not behind the balancer")
+        #expect((prod.drainTimeout, prod.readyTimeout) == (10, 20))
+        let staging = try #require(try config.environment(named: "staging").traffic)
+        #expect(staging.provider == .command(drain: "bin/lb off", undrain: "bin/lb on"))
+        #expect(staging.sites == [.local])
+        #expect(staging.commandTimeout == 5)
+    }
+
     @Test("YAML anchors and merge keys are honoured")
     func mergeKeys() throws {
         let config = try decode("""
@@ -185,6 +213,20 @@ struct ShipConfigTests {
     }
 
     static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "two traffic providers", yaml: minimal + "    traffic: { haproxy: {}, command: {} }\n",
+                  expected: "ship.yml:6: environments.prod.traffic: expected one provider, found haproxy and command"),
+        ErrorCase(name: "an unknown traffic provider", yaml: minimal + "    traffic: { nginx: {} }\n",
+                  expected: "ship.yml:6: environments.prod.traffic.nginx: unknown key", hint: "allowed here: haproxy, command"),
+        ErrorCase(name: "a haproxy socket that is not absolute", yaml: minimal + "    traffic: { haproxy: { hosts: [lb1], socket: admin.sock, backend: web } }\n",
+                  expected: #"ship.yml:6: environments.prod.traffic.haproxy.socket: expected an absolute path, found "admin.sock""#),
+        ErrorCase(name: "a haproxy backend name that could carry a second command",
+                  yaml: minimal + "    traffic: { haproxy: { hosts: [lb1], socket: /run/a.sock, backend: \"web; shutdown sessions\" } }\n",
+                  expected: "ship.yml:6: environments.prod.traffic.haproxy.backend: expected a backend name of letters, digits and `_.:-`"),
+        ErrorCase(name: "traffic servers naming no host", yaml: minimal + "    traffic: { haproxy: { hosts: [lb1], socket: /run/a.sock, backend: web, servers: { web9: s9 } } }\n",
+                  expected: "ship.yml:6: environments.prod.traffic.haproxy.servers.web9: not a host of this environment"),
+        ErrorCase(name: "traffic without balancer hosts", yaml: minimal + "    traffic: { command: { drain: a, undrain: b } }\n",
+                  expected: "ship.yml:6: environments.prod.traffic.command.hosts: missing required key (expected the balancer hosts the provider runs on, or [local])",
+                  hint: "e.g. hosts: [lb1]"),
         ErrorCase(name: "a health check URL without a scheme", yaml: minimal + "    health_check: { url: web1/health }\n",
                   expected: #"ship.yml:6: environments.prod.health_check.url: expected an http:// or https:// URL, found "web1/health""#),
         ErrorCase(name: "a health check status out of range", yaml: minimal + "    health_check: { url: \"http://{host}/\", expect_status: [200, 42] }\n",

@@ -25,6 +25,8 @@ final class SimulatedHost: @unchecked Sendable {
     /// From the first request of this operation on, the host is unreachable (ssh exits 255).
     var lostAt: AgentOperation?
     var lost = false
+    /// A balancer host: what `traffic` requests it took, in order ("out web1", "back web1").
+    var trafficLog: [String] = []
     /// Runs once when a lock request is refused: another deployment finishing meanwhile.
     var afterLockRefused: ((SimulatedHost) -> Void)?
 
@@ -253,6 +255,11 @@ final class SimulatedTransport: Transport {
             result = AgentResult(ok: false, message: "simulated hosts hold no databases or assets")
         case .settle:
             host.settled.insert(request.journal?.deploymentId ?? "")
+        case .traffic:
+            let action = request.traffic
+            let entry = "\(action?.direction.rawValue ?? "?") \(action?.haproxy?.server ?? action?.environment?["SHIP_SERVER"] ?? "?")"
+            host.trafficLog.append(entry)
+            result.message = entry
         }
         return (events, result)
     }
@@ -263,9 +270,10 @@ final class SimulatedPool: @unchecked Sendable {
     let hosts: [Host]
     let states: [String: SimulatedHost]
 
-    init(count: Int) {
+    /// `others`: hosts outside the pool (balancers).
+    init(count: Int, others: [String] = []) {
         hosts = (1...count).map { Host(name: "web\($0)") }
-        states = Dictionary(uniqueKeysWithValues: hosts.map { ($0.name, SimulatedHost(name: $0.name)) })
+        states = Dictionary(uniqueKeysWithValues: (hosts.map(\.name) + others).map { ($0, SimulatedHost(name: $0)) })
     }
 
     func transport(for host: Host) -> any Transport {

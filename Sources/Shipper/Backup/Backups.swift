@@ -277,19 +277,10 @@ public struct Backups: Sendable {
 
     /// An agent client on the site, with this ship's agent installed there.
     func client(for site: BackupConfig.Site) async throws(ShipError) -> AgentClient {
-        switch site {
-        case .local:
-            return AgentClient(transport: LocalTransport(), deployTo: environment.deployTo, agentPath: agents.primary.path)
-        case .host(let named):
-            // A pool host keeps its port and name as the environment gives them.
-            let host = environment.hosts.first { $0.description == named.description || $0.name == named.name } ?? named
-            let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
-            do throws(HostError) {
-                try await client.ensureAgent(agents)
-            } catch {
-                throw Self.shipError(error)
-            }
-            return client
+        do throws(HostError) {
+            return try await AgentClient.ready(on: site, environment: environment, agents: agents, makeTransport: makeTransport)
+        } catch {
+            throw Self.shipError(error)
         }
     }
 

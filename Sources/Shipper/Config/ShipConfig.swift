@@ -185,6 +185,8 @@ public struct Environment: Sendable {
     public var compression: BundleCompression = .gzip
     /// Checked from the controller on each host after its `validate` passed.
     public var healthCheck: HealthCheck?
+    /// How hosts leave and rejoin the load balancer's rotation; nil: ship does not touch it.
+    public var traffic: TrafficSettings?
 }
 
 /// `health_check:` an HTTP(S) GET the controller makes for each host once its `validate` hooks
@@ -212,6 +214,65 @@ public struct HealthCheck: Sendable, Equatable {
     }
 }
 
+/// Where ship runs something that is not a deploy host's lifecycle (a dump, a balancer's API).
+public enum Site: Sendable, Equatable, CustomStringConvertible {
+    /// On the controller's machine.
+    case local
+    /// Over ssh on this host.
+    case host(Host)
+
+    /// `local`, or the host as ship.yml names it.
+    public var description: String {
+        switch self {
+        case .local: "local"
+        case .host(let host): host.description
+        }
+    }
+}
+
+/// `traffic:` how each host leaves its load balancer's rotation before its `stop` and rejoins it
+/// once its `validate` (and health check) passed, through the agent on the balancer hosts.
+public struct TrafficSettings: Sendable, Equatable {
+    public enum Provider: Sendable, Equatable {
+        /// HAProxy's runtime API on `socket`; servers of `backend`.
+        case haproxy(socket: String, backend: String)
+        /// The user's own lines for `/bin/sh -c`, given SHIP_SERVER, SHIP_HOST and SHIP_TRAFFIC.
+        case command(drain: String, undrain: String)
+    }
+
+    public var provider: Provider
+    /// Where the balancer is driven from: balancer hosts (each one in turn) or `local`.
+    public var sites: [Site]
+    /// Host as ship.yml writes it → its server name on the balancer; unlisted hosts keep their name.
+    public var servers: [String: String] = [:]
+    /// Only hosts with one of these roles are behind the balancer; empty: every host.
+    public var roles: [String] = []
+    /// HAProxy: seconds a host's open sessions may take to finish once it left the rotation.
+    public var drainTimeout: Int = 30
+    /// HAProxy: seconds HAProxy may take to count a host put back as up (its own health check).
+    public var readyTimeout: Int = 30
+    /// `command`: the time limit of each drain or undrain command.
+    public var commandTimeout: Int = 60
+
+    public init(provider: Provider, sites: [Site]) {
+        self.provider = provider
+        self.sites = sites
+    }
+
+    public var name: String {
+        switch provider {
+        case .haproxy: "haproxy"
+        case .command: "command"
+        }
+    }
+
+    /// The host's server name on the balancer; nil for a host not behind it (`roles`).
+    public func server(for host: Host) -> String? {
+        guard roles.isEmpty || host.roles.contains(where: roles.contains) else { return nil }
+        return servers[host.description] ?? servers[host.name] ?? host.description
+    }
+}
+
 public struct BackupConfig: Sendable {
     public enum Store: Sendable, Equatable {
         /// An absolute local directory.
@@ -225,20 +286,7 @@ public struct BackupConfig: Sendable {
     }
 
     /// Where a dump runs.
-    public enum Site: Sendable, Equatable, CustomStringConvertible {
-        /// On the controller's machine.
-        case local
-        /// Over ssh on this host.
-        case host(Host)
-
-        /// `local`, or the host as ship.yml names it.
-        public var description: String {
-            switch self {
-            case .local: "local"
-            case .host(let host): host.description
-            }
-        }
-    }
+    public typealias Site = Shipper.Site
 
     public enum Engine: String, Sendable, CaseIterable {
         case mysql

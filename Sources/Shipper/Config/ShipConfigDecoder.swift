@@ -6,7 +6,7 @@ enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
-                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check"]
+                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -204,6 +204,7 @@ enum ShipConfigDecoder {
                                       batch: batch, maxFail: maxFail, rollback: rollback, deployOnPush: deployOnPush, env: env, backup: backup)
         environment.compression = try map["compression"]?.oneOf(BundleCompression.self) ?? defaults.compression
         environment.healthCheck = try map["health_check"].map { node throws(ShipError) in try decodeHealthCheck(node) }
+        environment.traffic = try map["traffic"].map { node throws(ShipError) in try decodeTraffic(node, hosts: hosts) }
         return environment
     }
 

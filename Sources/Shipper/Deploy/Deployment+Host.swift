@@ -14,6 +14,8 @@ extension Deployment {
         /// The bundle and appspec of a deployment; nil for a rollback.
         var prepared: Prepared?
         var lock: LockInfo
+        /// `traffic:` of the environment, for this run.
+        var traffic: TrafficControl?
     }
 
     struct HostOutcome: Sendable {
@@ -74,6 +76,8 @@ extension Deployment {
         do throws(HostError) {
             try await makeRelease(client, shipment: shipment, prepared: prepared, context: context)
             let environmentVariables = hookEnvironment(client, context: context, previous: previous)
+            step = "out of rotation"
+            try await context.traffic?.takeOut(client.transport.host)
             if let previous {
                 step = "stop"
                 // From here on the old release may be down (maintenance mode on): whatever
@@ -94,7 +98,9 @@ extension Deployment {
                 : error.message
             reporter.report(Event(host: host, .hostFailed(step: step, message: message)))
             if !error.unreachable { await discard([client], context: context) }
-            throw HostError(host: host, step: step, message: message, unreachable: error.unreachable)
+            // Its release never stopped: it serves as before, so it goes back in rotation.
+            if !stopped { await context.traffic?.putBackReporting(client.transport.host) }
+            throw HostError(host: host, step: step, message: message, unreachable: error.unreachable, hint: error.hint)
         }
     }
 
@@ -189,10 +195,7 @@ extension Deployment {
             try await runHooks(client, release: context.release, event: .start, env: env, context: context)
             step = "validate"
             try await runHooks(client, release: context.release, event: .validate, env: env, context: context, settles: true)
-            if let check = environment.healthCheck {
-                step = "health check"
-                try await checkHealth(check, host: client.transport.host)
-            }
+            try await checkAndPutBack(client.transport.host, context: context, step: &step)
             reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
         } catch {
             var message = error.message
@@ -208,6 +211,20 @@ extension Deployment {
         return outcome
     }
 
+    /// Once a host's `validate` passed: the environment's health check, then back in the
+    /// balancer's rotation. `step` says which, for a failure (`label` names it: a restart's).
+    func checkAndPutBack(_ host: Host, context: HostContext, step: inout String,
+                         label: (String) -> String = { $0 }) async throws(HostError) {
+        if let check = environment.healthCheck {
+            step = label("health check")
+            try await checkHealth(check, host: host)
+        }
+        if let traffic = context.traffic {
+            step = label("back in rotation")
+            try await traffic.putBack(host)
+        }
+    }
+
     /// Hosts whose old release's `stop` ran but that will not switch: `start` and `validate` of
     /// the release they stay on, with that release's environment, so none is left down. Returns
     /// the hosts where that failed (they are down, and said so).
@@ -221,6 +238,7 @@ extension Deployment {
                 try await runHooks(client, release: previous, event: .start, env: env, context: context)
                 step = "restart (validate)"
                 try await runHooks(client, release: previous, event: .validate, env: env, context: context, settles: true)
+                try await checkAndPutBack(client.transport.host, context: context, step: &step) { "restart (\($0))" }
                 reporter.report(Event(host: host, .hostRestarted(release: previous)))
             } catch {
                 let message = "\(error.message) (its old release \(previous) was stopped and may be down)"

@@ -18,8 +18,10 @@ extension Deployment {
                 continue
             }
             let env = hookEnvironment(client, context: context, previous: previous)
+            await leaveRotation(client.transport.host, context: context)
             _ = try? await runHooks(client, release: context.release, event: .stop, env: env, context: context) // best effort, as the contract says
-            do {
+            var step = "rollback"
+            do throws(HostError) {
                 var switchRequest = client.request(.switchCurrent)
                 switchRequest.release = previous
                 switchRequest.journal = journalEntry(context, step: "switched", kind: "rollback")
@@ -27,13 +29,38 @@ extension Deployment {
                 reporter.report(Event(host: host, .hostSwitched(release: previous, previous: context.release)))
                 try await runHooks(client, release: previous, event: .start, env: env, context: context)
                 try await runHooks(client, release: previous, event: .validate, env: env, context: context, settles: true)
+                try await checkAndPutBack(client.transport.host, context: context, step: &step) { "rollback (\($0))" }
                 reporter.report(Event(host: host, .hostRolledBack(release: previous)))
             } catch {
-                reporter.report(Event(host: host, .hostFailed(step: "rollback", message: error.message)))
-                failures.append(error)
+                reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
+                failures.append(HostError(host: host, step: step, message: error.message, unreachable: error.unreachable, hint: error.hint))
             }
         }
         return failures
+    }
+
+    /// A switched host about to be rolled back leaves the balancer's rotation first; if it
+    /// cannot, the rollback goes on (the host serves the failed release meanwhile), said as a warning.
+    func leaveRotation(_ host: Host, context: HostContext) async {
+        guard let traffic = context.traffic else { return }
+        do {
+            try await traffic.takeOut(host)
+        } catch {
+            reporter.report(Event(host: host.description, .hostWarning(message: "\(error.message); rolling back while it is in rotation")))
+        }
+    }
+
+    /// The end of a run with `traffic:`: the hosts it took out and could not bring back, each
+    /// said (they stay out: their app may be down), and a line for the result's message.
+    func reportOutOfRotation(_ context: HostContext, hosts: [Host]) async -> String? {
+        guard let traffic = context.traffic else { return nil }
+        let out = await traffic.hostsOut(order: hosts)
+        guard !out.isEmpty else { return nil }
+        for host in out {
+            reporter.report(Event(host: host.description, .hostWarning(
+                message: "left out of rotation (traffic: \(environment.traffic?.name ?? "")): it did not come back up; put it back once it serves")))
+        }
+        return "out of rotation: " + out.map(\.description).joined(separator: ", ")
     }
 
     func prune(_ client: AgentClient, previous: String?, context: HostContext) async {

@@ -126,7 +126,7 @@ public struct Deployment: Sendable {
                                                  hosts: hosts.map(\.description))))
 
         let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
-                                  revision: prepared.revision.commit, prepared: prepared, lock: lock)
+                                  revision: prepared.revision.commit, prepared: prepared, lock: lock, traffic: trafficControl())
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
         let shipments: [String: Shipment]
         do throws(ShipError) {
@@ -313,6 +313,9 @@ public struct Deployment: Sendable {
                 return true
             }
         }
+        if let out = await reportOutOfRotation(context, hosts: hosts) {
+            message = message.map { $0 + "; " + out } ?? out
+        }
         let failedHosts = Set(failures.map(\.host)).union(rollbackFailedHosts).union(rollbackFailed.map(\.host))
         let switchedHosts = Set(switched.map(\.client.transport.host.description))
         // What happened to each host, for its journal: history tells the truth per host.
@@ -335,6 +338,13 @@ public struct Deployment: Sendable {
             return journal
         }
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
+    }
+
+    /// The environment's `traffic:` for one run.
+    func trafficControl() -> TrafficControl? {
+        environment.traffic.map {
+            TrafficControl(settings: $0, environment: environment, app: config.app, agents: agents, makeTransport: makeTransport, reporter: reporter)
+        }
     }
 
     func finish(_ status: DeploymentResult.Status, exit: ShipError.ExitCode?, id: String, release: String, message: String?,

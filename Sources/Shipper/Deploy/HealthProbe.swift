@@ -19,7 +19,7 @@ enum HealthProbe {
         }
     }
 
-    private static func getBlocking(_ url: String, timeout: Int) -> Result<Answer, ShipError> {
+    static func getBlocking(_ url: String, timeout: Int) -> Result<Answer, ShipError> {
         S3Client.globalInit
         guard let curl = curl_easy_init() else { return .failure(ShipError("cannot start libcurl")) }
         defer { curl_easy_cleanup(curl) }

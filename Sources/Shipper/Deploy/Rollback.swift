@@ -66,6 +66,7 @@ extension Deployment {
         var failures: [HostError] = []
         var interrupted = false
         var reached: Set<String> = []
+        let traffic = trafficControl()
         for (number, batch) in plan.batches.enumerated() {
             if interruption.requested {
                 interrupted = true
@@ -76,14 +77,19 @@ extension Deployment {
             let results = await forEachHost(batch.map { clientByHost[$0.description]! }) { client throws(HostError) in
                 let host = client.transport.host.description
                 let (current, target) = destinations[host]!
-                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock)
+                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock, traffic: traffic)
             }
             for case .failure(let error) in results { failures.append(error) }
             if failures.count > environment.maxFail { break }
         }
         let status: DeploymentResult.Status = failures.isEmpty && !interrupted ? .succeeded : .failed
-        let message: String? = interrupted ? "interrupted: no new host started"
+        var message: String? = interrupted ? "interrupted: no new host started"
             : failures.isEmpty ? nil : failures.map(\.description).joined(separator: "; ")
+        let sweep = HostContext(deploymentId: deploymentId, kind: "rollback", release: "", revision: "", prepared: nil, lock: lock, traffic: traffic)
+        if let out = await reportOutOfRotation(sweep, hosts: hosts) {
+            message = message.map { $0 + "; " + out } ?? out
+        }
+        let finalMessage = message
         let environmentName = environment.name
         let failedHosts = Set(failures.map(\.host))
         let reachedHosts = reached
@@ -91,24 +97,33 @@ extension Deployment {
             let host = client.transport.host.description
             var entry = JournalEntry(time: Event.timestamp(Date()), deploymentId: deploymentId, kind: "rollback", step: "finished",
                                      release: destinations[host]?.target, status: status.rawValue,
-                                     user: ReleaseName.holder, environment: environmentName, detail: message)
+                                     user: ReleaseName.holder, environment: environmentName, detail: finalMessage)
             entry.hostStatus = failedHosts.contains(host) ? "failed" : (reachedHosts.contains(host) ? "succeeded" : "not_started")
             return entry
         }
         let release = requested ?? Set(destinations.values.map(\.target)).sorted().joined(separator: ",")
-        return done(status, interrupted ? .interrupted : (failures.isEmpty ? nil : .failed), release, message)
+        return done(status, interrupted ? .interrupted : (failures.isEmpty ? nil : .failed), release, finalMessage)
     }
 
     /// `stop` of the current release (best effort), switch to `target`, `start` and `validate` of it.
     func rollBackHost(_ client: AgentClient, from current: String?, to target: String, deploymentId: String,
-                      lock: LockInfo) async throws(HostError) {
+                      lock: LockInfo, traffic: TrafficControl?) async throws(HostError) {
         let host = client.transport.host.description
         guard current != target else {
             reporter.report(Event(host: host, .hostStep(step: "already on \(target)")))
             return
         }
-        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock)
+        var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock,
+                                  traffic: traffic)
         let env = hookEnvironment(client, context: context, previous: current)
+        do throws(HostError) {
+            try await traffic?.takeOut(client.transport.host)
+        } catch {
+            // Nothing changed on the host: it serves as before, so it goes back in rotation.
+            reporter.report(Event(host: host, .hostFailed(step: error.step, message: error.message)))
+            await traffic?.putBackReporting(client.transport.host)
+            throw error
+        }
         if let current {
             _ = try? await runHooks(client, release: current, event: .stop, env: env, context: context) // best effort, as the contract says
         }
@@ -125,6 +140,7 @@ extension Deployment {
             try await runHooks(client, release: target, event: .start, env: targetEnv, context: context)
             step = "validate"
             try await runHooks(client, release: target, event: .validate, env: targetEnv, context: context, settles: true)
+            try await checkAndPutBack(client.transport.host, context: context, step: &step)
             reporter.report(Event(host: host, .hostRolledBack(release: target)))
         } catch {
             reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))

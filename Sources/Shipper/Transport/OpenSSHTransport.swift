@@ -21,7 +21,8 @@ public final class OpenSSHTransport: Transport {
         // ssh takes the first value it sees for an option: the user's options go first.
         var arguments: [String] = settings.options
         if let config = settings.configFile { arguments += ["-F", config] }
-        if let user = host.user ?? settings.user { arguments += ["-l", user] }
+        // A host written `user@name` keeps its user: ssh would let `-l` win over it.
+        if !host.name.contains("@"), let user = host.user ?? settings.user { arguments += ["-l", user] }
         if let port = host.port ?? settings.port { arguments += ["-p", String(port)] }
         if let identity = settings.identityFile { arguments += ["-i", identity] }
         arguments += [

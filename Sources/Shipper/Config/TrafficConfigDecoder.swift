@@ -1,0 +1,89 @@
+import Foundation
+import Hooks
+
+/// The `traffic:` section of an environment: one provider and where it runs.
+extension ShipConfigDecoder {
+    static let trafficProviders = ["haproxy", "command"]
+    static let trafficCommonKeys = ["hosts", "servers", "roles"]
+
+    static func decodeTraffic(_ node: ConfigNode, hosts: [Host]) throws(ShipError) -> TrafficSettings {
+        let map = try node.mapping(allowed: trafficProviders, expected: "a mapping with one provider: haproxy or command")
+        guard map.entries.count == 1, let entry = map.entries.first else {
+            throw node.error("expected one provider, found \(map.entries.isEmpty ? "none" : map.entries.map(\.key.text).joined(separator: " and "))",
+                             hint: "e.g. traffic: { haproxy: { hosts: [lb1], socket: /run/haproxy/admin.sock, backend: web } }")
+        }
+        let (key, providerNode) = (entry.key.text, entry.value)
+        let settings: TrafficSettings
+        switch key {
+        case "haproxy":
+            let haproxy = try providerNode.mapping(allowed: trafficCommonKeys + ["socket", "backend", "drain_timeout", "ready_timeout"],
+                                                   expected: "a mapping with hosts, socket and backend")
+            let socketNode = try haproxy.required("socket", expected: "the path of HAProxy's admin socket",
+                                                  hint: "haproxy.cfg's `stats socket` line, e.g. /run/haproxy/admin.sock")
+            let socket = try absoluteRemotePath(socketNode)
+            let backendNode = try haproxy.required("backend", expected: "the HAProxy backend the hosts are servers of")
+            let backend = try runtimeName(backendNode, what: "a backend name")
+            var traffic = TrafficSettings(provider: .haproxy(socket: socket, backend: backend), sites: try sites(haproxy))
+            traffic.drainTimeout = try haproxy["drain_timeout"]?.int(in: 0...3600, expected: "seconds from 0 to 3600") ?? traffic.drainTimeout
+            traffic.readyTimeout = try haproxy["ready_timeout"]?.int(in: 1...3600, expected: "seconds from 1 to 3600") ?? traffic.readyTimeout
+            try common(haproxy, into: &traffic, hosts: hosts)
+            for host in hosts {
+                guard let server = traffic.server(for: host), !TrafficAction.HAProxyServer.isValidName(server) else { continue }
+                throw providerNode.error("host \(host) is no HAProxy server name (letters, digits and `_.:-`)",
+                                         hint: "name its server under servers:, e.g. servers: { \"\(host)\": web1 }")
+            }
+            settings = traffic
+        default:
+            let command = try providerNode.mapping(allowed: trafficCommonKeys + ["drain", "undrain", "timeout"],
+                                                   expected: "a mapping with hosts, drain and undrain")
+            let drain = try command.required("drain", expected: "a command taking $SHIP_SERVER out of rotation")
+                .nonEmptyString(expected: "a command line")
+            let undrain = try command.required("undrain", expected: "a command putting $SHIP_SERVER back in rotation")
+                .nonEmptyString(expected: "a command line")
+            var traffic = TrafficSettings(provider: .command(drain: drain, undrain: undrain), sites: try sites(command))
+            traffic.commandTimeout = try command["timeout"]?.int(in: 1...3600, expected: "seconds from 1 to 3600") ?? traffic.commandTimeout
+            try common(command, into: &traffic, hosts: hosts)
+            settings = traffic
+        }
+        return settings
+    }
+
+    /// `hosts:` the balancer hosts (or `local`), one or more.
+    private static func sites(_ map: ConfigMapping) throws(ShipError) -> [Site] {
+        let node = try map.required("hosts", expected: "the balancer hosts the provider runs on, or [local]", hint: "e.g. hosts: [lb1]")
+        let items: [ConfigNode]
+        if case .sequence = node.node { items = try node.list() } else { items = [node] }
+        guard !items.isEmpty else { throw node.error("expected at least one balancer host, or [local]") }
+        var sites: [Site] = []
+        for item in items {
+            let site = try decodeSite(item)
+            guard !sites.contains(site) else { throw item.error("\(site) is listed twice") }
+            sites.append(site)
+        }
+        return sites
+    }
+
+    private static func common(_ map: ConfigMapping, into traffic: inout TrafficSettings, hosts: [Host]) throws(ShipError) {
+        if let roles = map["roles"] { traffic.roles = try roles.stringList(expected: "a list of role names") }
+        if let servers = map["servers"] {
+            for (key, value) in try servers.mappingEntries(expected: "a mapping of hosts to server names") {
+                let keyNode = ConfigNode(node: key.node, file: servers.file, path: servers.path + [key.text])
+                guard hosts.contains(where: { $0.description == key.text || $0.name == key.text }) else {
+                    throw keyNode.error("not a host of this environment",
+                                        hint: Suggestion.didYouMean(key.text, among: hosts.map(\.description))
+                                            ?? "hosts: \(hosts.map(\.description).joined(separator: ", "))")
+                }
+                traffic.servers[key.text] = try runtimeName(value, what: "a server name")
+            }
+        }
+    }
+
+    /// A backend or server name as HAProxy's runtime API takes it.
+    private static func runtimeName(_ node: ConfigNode, what: String) throws(ShipError) -> String {
+        let name = try node.nonEmptyString(expected: what)
+        guard TrafficAction.HAProxyServer.isValidName(name) else {
+            throw node.error("expected \(what) of letters, digits and `_.:-`, found \(node.found)")
+        }
+        return name
+    }
+}
