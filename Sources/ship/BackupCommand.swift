@@ -157,6 +157,19 @@ struct BackupCommand: AsyncParsableCommand {
 
     static func take(_ kind: BackupKind, environment: String?, options: ConfigOptions, json: Bool) async throws {
         let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        do {
+            try await take(kind, config: config, environment: env, agents: agents, connections: connections, json: json)
+        } catch {
+            // A backup from cron that did not happen: whoever listens hears of it, whatever stopped it.
+            let notifier = Notifier(config: config, environment: env, reporter: json ? JSONLinesReporter() : PlainReporter())
+            notifier.backupFailed(kind: kind.rawValue, message: "\(error)")
+            await notifier.flush()
+            throw error
+        }
+    }
+
+    static func take(_ kind: BackupKind, config: ShipConfig, environment env: Shipper.Environment, agents: AgentCatalog,
+                     connections: SSHConnections, json: Bool) async throws {
         let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         let signals = InterruptCleanup.install("nothing was stored")
         defer { _ = signals }

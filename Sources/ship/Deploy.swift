@@ -52,14 +52,16 @@ struct Deploy: AsyncParsableCommand {
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
+        let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
         let deployment = Deployment(
             config: config, environment: env,
             request: DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures,
                                    lockWait: lockWait, batch: batchSpec),
-            agents: agents, reporter: output.reporter(), interruption: interruption,
+            agents: agents, reporter: notifier, interruption: interruption,
             makeTransport: { connections.transport(for: $0) })
         let result = await deployment.run()
         await connections.closeAll()
+        await notifier.flush()
         result.printHint()
         if let code = result.exitCode { throw ExitCode(code.rawValue) }
     }

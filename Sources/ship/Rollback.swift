@@ -25,9 +25,10 @@ struct Rollback: AsyncParsableCommand {
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
+        let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
         let deployment = Deployment(config: config, environment: env,
                                     request: DeployRequest(environment: env.name, lockWait: lockWait),
-                                    agents: agents, reporter: output.reporter(), interruption: interruption,
+                                    agents: agents, reporter: notifier, interruption: interruption,
                                     makeTransport: { connections.transport(for: $0) })
         // --to may name a revision or tag: the newest good release of that commit.
         var revision: String?
@@ -36,6 +37,7 @@ struct Rollback: AsyncParsableCommand {
         }
         let result = await deployment.rollback(to: to, requestedRevision: revision)
         await connections.closeAll()
+        await notifier.flush()
         result.printHint()
         if let code = result.exitCode { throw ExitCode(code.rawValue) }
     }

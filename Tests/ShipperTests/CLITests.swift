@@ -96,6 +96,46 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("backups")), "nothing was created")
     }
 
+    @Test("a failed backup is told to the notify webhooks as backup_failed, and still exits as it fails")
+    func backupFailedNotified() throws {
+        let dir = try TemporaryDirectory()
+        let bodies = dir.file("bodies")
+        let receiver = try PythonHTTPServer(handler: """
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers["Content-Length"]))
+                    with open(sys.argv[1], "ab") as f:
+                        f.write(body + b"\\n")
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                def log_message(self, *args):
+                    pass
+            """, arguments: [bodies])
+        try dir.write("ship.yml", """
+            app: shop
+            deploy_to: \(dir.path)/srv
+            environments:
+              prod:
+                hosts: [web1]
+                notify: [{ webhook_env: SHIP_TEST_HOOK, events: [backup_failed] }]
+                backup:
+                  store: backups
+                  db: { host: local, engine: command, dump_command: "echo no database here >&2; exit 3", restore_command: "cat >/dev/null" }
+
+            """)
+        let failed = try ship(["backup", "db", "--json"], in: dir.path, environment: ["SHIP_TEST_HOOK": receiver.base + "/hook"])
+        #expect(failed.status == 1, "\(failed.stdout)\(failed.stderr)")
+        let posted = try String(contentsOfFile: bodies, encoding: .utf8).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(posted.count == 1)
+        #expect(posted.first?["event"] as? String == "backup_failed" && posted.first?["kind"] as? String == "db")
+        #expect((posted.first?["message"] as? String)?.contains("no database here") == true, "\(posted)")
+        #expect((posted.first?["text"] as? String)?.hasPrefix("shop prod: db backup failed: ") == true)
+        _ = receiver
+    }
+
     @Test("ship package prints the bundle's path and SHA-256 and finds ship.yml from a subdirectory")
     func packageCommand() throws {
         let repo = try TestRepository()

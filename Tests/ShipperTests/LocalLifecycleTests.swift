@@ -65,12 +65,16 @@ struct LocalLifecycleTests {
             """)
     }
 
-    func deploy(ignoreStopFailures: Bool = false) async throws -> (DeploymentResult, CollectingReporter) {
+    /// `wrap`: what the deployment reports to, in front of the collector (a Notifier).
+    func deploy(ignoreStopFailures: Bool = false,
+                wrap: (ShipConfig, Environment, CollectingReporter) -> any Reporter = { $2 }) async throws -> (DeploymentResult, CollectingReporter) {
         let config = try ConfigLoader.load(currentDirectory: repo.path)
         let reporter = CollectingReporter()
-        let deployment = Deployment(config: config, environment: try config.environment(named: nil),
+        let environment = try config.environment(named: nil)
+        let deployment = Deployment(config: config, environment: environment,
                                     request: DeployRequest(ignoreStopFailures: ignoreStopFailures),
-                                    agents: try testAgents(), reporter: reporter, makeTransport: { LocalTransport(host: $0) })
+                                    agents: try testAgents(), reporter: wrap(config, environment, reporter),
+                                    makeTransport: { LocalTransport(host: $0) })
         useTestBundleCache()
         return (await deployment.run(), reporter)
     }
@@ -134,66 +138,91 @@ struct LocalLifecycleTests {
 
     /// A local HTTP server answering 200 "healthy NAME" on /ok/NAME, and on /app/NAME unless the
     /// file `page` contains "broken" (the app's own health endpoint); 503 elsewhere.
-    final class HealthServer {
-        let process = Process()
-        let port: Int
+    static func healthServer(page: String = "/nonexistent") throws -> PythonHTTPServer {
+        try PythonHTTPServer(handler: """
+            def app_ok():
+                try:
+                    return "broken" not in open(sys.argv[1]).read()
+                except OSError:
+                    return False
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    body = ("healthy " + self.path.split("/")[-1]).encode()
+                    ok = self.path.startswith("/ok/") or (self.path.startswith("/app/") and app_ok())
+                    self.send_response(200 if ok else 503)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            """, arguments: [page])
+    }
 
-        init(page: String = "/nonexistent") throws {
-            let script = """
-                import http.server, sys
-                def app_ok():
-                    try:
-                        return "broken" not in open(sys.argv[1]).read()
-                    except OSError:
-                        return False
-                class H(http.server.BaseHTTPRequestHandler):
-                    def do_GET(self):
-                        body = ("healthy " + self.path.split("/")[-1]).encode()
-                        ok = self.path.startswith("/ok/") or (self.path.startswith("/app/") and app_ok())
-                        self.send_response(200 if ok else 503)
-                        self.send_header("Content-Length", str(len(body)))
-                        self.end_headers()
-                        self.wfile.write(body)
-                    def log_message(self, *args):
-                        pass
-                server = http.server.HTTPServer(("127.0.0.1", 0), H)
-                print(server.server_port, flush=True)
-                server.serve_forever()
-                """
-            let output = Pipe()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["-c", script, page]
-            process.standardOutput = output
-            try process.run()
-            var line = Data()
-            while !line.contains(0x0A) {
-                let more = output.fileHandleForReading.availableData
-                guard !more.isEmpty else { throw TestFailure("the health server did not start") }
-                line += more
-            }
-            port = try #require(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-
-        deinit {
-            // Not waitUntilExit: it spins a run loop that a test's thread never serves.
-            let pid = process.processIdentifier
-            kill(pid, SIGKILL)
-            waitpid(pid, nil, 0)
-        }
+    /// Sets (or replaces) one key of the environment in ship.yml.
+    func environmentKey(_ key: String, _ yaml: String) throws {
+        let text = try String(contentsOfFile: repo.directory.file("ship.yml"), encoding: .utf8)
+        let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("    \(key):") }
+        let updated = kept.joined(separator: "\n").replacingOccurrences(of: "    env: { APP_ENV: local }\n",
+                                                                       with: "    env: { APP_ENV: local }\n    \(key): \(yaml)\n")
+        guard updated.contains("\(key):") else { throw TestFailure("no environment to add \(key) to in ship.yml") }
+        try repo.write("ship.yml", updated)
     }
 
     func healthCheck(_ yaml: String) throws {
-        let text = try String(contentsOfFile: repo.directory.file("ship.yml"), encoding: .utf8)
-        let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("health_check:") }
-        let updated = kept.joined(separator: "\n").replacingOccurrences(of: "    env: { APP_ENV: local }\n",
-                                                                       with: "    env: { APP_ENV: local }\n    health_check: \(yaml)\n")
-        guard updated.contains("health_check:") else { throw TestFailure("no environment to add a health check to in ship.yml") }
-        try repo.write("ship.yml", updated)
+        try environmentKey("health_check", yaml)
+    }
+
+    @Test("notify: webhooks get deployment_started and deployment_finished as JSON with a Slack text, filtered by events; a dead one fails nothing and is said")
+    func webhooks() async throws {
+        let bodies = deployTo.path + "/webhook-bodies"
+        let receiver = try PythonHTTPServer(handler: """
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_POST(self):
+                    body = self.rfile.read(int(self.headers["Content-Length"]))
+                    with open(sys.argv[1], "ab") as f:
+                        f.write(self.path.encode() + b" " + body + b"\\n")
+                    self.send_response(204)
+                    self.end_headers()
+                def log_message(self, *args):
+                    pass
+            """, arguments: [bodies])
+        let dead = try freePort()
+        try appspec()
+        try environmentKey("notify", "[{ webhook: \"\(receiver.base)/all\" }, { webhook_env: SHIP_TEST_HOOK, events: [deployment_finished] }, "
+            + "{ webhook: \"http://127.0.0.1:\(dead)/secret-token\" }]")
+        try repo.commitAll("one")
+        var notifier: Notifier?
+        let (result, reporter) = try await deploy { config, environment, collector in
+            let made = Notifier(config: config, environment: environment, reporter: collector,
+                                variables: ["SHIP_TEST_HOOK": receiver.base + "/finished"])
+            notifier = made
+            return made
+        }
+        await notifier?.flush()
+        #expect(result.status == .succeeded, "a dead webhook fails nothing: \(result.message ?? "")")
+        let lines = try String(contentsOfFile: bodies, encoding: .utf8).split(separator: "\n").map(String.init)
+        let posted = lines.map { line -> (path: String, object: [String: Any]) in
+            let space = line.firstIndex(of: " ")!
+            let object = (try? JSONSerialization.jsonObject(with: Data(line[line.index(after: space)...].utf8))) as? [String: Any] ?? [:]
+            return (String(line[..<space]), object)
+        }
+        #expect(posted.filter { $0.path == "/all" }.map { $0.object["event"] as? String } == ["deployment_started", "deployment_finished"])
+        #expect(posted.filter { $0.path == "/finished" }.map { $0.object["event"] as? String } == ["deployment_finished"])
+        let finished = try #require(posted.first { $0.path == "/finished" }?.object)
+        #expect(finished["status"] as? String == "succeeded" && finished["app"] as? String == "shop" && finished["environment"] as? String == "local")
+        #expect(finished["release"] as? String == result.release)
+        #expect((finished["text"] as? String)?.hasPrefix("shop local: deployment \(result.deploymentId) of ") == true, "\(finished)")
+        let failures = reporter.events.compactMap { event -> String? in
+            if case .notifyFailed(let webhook, let notified, _) = event.kind { "\(notified) \(webhook)" } else { nil }
+        }
+        #expect(failures == ["deployment_started http://127.0.0.1:\(dead)/…", "deployment_finished http://127.0.0.1:\(dead)/…"],
+                "said, with the URL's path (its token) left out")
+        _ = receiver
     }
 
     @Test("a health check after validate: a host that answers passes; one that does not is rolled back like a failed validate, its rollback checked too")
     func healthChecks() async throws {
-        let server = try HealthServer(page: deployTo.path + "/app/current/index.html")
+        let server = try Self.healthServer(page: deployTo.path + "/app/current/index.html")
         let base = "http://127.0.0.1:\(server.port)"
         try appspec()
         try healthCheck("{ url: \"\(base)/ok/{host}\", expect_body: healthy localhost }")

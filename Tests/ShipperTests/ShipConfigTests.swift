@@ -213,6 +213,10 @@ struct ShipConfigTests {
     }
 
     static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "a webhook given twice", yaml: minimal + "    notify: [{ webhook: \"https://x/y\", webhook_env: HOOK }]\n",
+                  expected: "ship.yml:6: environments.prod.notify[0]: expected one of webhook and webhook_env, found both"),
+        ErrorCase(name: "an unknown notify event", yaml: minimal + "    notify: [{ webhook_env: HOOK, events: [deployment_failed] }]\n",
+                  expected: #"ship.yml:6: environments.prod.notify[0].events[0]: expected one of deployment_started, deployment_finished, rollback_finished, backup_failed, found "deployment_failed""#),
         ErrorCase(name: "two traffic providers", yaml: minimal + "    traffic: { haproxy: {}, command: {} }\n",
                   expected: "ship.yml:6: environments.prod.traffic: expected one provider, found haproxy and command"),
         ErrorCase(name: "an unknown traffic provider", yaml: minimal + "    traffic: { nginx: {} }\n",

@@ -176,3 +176,42 @@ struct ErrorCase: CustomTestStringConvertible, Sendable {
         if let hint { #expect(error.hint == hint) }
     }
 }
+
+/// A Python HTTP server on a free loopback port: `handler` defines a request handler class `H`
+/// (http.server and sys are imported; sys.argv[1:] are `arguments`). Killed on deinit.
+final class PythonHTTPServer {
+    let process = Process()
+    let port: Int
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    init(handler: String, arguments: [String] = []) throws {
+        let script = "import http.server, sys\n" + handler + """
+
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+            print(server.server_port, flush=True)
+            server.serve_forever()
+            """
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script] + arguments
+        process.standardOutput = output
+        try process.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let more = output.fileHandleForReading.availableData
+            guard !more.isEmpty else { throw TestFailure("the Python HTTP server did not start") }
+            line += more
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw TestFailure("the Python HTTP server printed no port")
+        }
+        self.port = port
+    }
+
+    deinit {
+        // Not waitUntilExit: it spins a run loop that a test's thread never serves.
+        let pid = process.processIdentifier
+        kill(pid, SIGKILL)
+        waitpid(pid, nil, 0)
+    }
+}

@@ -187,6 +187,8 @@ public struct Environment: Sendable {
     public var healthCheck: HealthCheck?
     /// How hosts leave and rejoin the load balancer's rotation; nil: ship does not touch it.
     public var traffic: TrafficSettings?
+    /// Webhooks told of deployments, rollbacks and failed backups.
+    public var notify: [NotifyTarget] = []
 }
 
 /// `health_check:` an HTTP(S) GET the controller makes for each host once its `validate` hooks
@@ -271,6 +273,34 @@ public struct TrafficSettings: Sendable, Equatable {
         guard roles.isEmpty || host.roles.contains(where: roles.contains) else { return nil }
         return servers[host.description] ?? servers[host.name] ?? host.description
     }
+}
+
+/// One `notify:` entry: a webhook and the events it is sent.
+public struct NotifyTarget: Sendable, Equatable {
+    public enum Event: String, Sendable, CaseIterable {
+        case deploymentStarted = "deployment_started"
+        case deploymentFinished = "deployment_finished"
+        case rollbackFinished = "rollback_finished"
+        case backupFailed = "backup_failed"
+    }
+
+    public enum Webhook: Sendable, Equatable {
+        /// Written in ship.yml.
+        case url(String)
+        /// Read from this variable of the controller's environment (webhook URLs carry tokens).
+        case environment(String)
+    }
+
+    public var webhook: Webhook
+    /// Empty: every event.
+    public var events: Set<Event> = []
+
+    public init(webhook: Webhook, events: Set<Event> = []) {
+        self.webhook = webhook
+        self.events = events
+    }
+
+    public func wants(_ event: Event) -> Bool { events.isEmpty || events.contains(event) }
 }
 
 public struct BackupConfig: Sendable {

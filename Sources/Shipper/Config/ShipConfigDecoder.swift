@@ -6,7 +6,7 @@ enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
-                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic"]
+                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -205,6 +205,7 @@ enum ShipConfigDecoder {
         environment.compression = try map["compression"]?.oneOf(BundleCompression.self) ?? defaults.compression
         environment.healthCheck = try map["health_check"].map { node throws(ShipError) in try decodeHealthCheck(node) }
         environment.traffic = try map["traffic"].map { node throws(ShipError) in try decodeTraffic(node, hosts: hosts) }
+        environment.notify = try map["notify"].map { node throws(ShipError) in try decodeNotify(node) } ?? []
         return environment
     }
 

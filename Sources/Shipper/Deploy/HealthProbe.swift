@@ -1,44 +1,23 @@
-import CCurl
 import Foundation
 
-/// One GET of a health check with libcurl, off the concurrency pool (libcurl blocks).
+/// One GET of a health check with libcurl.
 enum HealthProbe {
     struct Answer: Sendable {
         var status: Int
         var body: String
     }
 
-    /// Keeps the first 64 KiB of the body: enough for any `expect_body`.
-    private final class Sink {
-        var body = Data()
-    }
-
     static func get(_ url: String, timeout: Int) async -> Result<Answer, ShipError> {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: getBlocking(url, timeout: timeout)) }
-        }
+        await HTTPRequest(url: url, timeout: timeout).send().map(answer)
     }
 
+    /// The same, blocking the calling thread.
     static func getBlocking(_ url: String, timeout: Int) -> Result<Answer, ShipError> {
-        S3Client.globalInit
-        guard let curl = curl_easy_init() else { return .failure(ShipError("cannot start libcurl")) }
-        defer { curl_easy_cleanup(curl) }
-        let sink = Sink()
-        let unmanaged = Unmanaged.passRetained(sink)
-        defer { unmanaged.release() }
-        ship_curl_set_string(curl, CURLOPT_URL, url)
-        ship_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
-        ship_curl_set_long(curl, CURLOPT_TIMEOUT, timeout)
-        ship_curl_set_long(curl, CURLOPT_FOLLOWLOCATION, 0)
-        ship_curl_set_write(curl, { data, size, count, context in
-            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
-            let room = max(0, (64 << 10) - sink.body.count)
-            if room > 0, let data { sink.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: min(room, size * count)) }
-            return size * count
-        }, unmanaged.toOpaque())
-        let code = curl_easy_perform(curl)
-        guard code == CURLE_OK else { return .failure(ShipError(String(cString: curl_easy_strerror(code)))) }
-        return .success(Answer(status: ship_curl_response_code(curl), body: String(decoding: sink.body, as: UTF8.self)))
+        HTTPRequest(url: url, timeout: timeout).perform().map(answer)
+    }
+
+    private static func answer(_ response: HTTPRequest.Response) -> Answer {
+        Answer(status: response.status, body: String(decoding: response.body, as: UTF8.self))
     }
 }
 

@@ -122,11 +122,13 @@ public enum PushDeploy {
                     worst = max(worst, error.exitCode.rawValue)
                     continue
                 }
+                let notifier = Notifier(config: config, environment: environment, reporter: reporter)
                 let deployment = Deployment(config: config, environment: environment,
                                             request: DeployRequest(environment: environment.name, revision: update.new),
-                                            agents: agents, reporter: reporter, makeTransport: { connections.transport(for: $0) })
+                                            agents: agents, reporter: notifier, makeTransport: { connections.transport(for: $0) })
                 let result = await deployment.run()
                 await connections.closeAll()
+                await notifier.flush()
                 if let hint = result.hint { say("hint: \(hint)") }
                 worst = max(worst, result.exitCode?.rawValue ?? 0)
             }

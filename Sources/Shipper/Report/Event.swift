@@ -29,6 +29,8 @@ public struct Event: Sendable {
         case hostWarning(message: String)
         case deploymentFinished(status: String, release: String, deploymentId: String, message: String?)
         case rollbackFinished(status: String, release: String, deploymentId: String, message: String?)
+        /// A `notify:` webhook could not be told (never fails the command); `webhook` is redacted.
+        case notifyFailed(webhook: String, event: String, message: String)
     }
 
     public var time: Date
@@ -62,6 +64,7 @@ public struct Event: Sendable {
         case .hostWarning: "host_warning"
         case .deploymentFinished: "deployment_finished"
         case .rollbackFinished: "rollback_finished"
+        case .notifyFailed: "notify_failed"
         }
     }
 
@@ -128,6 +131,10 @@ public struct Event: Sendable {
             object["release"] = release
             object["deployment_id"] = id
             if let message { object["message"] = message }
+        case .notifyFailed(let webhook, let notified, let message):
+            object["webhook"] = webhook
+            object["notified"] = notified
+            object["message"] = message
         }
         return object
     }
@@ -161,6 +168,8 @@ public struct Event: Sendable {
             "deployment \(id) \(status.replacingOccurrences(of: "_", with: " ")): release \(release)" + (message.map { ": \($0)" } ?? "")
         case .rollbackFinished(let status, let release, let id, let message):
             "rollback \(id) \(status): release \(release)" + (message.map { ": \($0)" } ?? "")
+        case .notifyFailed(let webhook, let notified, let message):
+            "warning: notify: \(notified) not delivered to \(webhook): \(message)"
         }
     }
 

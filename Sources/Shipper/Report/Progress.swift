@@ -164,6 +164,9 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
                 var lines = progress.summary(status: status.replacingOccurrences(of: "_", with: " "), now: event.time)
                 if let message { lines.append(message) }
                 write(lines.joined(separator: "\n") + "\n")
+            case .notifyFailed:
+                // After the summary: a line of its own, the live view is gone.
+                write(event.text + "\n")
             case .lockWaiting, .hostFailed:
                 // Worth keeping on screen above the live view.
                 clear()

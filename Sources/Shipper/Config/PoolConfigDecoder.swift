@@ -87,3 +87,41 @@ extension ShipConfigDecoder {
         return name
     }
 }
+
+/// The `notify:` list of an environment.
+extension ShipConfigDecoder {
+    static func decodeNotify(_ node: ConfigNode) throws(ShipError) -> [NotifyTarget] {
+        var targets: [NotifyTarget] = []
+        for item in try node.list(expected: "a list of webhooks, e.g. [{ webhook_env: SLACK_WEBHOOK_URL }]") {
+            let map = try item.mapping(allowed: ["webhook", "webhook_env", "events"], expected: "a mapping with webhook or webhook_env (and events)")
+            let webhook: NotifyTarget.Webhook
+            switch (map["webhook"], map["webhook_env"]) {
+            case (let urlNode?, nil):
+                let url = try urlNode.nonEmptyString(expected: "an http:// or https:// URL")
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw urlNode.error("expected an http:// or https:// URL, found \(urlNode.found)")
+                }
+                webhook = .url(url)
+            case (nil, let variableNode?):
+                let variable = try variableNode.nonEmptyString(expected: "an environment variable name")
+                guard variable.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                    throw variableNode.error("not a valid environment variable name")
+                }
+                webhook = .environment(variable)
+            case (nil, nil):
+                throw item.error("expected webhook: URL or webhook_env: VARIABLE",
+                                 hint: "a webhook URL with a token belongs in the environment: webhook_env: SLACK_WEBHOOK_URL")
+            default:
+                throw item.error("expected one of webhook and webhook_env, found both")
+            }
+            var target = NotifyTarget(webhook: webhook)
+            if let events = map["events"] {
+                for eventNode in try events.list(expected: "a list of events") {
+                    target.events.insert(try eventNode.oneOf(NotifyTarget.Event.self))
+                }
+            }
+            targets.append(target)
+        }
+        return targets
+    }
+}
