@@ -9,6 +9,9 @@ public struct DeployRequest: Sendable {
     public var lockWait: Double?
     /// `--batch`, overriding the environment's.
     public var batch: BatchSpec?
+    /// `ship sync`: no migrate (the database is on the revision already), and each host's
+    /// `current` must still be what the sync saw (host → release), else nothing is done.
+    public var sync: [String: String?]?
 
     public init(environment: String? = nil, revision: String? = nil, ignoreStopFailures: Bool = false,
                 lockWait: Double? = nil, batch: BatchSpec? = nil) {

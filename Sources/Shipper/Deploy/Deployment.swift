@@ -86,7 +86,7 @@ public struct Deployment: Sendable {
         }
         // No backup, no migrate: a pre-migrate backup that cannot even start stops the deployment here.
         var backups: Backups?
-        if let settings = environment.backup, settings.beforeMigrate, !prepared.appspec.hooks(for: .migrate).isEmpty {
+        if let settings = environment.backup, settings.beforeMigrate, request.sync == nil, !prepared.appspec.hooks(for: .migrate).isEmpty {
             do {
                 let configured = try Backups(config: config, environment: environment, agents: agents, makeTransport: makeTransport)
                 _ = try configured.databaseTarget(configured.databaseSettings())
@@ -118,6 +118,15 @@ public struct Deployment: Sendable {
                 states[index].releaseInfos = state.releaseInfos
             }
             release = ReleaseName.make(after: states.flatMap { $0.releases ?? [] })
+            if let expected = request.sync {
+                let changed = zip(hosts, states).filter { host, state in expected[host.description].map { $0 != state.currentRelease } ?? false }
+                if !changed.isEmpty {
+                    await releaseLocks(clients, lock: lock)
+                    let what = changed.map { "\($0.0) is now on \($0.1.currentRelease ?? "no release")" }.joined(separator: ", ")
+                    return finish(.failed, exit: .failed, id: deploymentId, release: release,
+                                  message: "nothing was changed: the environment changed since sync looked (\(what))", hint: "run ship sync again")
+                }
+            }
         } catch {
             return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
@@ -125,7 +134,7 @@ public struct Deployment: Sendable {
                                                  revision: prepared.revision.commit, release: release,
                                                  hosts: hosts.map(\.description))))
 
-        let context = HostContext(deploymentId: deploymentId, kind: "deploy", release: release,
+        let context = HostContext(deploymentId: deploymentId, kind: request.sync == nil ? "deploy" : "sync", release: release,
                                   revision: prepared.revision.commit, prepared: prepared, lock: lock, traffic: trafficControl())
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
         let shipments: [String: Shipment]
@@ -144,7 +153,7 @@ public struct Deployment: Sendable {
         var failures: [HostError] = []
         var failure: HostError?
         var interrupted = false
-        var migrated = prepared.appspec.hooks(for: .migrate).isEmpty
+        var migrated = prepared.appspec.hooks(for: .migrate).isEmpty || request.sync != nil
         /// Hosts whose old release was stopped and that will not switch: started again on it.
         func restart(_ clients: [AgentClient]) async {
             // A host still unreachable is already failed as lost (its state said); a reachable

@@ -29,6 +29,8 @@ public struct Event: Sendable {
         case hostWarning(message: String)
         case deploymentFinished(status: String, release: String, deploymentId: String, message: String?)
         case rollbackFinished(status: String, release: String, deploymentId: String, message: String?)
+        /// `ship sync` found every host on the environment's release: nothing ran, no lock was taken.
+        case syncUnchanged(release: String, revision: String, message: String)
         /// A `notify:` webhook could not be told (never fails the command); `webhook` is redacted.
         case notifyFailed(webhook: String, event: String, message: String)
     }
@@ -65,6 +67,7 @@ public struct Event: Sendable {
         case .deploymentFinished: "deployment_finished"
         case .rollbackFinished: "rollback_finished"
         case .notifyFailed: "notify_failed"
+        case .syncUnchanged: "sync_finished"
         }
     }
 
@@ -131,6 +134,11 @@ public struct Event: Sendable {
             object["release"] = release
             object["deployment_id"] = id
             if let message { object["message"] = message }
+        case .syncUnchanged(let release, let revision, let message):
+            object["status"] = "unchanged"
+            object["release"] = release
+            object["revision"] = revision
+            object["message"] = message
         case .notifyFailed(let webhook, let notified, let message):
             object["webhook"] = webhook
             object["notified"] = notified
@@ -168,6 +176,7 @@ public struct Event: Sendable {
             "deployment \(id) \(status.replacingOccurrences(of: "_", with: " ")): release \(release)" + (message.map { ": \($0)" } ?? "")
         case .rollbackFinished(let status, let release, let id, let message):
             "rollback \(id) \(status): release \(release)" + (message.map { ": \($0)" } ?? "")
+        case .syncUnchanged(_, _, let message): message
         case .notifyFailed(let webhook, let notified, let message):
             "warning: notify: \(notified) not delivered to \(webhook): \(message)"
         }

@@ -164,7 +164,7 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
                 var lines = progress.summary(status: status.replacingOccurrences(of: "_", with: " "), now: event.time)
                 if let message { lines.append(message) }
                 write(lines.joined(separator: "\n") + "\n")
-            case .notifyFailed:
+            case .notifyFailed, .syncUnchanged:
                 // After the summary: a line of its own, the live view is gone.
                 write(event.text + "\n")
             case .lockWaiting, .hostFailed:
