@@ -99,7 +99,7 @@ struct BackupCommand: AsyncParsableCommand {
                                       hint: "ship backup verify [ENV] ID [--restore-test]; ship backup verify [ENV] --all")
             }
             let environmentName = all ? arguments.first : (arguments.count == 2 ? arguments[0] : nil)
-            let (config, env, agents, connections) = try options.hostSession(environment: environmentName)
+            let (config, env, agents, connections) = try await options.hostSession(environment: environmentName)
             let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
             // A configured key that is missing is a configuration error (exit 2), not a failed backup.
             _ = try backups.sealingKey()
@@ -156,7 +156,7 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     static func take(_ kind: BackupKind, environment: String?, options: ConfigOptions, json: Bool) async throws {
-        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         do {
             try await take(kind, config: config, environment: env, agents: agents, connections: connections, json: json)
         } catch {
@@ -275,7 +275,7 @@ struct RestoreCommand: AsyncParsableCommand {
                                   hint: "ship restore \(kind.rawValue) [ENV] ID --yes; `ship backup list` shows the ids")
         }
         let id = arguments.last!
-        let (config, env, agents, connections) = try options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
+        let (config, env, agents, connections) = try await options.hostSession(environment: arguments.count == 2 ? arguments[0] : nil)
         let backups = try Backups(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         let (manifest, source) = try await backups.manifest(id: id, from: from)
         // A missing or wrong key, another kind or engine, a missing password: refused before anything happens.

@@ -28,6 +28,8 @@ struct Check: AsyncParsableCommand {
                 + "max_fail \(env.maxFail), rollback \(env.rollback.rawValue), revision \(env.revision ?? "HEAD")"
             if let branch = env.deployOnPush { line += ", deploys on push to \(branch)" }
             if env.backup != nil { line += ", backups configured" }
+            if let inventory = env.inventory { line += ", and the instances of inventory aws (\(Inventory.describe(inventory)))" }
+            if let traffic = env.traffic { line += ", traffic \(traffic.name)" }
             print(line)
         }
         let appspecPath = ConfigLoader.display((config.directory as NSString).appendingPathComponent(ConfigLoader.appspecName), relativeTo: cwd)
@@ -48,7 +50,13 @@ struct Check: AsyncParsableCommand {
             print("  (agent not checked: \(error.message))")
         }
         var unreachable = 0
-        for env in environments {
+        for declared in environments {
+            let env = try await Inventory.resolve(declared)
+            if let inventory = declared.inventory {
+                let found = env.hosts.filter { $0.instanceId != nil }
+                print("  \(env.name): inventory aws (\(Inventory.describe(inventory))): \(found.count) instance\(found.count == 1 ? "" : "s")"
+                      + (found.isEmpty ? "" : ": " + found.map { $0.name == $0.instanceId ? $0.description : "\($0.description) (\($0.instanceId ?? ""))" }.joined(separator: ", ")))
+            }
             let connections = try SSHConnections(settings: env.ssh)
             let outcomes = await HostCheck.run(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
             await connections.closeAll()

@@ -48,7 +48,7 @@ struct Deploy: AsyncParsableCommand {
     func run() async throws {
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
-        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }

@@ -15,7 +15,7 @@ struct Releases: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let listing = await ReleaseListing.read(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         await connections.closeAll()
         let target = try? listing.rollbackTarget.get()

@@ -21,7 +21,7 @@ struct Rollback: AsyncParsableCommand {
 
     func run() async throws {
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
-        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
@@ -55,7 +55,7 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let hosts = await StatusReport.status(config: config, environment: env, agents: agents) { connections.transport(for: $0) }
         await connections.closeAll()
         if output.json {
@@ -105,7 +105,7 @@ struct History: AsyncParsableCommand {
 
     func run() async throws {
         guard limit >= 1 else { throw ShipError.usage("--limit must be at least 1") }
-        let (config, env, agents, connections) = try options.hostSession(environment: environment)
+        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let (records, unreachable) = await StatusReport.history(config: config, environment: env, agents: agents, limit: limit) {
             connections.transport(for: $0)
         }

@@ -64,10 +64,11 @@ struct ConfigOptions: ParsableArguments {
 
     /// What a command that talks to an environment's hosts needs: the configuration, the
     /// environment, the agent to install, and the run's ssh connections (close them at the end).
-    func hostSession(environment name: String?) throws -> (config: ShipConfig, environment: Environment, agents: AgentCatalog,
-                                                           connections: SSHConnections) {
+    /// The configuration, the environment (its inventory's hosts found), the agents and ssh.
+    func hostSession(environment name: String?) async throws -> (config: ShipConfig, environment: Environment, agents: AgentCatalog,
+                                                                 connections: SSHConnections) {
         let config = try load()
-        let environment = try config.environment(named: name)
+        let environment = try await Inventory.resolve(try config.environment(named: name))
         let agents = try AgentCatalog.locate()
         return (config, environment, agents, try SSHConnections(settings: environment.ssh))
     }

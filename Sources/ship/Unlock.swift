@@ -14,7 +14,7 @@ struct Unlock: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let env = try config.environment(named: environment)
+        let env = try await Inventory.resolve(try config.environment(named: environment))
         let connections = try SSHConnections(settings: env.ssh)
         let outcomes = await Locks.forceUnlock(config: config, environment: env) { connections.transport(for: $0) }
         await connections.closeAll()

@@ -234,7 +234,7 @@ struct BackupEndToEndTests {
 
     @Test("command engine into S3: a multipart upload round trip, retention in the bucket")
     func s3() async throws {
-        let s3 = try S3Server()
+        let s3 = try MotoServer()
         let directory = try TemporaryDirectory("ship-s3-app")
         let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"]
         let client = S3Client(endpoint: s3.endpoint, bucket: "ship-backups", region: "us-east-1", accessKey: "testing",

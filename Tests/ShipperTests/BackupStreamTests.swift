@@ -92,7 +92,7 @@ struct BackupStreamTests {
                 == "http://127.0.0.1:9000/ship-backups/?list-type=2&prefix=shop%2Fprod%2F")
     }
 
-    @Test("S3 error documents and listings are read by element path")
+    @Test("S3 and AWS query answers are read as element trees")
     func xml() {
         let listing = Data("""
             <?xml version="1.0" encoding="UTF-8"?>
@@ -100,10 +100,22 @@ struct BackupStreamTests {
             <Contents><Key>p/a.json</Key><Size>12</Size></Contents><Contents><Key>p/a &amp; b.gz</Key><Size>34</Size></Contents>
             <NextContinuationToken>tok</NextContinuationToken></ListBucketResult>
             """.utf8)
-        let values = XMLValues(listing)
-        #expect(values["ListBucketResult/Contents/Key"] == ["p/a.json", "p/a & b.gz"])
-        #expect(values["ListBucketResult/Contents/Size"] == ["12", "34"])
-        #expect(values["ListBucketResult/NextContinuationToken"] == ["tok"])
-        #expect(XMLValues(Data("<Error><Code>NoSuchBucket</Code></Error>".utf8))["Error/Code"] == ["NoSuchBucket"])
+        let root = ParsedXML(listing)
+        #expect(root.name == "ListBucketResult")
+        #expect(root.all("Contents").map { $0.value("Key") } == ["p/a.json", "p/a & b.gz"])
+        #expect(root.all("Contents").map { $0.value("Size") } == ["12", "34"])
+        #expect(root.value("NextContinuationToken") == "tok" && root.value("IsTruncated") == "true")
+        #expect(root.value("Nothing") == nil)
+        let error = ParsedXML(Data("<Error><Code>NoSuchBucket</Code><Message> spaced </Message></Error>".utf8))
+        #expect(error.name == "Error" && error.value("Code") == "NoSuchBucket" && error.value("Message") == " spaced ")
+        #expect(ParsedXML(Data("not xml".utf8)).name == "")
+        // AWS query answers: nested lists, the first element of a name anywhere below.
+        let ec2 = ParsedXML(Data("""
+            <DescribeInstancesResponse><reservationSet><item><instancesSet><item><instanceId>i-1</instanceId></item>
+            <item><instanceId>i-2</instanceId><ipAddress>1.2.3.4</ipAddress></item></instancesSet></item></reservationSet>
+            <Errors><Error><Code>X</Code></Error></Errors></DescribeInstancesResponse>
+            """.utf8))
+        #expect(ec2.all("reservationSet/item/instancesSet/item").map { $0.value("ipAddress") } == [nil, "1.2.3.4"])
+        #expect(ec2.descendant("Code")?.text == "X")
     }
 }

@@ -199,8 +199,8 @@ final class PostgresServer {
     }
 }
 
-/// moto's S3-compatible server on loopback (installed by scripts/setup.sh --test).
-final class S3Server {
+/// moto's AWS-compatible server on loopback (S3, EC2, ELBv2, Auto Scaling; installed by scripts/setup.sh --test).
+final class MotoServer {
     let port: Int
     let server: ServerProcess
     var endpoint: String { "http://127.0.0.1:\(port)" }

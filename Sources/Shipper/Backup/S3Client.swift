@@ -49,7 +49,7 @@ struct S3Client: Sendable {
             return
         }
         let created = try send("POST", key: key, query: [("uploads", "")], expect: [200])
-        guard let uploadID = XMLValues(created.body)["InitiateMultipartUploadResult/UploadId"].first else {
+        guard let uploadID = ParsedXML(created.body).value("UploadId") else {
             throw ShipError("S3 gave no UploadId for \(describe(key))")
         }
         do throws(ShipError) {
@@ -71,7 +71,8 @@ struct S3Client: Sendable {
             xml += "</CompleteMultipartUpload>"
             let completed = try send("POST", key: key, query: [("uploadId", uploadID)], body: Data(xml.utf8), expect: [200])
             // S3 may answer 200 with an error document once the upload was assembling.
-            if let code = XMLValues(completed.body)["Error/Code"].first {
+            let completion = ParsedXML(completed.body)
+            if completion.name == "Error", let code = completion.value("Code") {
                 throw ShipError("S3 could not complete the upload of \(describe(key)): \(code)")
             }
         } catch {
@@ -106,11 +107,12 @@ struct S3Client: Sendable {
             if let delimiter { query.append(("delimiter", delimiter)) }
             if let token { query.append(("continuation-token", token)) }
             let response = try send("GET", key: "", query: query, expect: [200])
-            let values = XMLValues(response.body)
-            let keys = values["ListBucketResult/Contents/Key"]
-            let sizes = values["ListBucketResult/Contents/Size"]
-            for (key, size) in zip(keys, sizes) { objects[key] = Int64(size) ?? -1 }
-            token = values["ListBucketResult/IsTruncated"].first == "true" ? values["ListBucketResult/NextContinuationToken"].first : nil
+            let listing = ParsedXML(response.body)
+            for item in listing.all("Contents") {
+                guard let key = item.value("Key") else { continue }
+                objects[key] = item.value("Size").flatMap { Int64($0) } ?? -1
+            }
+            token = listing.value("IsTruncated") == "true" ? listing.value("NextContinuationToken") : nil
         } while token != nil
         return objects
     }
@@ -133,9 +135,9 @@ struct S3Client: Sendable {
             case .success(let response) where response.status >= 500 && attempt < 3:
                 usleep(UInt32(attempt) * 500_000)
             case .success(let response):
-                let values = XMLValues(response.body)
-                let code = values["Error/Code"].first.map { " \($0)" } ?? ""
-                let message = values["Error/Message"].first.map { ": \($0)" } ?? ""
+                let answer = ParsedXML(response.body)
+                let code = answer.value("Code").map { " \($0)" } ?? ""
+                let message = answer.value("Message").map { ": \($0)" } ?? ""
                 throw ShipError("S3 \(method) \(describe(key)) answered \(response.status)\(code)\(message)",
                                 hint: response.status == 403 ? "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy" : nil)
             case .failure where attempt < 3:
@@ -290,43 +292,5 @@ private final class TransferContext {
         }
         offset += count
         return count
-    }
-}
-
-/// The text of XML elements by path (`ListBucketResult/Contents/Key`), in document order.
-struct XMLValues {
-    private var values: [String: [String]] = [:]
-
-    init(_ data: Data) {
-        let collector = Collector()
-        let parser = XMLParser(data: data)
-        parser.delegate = collector
-        parser.shouldProcessNamespaces = true
-        _ = parser.parse()
-        values = collector.values
-    }
-
-    subscript(path: String) -> [String] { values[path] ?? [] }
-
-    private final class Collector: NSObject, XMLParserDelegate {
-        var values: [String: [String]] = [:]
-        var stack: [String] = []
-        var text = ""
-
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                    qualifiedName: String?, attributes: [String: String] = [:]) {
-            stack.append(elementName)
-            text = ""
-        }
-
-        func parser(_ parser: XMLParser, foundCharacters string: String) {
-            text += string
-        }
-
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName: String?) {
-            values[stack.joined(separator: "/"), default: []].append(text)
-            stack.removeLast()
-            text = ""
-        }
     }
 }

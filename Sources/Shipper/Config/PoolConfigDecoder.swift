@@ -3,11 +3,11 @@ import Hooks
 
 /// The `traffic:` section of an environment: one provider and where it runs.
 extension ShipConfigDecoder {
-    static let trafficProviders = ["haproxy", "command"]
+    static let trafficProviders = ["haproxy", "command", "aws_target_group"]
     static let trafficCommonKeys = ["hosts", "servers", "roles"]
 
     static func decodeTraffic(_ node: ConfigNode, hosts: [Host]) throws(ShipError) -> TrafficSettings {
-        let map = try node.mapping(allowed: trafficProviders, expected: "a mapping with one provider: haproxy or command")
+        let map = try node.mapping(allowed: trafficProviders, expected: "a mapping with one provider: haproxy, command or aws_target_group")
         guard map.entries.count == 1, let entry = map.entries.first else {
             throw node.error("expected one provider, found \(map.entries.isEmpty ? "none" : map.entries.map(\.key.text).joined(separator: " and "))",
                              hint: "e.g. traffic: { haproxy: { hosts: [lb1], socket: /run/haproxy/admin.sock, backend: web } }")
@@ -31,6 +31,41 @@ extension ShipConfigDecoder {
                 guard let server = traffic.server(for: host), !TrafficAction.HAProxyServer.isValidName(server) else { continue }
                 throw providerNode.error("host \(host) is no HAProxy server name (letters, digits and `_.:-`)",
                                          hint: "name its server under servers:, e.g. servers: { \"\(host)\": web1 }")
+            }
+            settings = traffic
+        case "aws_target_group":
+            let group = try providerNode.mapping(allowed: ["target_groups", "region", "endpoint", "instances", "roles", "drain_timeout", "ready_timeout"],
+                                                 expected: "a mapping with target_groups (and region, endpoint, instances)")
+            let arnsNode = try group.required("target_groups", expected: "target group ARNs",
+                                              hint: "e.g. target_groups: [arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop/0123456789abcdef]")
+            let arnNodes: [ConfigNode]
+            if case .sequence = arnsNode.node { arnNodes = try arnsNode.list() } else { arnNodes = [arnsNode] }
+            var arns: [String] = []
+            for arnNode in arnNodes {
+                let arn = try arnNode.nonEmptyString(expected: "a target group ARN")
+                guard arn.hasPrefix("arn:"), arn.contains(":targetgroup/") else {
+                    throw arnNode.error("expected a target group ARN (arn:…:targetgroup/NAME/ID), found \(arnNode.found)")
+                }
+                arns.append(arn)
+            }
+            var traffic = TrafficSettings(provider: .awsTargetGroup(arns: arns, region: try awsRegion(group["region"]),
+                                                                    endpoint: try awsEndpoint(group["endpoint"])), sites: [])
+            traffic.drainTimeout = try group["drain_timeout"]?.int(in: 0...3600, expected: "seconds from 0 to 3600") ?? 300
+            traffic.readyTimeout = try group["ready_timeout"]?.int(in: 1...3600, expected: "seconds from 1 to 3600") ?? 300
+            if let roles = group["roles"] { traffic.roles = try roles.stringList(expected: "a list of role names") }
+            if let instances = group["instances"] {
+                for (key, value) in try instances.mappingEntries(expected: "a mapping of hosts to instance ids") {
+                    let keyNode = ConfigNode(node: key.node, file: instances.file, path: instances.path + [key.text])
+                    guard hosts.contains(where: { $0.description == key.text || $0.name == key.text }) else {
+                        throw keyNode.error("not a host of this environment",
+                                            hint: Suggestion.didYouMean(key.text, among: hosts.map(\.description)) ?? "hosts: \(hosts.map(\.description).joined(separator: ", "))")
+                    }
+                    let id = try value.nonEmptyString(expected: "an instance id (i-…)")
+                    guard id.range(of: #"^i-[0-9a-f]{8,17}$"#, options: .regularExpression) != nil else {
+                        throw value.error("expected an instance id (i-…), found \(value.found)")
+                    }
+                    traffic.servers[key.text] = id
+                }
             }
             settings = traffic
         default:
@@ -123,5 +158,48 @@ extension ShipConfigDecoder {
             targets.append(target)
         }
         return targets
+    }
+}
+
+/// `inventory: { aws: … }` of an environment.
+extension ShipConfigDecoder {
+    static func decodeInventory(_ node: ConfigNode) throws(ShipError) -> AWSInventory {
+        let map = try node.mapping(allowed: ["aws"], expected: "a mapping with aws")
+        let awsNode = try map.required("aws", expected: "the EC2 instances to take as hosts",
+                                       hint: "e.g. inventory: { aws: { tags: { Role: web }, region: eu-west-1 } }")
+        let aws = try awsNode.mapping(allowed: ["tags", "auto_scaling_group", "region", "endpoint", "address", "roles"],
+                                      expected: "a mapping with tags and/or auto_scaling_group")
+        var inventory = AWSInventory(region: try awsRegion(aws["region"]), endpoint: try awsEndpoint(aws["endpoint"]))
+        if let tags = aws["tags"] {
+            for (key, value) in try tags.mappingEntries(expected: "a mapping of tag names to values") {
+                inventory.tags[key.text] = try value.string(expected: "a tag value")
+            }
+        }
+        inventory.autoScalingGroup = try aws["auto_scaling_group"]?.nonEmptyString(expected: "an Auto Scaling group name")
+        guard !inventory.tags.isEmpty || inventory.autoScalingGroup != nil else {
+            throw awsNode.error("expected tags or auto_scaling_group (or both): which instances are hosts",
+                                hint: "e.g. tags: { Role: web, Env: prod } or auto_scaling_group: shop-web")
+        }
+        inventory.address = try aws["address"]?.oneOf(AWSInventory.Address.self) ?? .privateIP
+        if let roles = aws["roles"] { inventory.roles = try roles.stringList(expected: "a list of role names") }
+        return inventory
+    }
+
+    static func awsRegion(_ node: ConfigNode?) throws(ShipError) -> String? {
+        guard let node else { return nil }
+        let region = try node.nonEmptyString(expected: "an AWS region")
+        guard region.range(of: #"^[a-z]{2}(-[a-z]+)+-[0-9]+$"#, options: .regularExpression) != nil else {
+            throw node.error("expected an AWS region such as eu-west-1, found \(node.found)")
+        }
+        return region
+    }
+
+    static func awsEndpoint(_ node: ConfigNode?) throws(ShipError) -> String? {
+        guard let node else { return nil }
+        let endpoint = try node.nonEmptyString(expected: "an http(s):// URL")
+        guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+            throw node.error("expected an http:// or https:// URL, found \(node.found)")
+        }
+        return endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
     }
 }

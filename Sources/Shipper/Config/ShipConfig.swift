@@ -95,13 +95,17 @@ public struct Host: Sendable, Equatable, Hashable, CustomStringConvertible {
     public var user: String?
     /// Hook variables for this host alone, over the environment's `env`.
     public var env: [HookVariable]
+    /// The EC2 instance, for a host the AWS inventory found (its target-group id).
+    public var instanceId: String?
 
-    public init(name: String, port: Int? = nil, roles: [String] = [], user: String? = nil, env: [HookVariable] = []) {
+    public init(name: String, port: Int? = nil, roles: [String] = [], user: String? = nil, env: [HookVariable] = [],
+                instanceId: String? = nil) {
         self.name = name
         self.port = port
         self.roles = roles
         self.user = user
         self.env = env
+        self.instanceId = instanceId
     }
 
     /// The host as written in ship.yml, used to label its output.
@@ -187,6 +191,8 @@ public struct Environment: Sendable {
     public var healthCheck: HealthCheck?
     /// How hosts leave and rejoin the load balancer's rotation; nil: ship does not touch it.
     public var traffic: TrafficSettings?
+    /// Hosts found at the start of each command, besides `hosts`.
+    public var inventory: AWSInventory?
     /// Webhooks told of deployments, rollbacks and failed backups.
     public var notify: [NotifyTarget] = []
 }
@@ -240,6 +246,8 @@ public struct TrafficSettings: Sendable, Equatable {
         case haproxy(socket: String, backend: String)
         /// The user's own lines for `/bin/sh -c`, given SHIP_SERVER, SHIP_HOST and SHIP_TRAFFIC.
         case command(drain: String, undrain: String)
+        /// ELBv2 target groups, from the controller: instances deregistered, then registered.
+        case awsTargetGroup(arns: [String], region: String?, endpoint: String?)
     }
 
     public var provider: Provider
@@ -265,13 +273,49 @@ public struct TrafficSettings: Sendable, Equatable {
         switch provider {
         case .haproxy: "haproxy"
         case .command: "command"
+        case .awsTargetGroup: "aws_target_group"
         }
     }
 
-    /// The host's server name on the balancer; nil for a host not behind it (`roles`).
+    /// Whether the host is behind the balancer (`roles`).
+    public func manages(_ host: Host) -> Bool {
+        roles.isEmpty || host.roles.contains(where: roles.contains)
+    }
+
+    /// The host's server name on the balancer (its instance id for a target group: from
+    /// `instances`, else the inventory's); nil for a host not behind it, or without an id.
     public func server(for host: Host) -> String? {
-        guard roles.isEmpty || host.roles.contains(where: roles.contains) else { return nil }
-        return servers[host.description] ?? servers[host.name] ?? host.description
+        guard manages(host) else { return nil }
+        if let named = servers[host.description] ?? servers[host.name] { return named }
+        if case .awsTargetGroup = provider { return host.instanceId }
+        return host.description
+    }
+}
+
+/// `inventory: { aws: … }`: the running EC2 instances with these tags and/or in this Auto Scaling
+/// group (in service), as hosts, found at the start of each command.
+public struct AWSInventory: Sendable, Equatable {
+    public enum Address: String, Sendable, CaseIterable {
+        case privateIP = "private_ip"
+        case publicIP = "public_ip"
+        case privateDNS = "private_dns"
+        case publicDNS = "public_dns"
+        case instanceId = "instance_id"
+    }
+
+    public var region: String?
+    public var endpoint: String?
+    /// Tag name → value, every one required.
+    public var tags: [String: String] = [:]
+    public var autoScalingGroup: String?
+    /// What ssh is given for a found instance.
+    public var address: Address = .privateIP
+    /// The roles every found host gets.
+    public var roles: [String] = []
+
+    public init(region: String? = nil, endpoint: String? = nil) {
+        self.region = region
+        self.endpoint = endpoint
     }
 }
 

@@ -6,7 +6,7 @@ enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
-                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify"]
+                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -176,9 +176,10 @@ enum ShipConfigDecoder {
         let ssh = try map["ssh"].map { node throws(ShipError) in defaults.ssh.overridden(by: try decodeSSH(node, directory: directory)) }
             ?? defaults.ssh
         let revision = try map["revision"]?.nonEmptyString(expected: "a branch, tag or commit")
-        let hostsNode = try map.required("hosts", expected: "a list of hosts", hint: "e.g. hosts: [web1, web2]")
+        let inventory = try map["inventory"].map { node throws(ShipError) in try decodeInventory(node) }
+        let hostsNode = inventory == nil ? try map.required("hosts", expected: "a list of hosts", hint: "e.g. hosts: [web1, web2]") : map["hosts"]
         var hosts: [Host] = []
-        for item in try hostsNode.list(expected: "a list of hosts") {
+        for item in try hostsNode?.list(expected: "a list of hosts") ?? [] {
             let host = try decodeHost(item)
             // The same host written two ways (`web1:22` and `{ host: web1, ssh: { port: 22 } }`)
             // is still one host: output, locks and history key hosts by this description.
@@ -187,7 +188,7 @@ enum ShipConfigDecoder {
             }
             hosts.append(host)
         }
-        guard !hosts.isEmpty else { throw hostsNode.error("expected at least one host") }
+        if let hostsNode, hosts.isEmpty, inventory == nil { throw hostsNode.error("expected at least one host") }
 
         let batch = try map["batch"].map { node throws(ShipError) in try decodeBatch(node) } ?? .one
         let maxFail = try map["max_fail"]?.int(atLeast: 0) ?? 0
@@ -206,6 +207,7 @@ enum ShipConfigDecoder {
         environment.healthCheck = try map["health_check"].map { node throws(ShipError) in try decodeHealthCheck(node) }
         environment.traffic = try map["traffic"].map { node throws(ShipError) in try decodeTraffic(node, hosts: hosts) }
         environment.notify = try map["notify"].map { node throws(ShipError) in try decodeNotify(node) } ?? []
+        environment.inventory = inventory
         return environment
     }
 

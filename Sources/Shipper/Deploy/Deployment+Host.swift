@@ -32,6 +32,7 @@ extension Deployment {
         env["SHIP_APP"] = config.app
         env["SHIP_ENV"] = environment.name
         env["SHIP_HOST"] = client.transport.host.description
+        if let instance = client.transport.host.instanceId { env["SHIP_INSTANCE_ID"] = instance }
         env["SHIP_DEPLOYMENT_ID"] = context.deploymentId
         env["SHIP_RELEASE"] = context.release
         env["SHIP_RELEASE_PATH"] = releasePath

@@ -112,7 +112,15 @@ public enum PushDeploy {
                 say("ship: no environment deploys on push to \(branch)")
                 continue
             }
-            for environment in environments {
+            for declared in environments {
+                let environment: Environment
+                do {
+                    environment = try await Inventory.resolve(declared)
+                } catch {
+                    say("error: \(error.description)")
+                    worst = max(worst, error.exitCode.rawValue)
+                    continue
+                }
                 say("ship: deploying \(branch) (\(update.new.prefix(12))) to \(environment.name)")
                 let connections: SSHConnections
                 do {

@@ -28,7 +28,11 @@ actor TrafficControl {
     /// Takes the host out of rotation (HAProxy: drained, then in maintenance). Hosts not behind
     /// the balancer (`roles`) are left alone.
     func takeOut(_ host: Host) async throws(HostError) {
-        guard let server = settings.server(for: host) else { return }
+        guard settings.manages(host) else { return }
+        guard let server = settings.server(for: host) else {
+            throw HostError(host: host.description, step: "out of rotation", message: "no instance id for this host", unreachable: false,
+                            hint: "name it under traffic.aws_target_group.instances, or take the host from inventory: { aws: … }")
+        }
         out[host.description] = host
         try await apply(.out, host: host, server: server)
     }
@@ -56,6 +60,17 @@ actor TrafficControl {
 
     private func apply(_ direction: TrafficAction.Direction, host: Host, server: String) async throws(HostError) {
         let step = direction == .out ? "out of rotation" : "back in rotation"
+        if case .awsTargetGroup(let arns, let region, let endpoint) = settings.provider {
+            do throws(ShipError) {
+                let aws = try AWSQuery(region: region, endpoint: endpoint, what: "traffic: aws_target_group")
+                let lines = try await TargetGroups(aws: aws, arns: arns).apply(direction, instance: server,
+                                                                               timeout: direction == .out ? settings.drainTimeout : settings.readyTimeout)
+                for line in lines { reporter.report(Event(host: host.description, .hostStep(step: "\(step): \(line)"))) }
+                return
+            } catch {
+                throw HostError(host: host.description, step: step, message: error.message, unreachable: false, hint: error.hint)
+            }
+        }
         let action = action(direction, host: host, server: server)
         var clients: [(Site, AgentClient)] = []
         for site in settings.sites {
@@ -106,6 +121,8 @@ actor TrafficControl {
 
     private func action(_ direction: TrafficAction.Direction, host: Host, server: String) -> TrafficAction {
         switch settings.provider {
+        case .awsTargetGroup:
+            preconditionFailure("target groups are driven from the controller")
         case .haproxy(let socket, let backend):
             return TrafficAction(direction: direction, haproxy: .init(socket: socket, backend: backend, server: server),
                                  timeout: direction == .out ? settings.drainTimeout : settings.readyTimeout)
@@ -148,5 +165,59 @@ extension AgentClient {
             try await client.ensureAgent(agents)
             return client
         }
+    }
+}
+
+/// ELBv2 target groups: an instance deregistered and waited for until `unused` (its connections
+/// drained by the group's deregistration delay), registered and waited for until `healthy`.
+struct TargetGroups: Sendable {
+    let aws: AWSQuery
+    let arns: [String]
+
+    /// Seconds between two looks at a target's health.
+    static let interval: UInt64 = 2
+
+    /// What happened, a line per target group.
+    func apply(_ direction: TrafficAction.Direction, instance: String, timeout: Int) async throws(ShipError) -> [String] {
+        let target = [("Targets.member.1.Id", instance)]
+        let started = Date()
+        for arn in arns {
+            _ = try await aws.call(.elbv2, direction == .out ? "DeregisterTargets" : "RegisterTargets", [("TargetGroupArn", arn)] + target)
+        }
+        var lines: [String] = []
+        for arn in arns {
+            let wanted = direction == .out ? "unused" : "healthy"
+            var state = try await health(arn, instance)
+            while state.state != wanted && Date().timeIntervalSince(started) < Double(timeout) {
+                try? await Task.sleep(nanoseconds: Self.interval * 1_000_000_000)
+                state = try await health(arn, instance)
+            }
+            let waited = String(format: "%.1f s", Date().timeIntervalSince(started))
+            let group = Self.name(arn)
+            guard state.state == wanted else {
+                if direction == .out {
+                    lines.append("target group \(group): \(instance) deregistered; still \(state.state) after \(timeout) s (drain_timeout), going on")
+                    continue
+                }
+                throw ShipError("target group \(group): \(instance) is \(state.state)\(state.reason.map { " (\($0))" } ?? "") "
+                                + "\(timeout) s after it was registered (ready_timeout): the balancer's health check does not pass")
+            }
+            lines.append("target group \(group): \(instance) \(direction == .out ? "deregistered" : "registered"), \(wanted) after \(waited)")
+        }
+        return lines
+    }
+
+    /// The target's state in the group (`unused` when it is not registered).
+    func health(_ arn: String, _ instance: String) async throws(ShipError) -> (state: String, reason: String?) {
+        let answer = try await aws.call(.elbv2, "DescribeTargetHealth", [("TargetGroupArn", arn), ("Targets.member.1.Id", instance)])
+        let descriptions = answer.all("DescribeTargetHealthResult/TargetHealthDescriptions/member")
+        guard let description = descriptions.first(where: { $0.value("Target/Id") == instance }) else { return ("unused", nil) }
+        return (description.value("TargetHealth/State") ?? "unknown", description.value("TargetHealth/Reason"))
+    }
+
+    /// `shop` of `arn:aws:elasticloadbalancing:…:targetgroup/shop/3ace…`.
+    static func name(_ arn: String) -> String {
+        let parts = arn.split(separator: "/")
+        return parts.count >= 2 ? String(parts[parts.count - 2]) : arn
     }
 }
