@@ -182,12 +182,14 @@ struct ErrorCase: CustomTestStringConvertible, Sendable {
 final class PythonHTTPServer {
     let process = Process()
     let port: Int
-    var base: String { "http://127.0.0.1:\(port)" }
+    let address: String
+    var base: String { "http://\(address):\(port)" }
 
-    init(handler: String, arguments: [String] = []) throws {
+    init(handler: String, arguments: [String] = [], address: String = "127.0.0.1") throws {
+        self.address = address
         let script = "import http.server, sys\n" + handler + """
 
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+            server = http.server.ThreadingHTTPServer(("\(address)", 0), H)
             print(server.server_port, flush=True)
             server.serve_forever()
             """

@@ -292,6 +292,44 @@ extension TrafficEndToEndTests {
     }
 }
 
+extension TrafficEndToEndTests {
+    @Test("health_check.from: the GET goes through the named host, resolving names there; without it the same URL fails and the host is rolled back")
+    func healthCheckFrom() throws {
+        let pool = try SandboxPool(hosts: 2)
+        // Listening on web2's address, named by web2 alone (its /etc/hosts): only a GET made
+        // through web2 finds it.
+        let server = try PythonHTTPServer(handler: """
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                def log_message(self, *args):
+                    pass
+            """, address: pool.network + ".12")
+        let app = try SandboxApp(pool: pool, extraEnvironment: """
+                health_check: { url: "http://web2:\(server.port)/health", from: web2, retries: 0 }
+            """, hosts: ["web1"])
+        try app.writeAppspec("version: 1\n")
+        try app.commit("v1")
+        let (first, events) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let steps = named(events, "host_step").compactMap { $0["step"] as? String }
+        #expect(steps.contains("health check: GET http://web2:\(server.port)/health from web2 answered 200"), "\(steps)")
+        #expect(try run("pgrep", ["-f", "127.0.0.1:[0-9]* .*web2 cat > /dev/null"]).status == 1, "the tunnel is gone with the run")
+
+        let yml = try String(contentsOfFile: app.repo.directory.file("ship.yml"), encoding: .utf8)
+        try app.repo.write("ship.yml", yml.replacingOccurrences(of: ", from: web2", with: ""))
+        try app.repo.write("index.html", "v2\n")
+        try app.commit("v2")
+        let (second, _) = try app.ship(["deploy", "test"])
+        #expect(second.status == 3, "the rollback's check fails the same way from here: \(second.stdout)")
+        #expect(second.stdout.contains("health check GET http://web2:\(server.port)/health failed after 1 attempt: Could"), "\(second.stdout)")
+        _ = server
+    }
+}
+
 /// Requests through the balancer from two threads, a few milliseconds apart, until stopped
 /// (and at most `limit`): what each got.
 final class LoadGenerator: @unchecked Sendable {

@@ -212,6 +212,9 @@ public struct HealthCheck: Sendable, Equatable {
     public var retries: Int = 3
     /// Seconds between attempts.
     public var interval: Int = 2
+    /// Where the GET is made from: the controller (nil), or through this host (an ssh SOCKS
+    /// tunnel: the URL's name is resolved and connected to there).
+    public var from: Host?
 
     public init(url: String) {
         self.url = url

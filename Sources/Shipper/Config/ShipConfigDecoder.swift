@@ -212,8 +212,8 @@ enum ShipConfigDecoder {
     }
 
     static func decodeHealthCheck(_ node: ConfigNode) throws(ShipError) -> HealthCheck {
-        let map = try node.mapping(allowed: ["url", "expect_status", "expect_body", "timeout", "retries", "interval"],
-                                   expected: "a mapping with url (and expect_status, expect_body, timeout, retries, interval)")
+        let map = try node.mapping(allowed: ["url", "expect_status", "expect_body", "timeout", "retries", "interval", "from"],
+                                   expected: "a mapping with url (and expect_status, expect_body, timeout, retries, interval, from)")
         let urlNode = try map.required("url", expected: "an http:// or https:// URL", hint: "e.g. url: https://{host}/health")
         let url = try urlNode.nonEmptyString(expected: "an http:// or https:// URL")
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
@@ -229,6 +229,10 @@ enum ShipConfigDecoder {
         check.timeout = try map["timeout"]?.int(in: 1...3600, expected: "seconds from 1 to 3600") ?? check.timeout
         check.retries = try map["retries"]?.int(in: 0...100, expected: "a number of retries from 0 to 100") ?? check.retries
         check.interval = try map["interval"]?.int(in: 0...3600, expected: "seconds from 0 to 3600") ?? check.interval
+        if let from = map["from"] {
+            let text = try from.nonEmptyString(expected: "a host to check from")
+            if text != "local" { check.from = try parseHostName(from) }
+        }
         return check
     }
 

@@ -16,6 +16,8 @@ extension Deployment {
         var lock: LockInfo
         /// `traffic:` of the environment, for this run.
         var traffic: TrafficControl?
+        /// `health_check.from`'s tunnel, for this run.
+        var healthTunnel: HealthTunnel?
     }
 
     struct HostOutcome: Sendable {
@@ -218,7 +220,7 @@ extension Deployment {
                          label: (String) -> String = { $0 }) async throws(HostError) {
         if let check = environment.healthCheck {
             step = label("health check")
-            try await checkHealth(check, host: host)
+            try await checkHealth(check, host: host, tunnel: context.healthTunnel)
         }
         if let traffic = context.traffic {
             step = label("back in rotation")

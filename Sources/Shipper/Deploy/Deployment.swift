@@ -68,7 +68,9 @@ public struct Deployment: Sendable {
         let clients = Deployment.orderedHosts(environment.hosts).map {
             AgentClient.withSession(transport: makeTransport($0), deployTo: environment.deployTo)
         }
-        let result = await run(deploymentId: deploymentId, clients: clients)
+        let tunnel = healthTunnel()
+        let result = await run(deploymentId: deploymentId, clients: clients, tunnel: tunnel)
+        await tunnel?.close()
         _ = await forEachHost(clients) { client -> Bool in
             await client.endSession(deploymentId: deploymentId)
             return true
@@ -76,7 +78,7 @@ public struct Deployment: Sendable {
         return result
     }
 
-    func run(deploymentId: String, clients: [AgentClient]) async -> DeploymentResult {
+    func run(deploymentId: String, clients: [AgentClient], tunnel: HealthTunnel?) async -> DeploymentResult {
         var release = ReleaseName.make()
         let prepared: Prepared
         do {
@@ -135,7 +137,8 @@ public struct Deployment: Sendable {
                                                  hosts: hosts.map(\.description))))
 
         let context = HostContext(deploymentId: deploymentId, kind: request.sync == nil ? "deploy" : "sync", release: release,
-                                  revision: prepared.revision.commit, prepared: prepared, lock: lock, traffic: trafficControl())
+                                  revision: prepared.revision.commit, prepared: prepared, lock: lock, traffic: trafficControl(),
+                                  healthTunnel: tunnel)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
         let shipments: [String: Shipment]
         do throws(ShipError) {
@@ -347,6 +350,14 @@ public struct Deployment: Sendable {
             return journal
         }
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
+    }
+
+    /// `health_check.from`'s tunnel for one run (opened when a check first needs it).
+    func healthTunnel() -> HealthTunnel? {
+        guard let from = environment.healthCheck?.from else { return nil }
+        // A pool host keeps its port and user as the environment gives them.
+        let host = environment.hosts.first { $0.description == from.description || $0.name == from.name } ?? from
+        return HealthTunnel(host: host, makeTransport: makeTransport)
     }
 
     /// The environment's `traffic:` for one run.

@@ -10,7 +10,10 @@ extension Deployment {
         let clients = Deployment.orderedHosts(environment.hosts).map {
             AgentClient.withSession(transport: makeTransport($0), deployTo: environment.deployTo)
         }
-        let result = await rollback(to: requested, requestedRevision: requestedRevision, deploymentId: deploymentId, clients: clients)
+        let tunnel = healthTunnel()
+        let result = await rollback(to: requested, requestedRevision: requestedRevision, deploymentId: deploymentId, clients: clients,
+                                    tunnel: tunnel)
+        await tunnel?.close()
         _ = await forEachHost(clients) { client -> Bool in
             await client.endSession(deploymentId: deploymentId)
             return true
@@ -18,7 +21,8 @@ extension Deployment {
         return result
     }
 
-    func rollback(to requested: String?, requestedRevision: String?, deploymentId: String, clients: [AgentClient]) async -> DeploymentResult {
+    func rollback(to requested: String?, requestedRevision: String?, deploymentId: String, clients: [AgentClient],
+                  tunnel: HealthTunnel?) async -> DeploymentResult {
         let hosts = clients.map(\.transport.host)
         func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ release: String, _ message: String?,
                   hint: String? = nil) -> DeploymentResult {
@@ -77,7 +81,7 @@ extension Deployment {
             let results = await forEachHost(batch.map { clientByHost[$0.description]! }) { client throws(HostError) in
                 let host = client.transport.host.description
                 let (current, target) = destinations[host]!
-                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock, traffic: traffic)
+                try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock, traffic: traffic, tunnel: tunnel)
             }
             for case .failure(let error) in results { failures.append(error) }
             if failures.count > environment.maxFail { break }
@@ -107,14 +111,14 @@ extension Deployment {
 
     /// `stop` of the current release (best effort), switch to `target`, `start` and `validate` of it.
     func rollBackHost(_ client: AgentClient, from current: String?, to target: String, deploymentId: String,
-                      lock: LockInfo, traffic: TrafficControl?) async throws(HostError) {
+                      lock: LockInfo, traffic: TrafficControl?, tunnel: HealthTunnel?) async throws(HostError) {
         let host = client.transport.host.description
         guard current != target else {
             reporter.report(Event(host: host, .hostStep(step: "already on \(target)")))
             return
         }
         var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock,
-                                  traffic: traffic)
+                                  traffic: traffic, healthTunnel: tunnel)
         let env = hookEnvironment(client, context: context, previous: current)
         do throws(HostError) {
             try await traffic?.takeOut(client.transport.host)

@@ -27,6 +27,8 @@ struct HTTPRequest: Sendable {
     /// Seconds for the whole request.
     var timeout = 30
     var keep = 64 << 10
+    /// A proxy URL, e.g. `socks5h://127.0.0.1:PORT` (names resolved by the proxy's host).
+    var proxy: String?
 
     func send() async -> Result<Response, ShipError> {
         await withCheckedContinuation { continuation in
@@ -64,6 +66,7 @@ struct HTTPRequest: Sendable {
         ship_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
         ship_curl_set_long(curl, CURLOPT_TIMEOUT, timeout)
         ship_curl_set_long(curl, CURLOPT_FOLLOWLOCATION, 0)
+        if let proxy { ship_curl_set_string(curl, CURLOPT_PROXY, proxy) }
         if let signature {
             ship_curl_set_string(curl, CURLOPT_AWS_SIGV4, signature.provider)
             ship_curl_set_string(curl, CURLOPT_USERNAME, signature.accessKey)
