@@ -27,6 +27,8 @@ public struct Appspec: Codable, Sendable, Equatable {
     public var format: Format
     public var hooks: [LifecycleEvent: [HookSpec]]
     public var files: [FileMapping]
+    /// CodeDeploy's `file_exists_behavior`: DISALLOW, OVERWRITE or RETAIN; nil when not given.
+    public var fileExistsBehavior: String?
 
     public init(format: Format, hooks: [LifecycleEvent: [HookSpec]] = [:], files: [FileMapping] = []) {
         self.format = format

@@ -15,12 +15,19 @@ public struct HookSpec: Codable, Sendable, Equatable {
     public var runas: String?
     /// The event name as written in the appspec (`install`, `BeforeInstall`, …), for messages.
     public var declaredEvent: String
+    /// The appspec line the hook is written on, for messages; nil when unknown.
+    public var line: Int?
 
     public init(command: Command, timeout: Int, runas: String? = nil, declaredEvent: String) {
         self.command = command
         self.timeout = timeout
         self.runas = runas
         self.declaredEvent = declaredEvent
+    }
+
+    /// Hooks are the same whatever line they were read from.
+    public static func == (lhs: HookSpec, rhs: HookSpec) -> Bool {
+        lhs.command == rhs.command && lhs.timeout == rhs.timeout && lhs.runas == rhs.runas && lhs.declaredEvent == rhs.declaredEvent
     }
 
     /// A one-line description for logs and progress: the command line or the script path.

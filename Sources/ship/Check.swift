@@ -16,6 +16,29 @@ struct Check: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
+    /// Per event, in the order they run: the hooks, each with its timeout and user; then where
+    /// CodeDeploy `files` entries point.
+    static func describe(_ appspec: Appspec) -> [String] {
+        var lines: [String] = []
+        for event in LifecycleEvent.order {
+            let hooks = appspec.hooks(for: event)
+            guard !hooks.isEmpty else { continue }
+            let whose = event.runsOnOutgoingRelease ? "; from the release being replaced" : (event == .migrate ? "; once, on the migrate host" : "")
+            for declared in hooks.map(\.declaredEvent).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } } {
+                let label = declared == event.rawValue ? declared : "\(declared) (\(event.rawValue))"
+                lines.append(label + whose + ":")
+                for hook in hooks where hook.declaredEvent == declared {
+                    lines.append("  \(hook.summary)  (timeout \(hook.timeout) s" + (hook.runas.map { ", as \($0)" } ?? "") + ")")
+                }
+            }
+        }
+        if lines.isEmpty { lines.append("no hooks") }
+        for file in appspec.files {
+            lines.append("files: \(file.source) -> \(file.destination) (the release; ship does not copy it there: serve from deploy_to/current)")
+        }
+        return lines
+    }
+
     func run() async throws {
         let config = try options.load()
         let environments = try environment.map { [try config.environment(named: $0)] } ?? config.environments
@@ -33,10 +56,15 @@ struct Check: AsyncParsableCommand {
             print(line)
         }
         let appspecPath = ConfigLoader.display((config.directory as NSString).appendingPathComponent(ConfigLoader.appspecName), relativeTo: cwd)
-        if let appspec = try ConfigLoader.loadAppspec(besides: config) {
-            let counts = LifecycleEvent.order.map { "\($0.rawValue) \(appspec.hooks(for: $0).count)" }.joined(separator: ", ")
+        var warnings: [ShipError] = []
+        if let appspec = try ConfigLoader.loadAppspec(besides: config, warn: { warnings.append($0) }) {
+            try AppspecDecoder.checkScripts(appspec, file: appspecPath) { path in ConfigLoader.workTreeKind(path, besides: config) }
             let format = appspec.format == .ship ? "version 1" : "AWS CodeDeploy 0.0"
-            print("\(appspecPath): ok (\(format); hooks: \(counts))")
+            print("\(appspecPath): ok (\(format))")
+            for warning in warnings {
+                print("  warning: \(warning.description)" + (warning.hint.map { " (\($0))" } ?? ""))
+            }
+            for line in Self.describe(appspec) { print("  " + line) }
         } else {
             print("\(appspecPath): none (the deployed revision's appspec.yml is used; without one, no hooks run)")
         }

@@ -39,11 +39,61 @@ struct CLITests {
     func badAppspec() throws {
         let dir = try TemporaryDirectory()
         try dir.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n")
-        try dir.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n  AfterInstal:\n    - location: x.sh\n")
+        try dir.write("appspec.yml", "version: 0.0\nos: linux\nfile_exists_behavior: retain\n")
         let result = try ship(["check"], in: dir.path)
         #expect(result.status == 2)
-        #expect(result.stderr.hasPrefix("error: appspec.yml:4: hooks.AfterInstal: unknown CodeDeploy lifecycle event"))
-        #expect(result.stderr.contains("hint: did you mean 'AfterInstall'?"))
+        #expect(result.stderr.hasPrefix(#"error: appspec.yml:3: file_exists_behavior: expected DISALLOW, OVERWRITE or RETAIN, found "retain""#))
+        #expect(result.stderr.contains("hint: write it in capitals: RETAIN"))
+    }
+
+    @Test("ship check lists each event's scripts in the order they run, says what it ignores, and finds scripts missing or not executable")
+    func appspecScripts() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("ship.yml", "app: shop\ndeploy_to: /srv/shop\nenvironments:\n  prod:\n    hosts: [web1]\n")
+        let appspec = """
+            version: 0.0
+            os: linux
+            hooks:
+              AfterInstal:
+                - location: x.sh
+              AfterAllowTraffic:
+                - location: scripts/warm.sh
+              ApplicationStop:
+                - location: scripts/stop.sh
+                  timeout: 60
+                  runas: www-data
+              BeforeBlockTraffic:
+                - location: scripts/drain.sh
+
+            """
+        try dir.write("appspec.yml", appspec)
+        try dir.write("scripts/stop.sh", "#!/bin/sh\n", executable: true)
+        try dir.write("scripts/warm.sh", "#!/bin/sh\n", executable: true)
+        try dir.write("scripts/drain.sh", "#!/bin/sh\n", executable: true)
+        let result = try ship(["check"], in: dir.path)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("  warning: appspec.yml:4: hooks.AfterInstal: its scripts never run"), "\(result.stdout)")
+        let listing = result.stdout.components(separatedBy: "appspec.yml: ok (AWS CodeDeploy 0.0)\n").last ?? ""
+        #expect(listing.contains("""
+              BeforeBlockTraffic (before_block_traffic); from the release being replaced:
+                scripts/drain.sh  (timeout 3600 s)
+              ApplicationStop (stop); from the release being replaced:
+                scripts/stop.sh  (timeout 60 s, as www-data)
+              AfterAllowTraffic (after_allow_traffic):
+                scripts/warm.sh  (timeout 3600 s)
+            """), "\(listing)")
+        _ = try run("chmod", ["-x", dir.file("scripts/stop.sh")])
+        let notExecutable = try ship(["check"], in: dir.path)
+        #expect(notExecutable.status == 2)
+        #expect(notExecutable.stderr.hasPrefix("error: appspec.yml:9: hooks.ApplicationStop[0].location: scripts/stop.sh is not executable in the revision"),
+                "\(notExecutable.stderr)")
+        #expect(notExecutable.stderr.contains("hint: git update-index --chmod=+x scripts/stop.sh"))
+        try FileManager.default.removeItem(atPath: dir.file("scripts/warm.sh"))
+        _ = try run("chmod", ["+x", dir.file("scripts/stop.sh")])
+        let missing = try ship(["check"], in: dir.path)
+        #expect(missing.status == 2)
+        #expect(missing.stderr.hasPrefix("error: appspec.yml:7: hooks.AfterAllowTraffic[0].location: scripts/warm.sh is not in the revision"),
+                "\(missing.stderr)")
     }
 
     @Test("usage errors exit 2: unknown environment, unknown option, no ship.yml")

@@ -172,6 +172,47 @@ struct LocalLifecycleTests {
         try environmentKey("health_check", yaml)
     }
 
+    @Test("a CodeDeploy appspec's events run in CodeDeploy's in-place order, the traffic ones in their places; the outgoing release's scripts for its own events")
+    func codeDeployOrder() async throws {
+        let events = ["BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart",
+                      "ValidateService", "BeforeAllowTraffic", "AfterAllowTraffic"]
+        // Listed out of order: the order they run in is CodeDeploy's, not the file's.
+        try repo.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n"
+            + events.reversed().map { "  \($0):\n    - location: scripts/log.sh\n" }.joined())
+        try repo.write("scripts/log.sh", "#!/bin/sh\necho \"$LIFECYCLE_EVENT $(cat REVISION)\" >> \"$SHIP_DEPLOY_TO/events.log\"\n", executable: true)
+        let first = try repo.commitAll("one")
+        let (result1, _) = try await deploy()
+        #expect(result1.status == .succeeded, "\(result1.message ?? "")")
+        let log = deployTo.path + "/app/events.log"
+        #expect(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+                == ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AfterAllowTraffic"],
+                "a first deploy has no outgoing release")
+        try FileManager.default.removeItem(atPath: log)
+        try repo.write("index.html", "two\n")
+        let second = try repo.commitAll("two")
+        let (result2, _) = try await deploy()
+        #expect(result2.status == .succeeded, "\(result2.message ?? "")")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines == events.map { "\($0) \(["BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop"].contains($0) ? first : second)" })
+    }
+
+    @Test("a deploy whose revision lacks a hook script, or has it not executable, stops before any host (exit 2, file:line:key)")
+    func missingScript() async throws {
+        try repo.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: scripts/start.sh\n")
+        try repo.write("scripts/start.sh", "#!/bin/sh\n")
+        let commit = try repo.commitAll("not executable")
+        let (result, reporter) = try await deploy()
+        #expect(result.exitCode == .usage)
+        #expect(result.message == "appspec.yml (at \(commit.prefix(12))):5: hooks.ApplicationStart[0].location: scripts/start.sh is not executable in the revision",
+                "\(result.message ?? "")")
+        #expect(reporter.steps.isEmpty, "no host was touched")
+        #expect(current == nil)
+        try FileManager.default.removeItem(atPath: repo.directory.file("scripts/start.sh"))
+        let missing = try repo.commitAll("missing")
+        let (again, _) = try await deploy()
+        #expect(again.message?.hasPrefix("appspec.yml (at \(missing.prefix(12))):5: hooks.ApplicationStart[0].location: scripts/start.sh is not in the revision") == true)
+    }
+
     @Test("notify: webhooks get deployment_started and deployment_finished as JSON with a Slack text, filtered by events; a dead one fails nothing and is said")
     func webhooks() async throws {
         let bodies = deployTo.path + "/webhook-bodies"

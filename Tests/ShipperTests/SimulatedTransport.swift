@@ -24,7 +24,15 @@ final class SimulatedHost: @unchecked Sendable {
     var agentSHA: String?
     /// From the first request of this operation on, the host is unreachable (ssh exits 255).
     var lostAt: AgentOperation?
+    /// From the first `run-hooks` of this event on, the host is unreachable.
+    var lostAtEvent: LifecycleEvent?
     var lost = false
+
+    /// Whether the host is gone once it receives `request` (and from then on).
+    func loses(_ request: AgentRequest) -> Bool {
+        if lostAt == request.operation || (request.operation == .runHooks && request.event != nil && request.event == lostAtEvent) { lost = true }
+        return lost
+    }
     /// A balancer host: what `traffic` requests it took, in order ("out web1", "back web1").
     var trafficLog: [String] = []
     /// Runs once when a lock request is refused: another deployment finishing meanwhile.
@@ -100,10 +108,7 @@ final class SimulatedTransport: Transport {
         guard let request = try? JSONDecoder().decode(AgentRequest.self, from: requestData.prefix { $0 != 0x0A }) else {
             return CommandResult(status: 2, stderr: "bad request")
         }
-        let lost = state.withLock { host -> Bool in
-            if host.lostAt == operation { host.lost = true }
-            return host.lost
-        }
+        let lost = state.withLock { host -> Bool in host.loses(request) }
         if lost { return CommandResult(status: 255, stderr: "ssh: connect to host \(host.name) port 22: Connection refused") }
         let (events, result) = state.withLock { host in respond(host, request, bundleBytes: bundleBytes) }
         for event in events + [AgentEvent(kind: .result, result: result)] {
@@ -138,10 +143,7 @@ final class SimulatedTransport: Transport {
                             status = 2
                             return false
                         }
-                        let lost = state.withLock { host -> Bool in
-                            if host.lostAt == request.operation { host.lost = true }
-                            return host.lost
-                        }
+                        let lost = state.withLock { host -> Bool in host.loses(request) }
                         if lost {
                             status = 255
                             return false

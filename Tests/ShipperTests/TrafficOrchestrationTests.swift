@@ -102,7 +102,7 @@ struct TrafficOrchestrationTests {
     func lostHostStaysOut() async throws {
         _ = try await deploy()
         try nextRevision("v2")
-        pool["web2"].withLock { $0.lostAt = .runHooks }
+        pool["web2"].withLock { $0.lostAtEvent = .stop }
         let (result, reporter) = try await deploy()
         #expect(result.exitCode != nil)
         #expect(result.message?.contains("out of rotation: web2") == true, "\(result.message ?? "")")
@@ -111,6 +111,21 @@ struct TrafficOrchestrationTests {
         #expect(reporter.events.contains { event in
             if case .hostWarning(let message) = event.kind { event.host == "web2" && message.hasPrefix("left out of rotation") } else { false }
         })
+    }
+
+    @Test("CodeDeploy's traffic events wrap the balancer: BeforeBlockTraffic, out, AfterBlockTraffic … BeforeAllowTraffic, back, AfterAllowTraffic")
+    func codeDeployTrafficEvents() async throws {
+        try repo.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n" + ["BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop", "AfterInstall",
+                                                                              "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AfterAllowTraffic"]
+            .map { "  \($0):\n    - location: hook.sh\n" }.joined())
+        try repo.write("hook.sh", "#!/bin/sh\n", executable: true)
+        try repo.commitAll("CodeDeploy")
+        _ = try await deploy()
+        try nextRevision("v2")
+        let (result, reporter) = try await deploy()
+        #expect(result.status == .succeeded)
+        #expect(sequence(reporter.events, "web1") == ["hook:before_block_traffic", "out", "hook:after_block_traffic", "hook:stop", "hook:install",
+                                                      "hook:start", "hook:validate", "hook:before_allow_traffic", "back", "hook:after_allow_traffic"])
     }
 
     @Test("an interrupt leaves no host out of rotation: the stopped host is started again and put back")

@@ -12,27 +12,30 @@ public enum AppspecDecoder {
     /// CodeDeploy's limit on the sum of one event's script timeouts.
     static let codeDeployMaxTimeout = 3600
 
+    /// CodeDeploy's in-place events that run scripts, and where they run in ship's lifecycle.
     static let codeDeployEvents: [String: LifecycleEvent] = [
+        "BeforeBlockTraffic": .beforeBlockTraffic,
+        "AfterBlockTraffic": .afterBlockTraffic,
         "ApplicationStop": .stop,
         "BeforeInstall": .install,
         "AfterInstall": .install,
         "ApplicationStart": .start,
         "ValidateService": .validate,
+        "BeforeAllowTraffic": .beforeAllowTraffic,
+        "AfterAllowTraffic": .afterAllowTraffic,
     ]
-    /// CodeDeploy events ship has no counterpart for, with what to do instead.
-    static let codeDeployUnsupported: [String: String] = [
-        "BeforeBlockTraffic": "ship does not drive load balancers; move this script to ApplicationStop",
-        "AfterBlockTraffic": "ship does not drive load balancers; move this script to ApplicationStop",
-        "BeforeAllowTraffic": "ship does not drive load balancers; move this script to ValidateService",
-        "AfterAllowTraffic": "ship does not drive load balancers; move this script to ValidateService",
-        "DownloadBundle": "DownloadBundle is reserved for the deployment agent and cannot run scripts",
-        "Install": "Install is reserved for the deployment agent and cannot run scripts; use BeforeInstall or AfterInstall",
-        "BeforeELBRegistration": "ship does not drive load balancers",
-        "AfterELBRegistration": "ship does not drive load balancers",
+    /// Event names CodeDeploy knows but never runs scripts for in an in-place deployment.
+    static let codeDeployScriptless: [String: String] = [
+        "DownloadBundle": "DownloadBundle is the agent's own step and runs no scripts",
+        "Install": "Install is the agent's own step (copying the files) and runs no scripts; use BeforeInstall or AfterInstall",
+        "BeforeELBRegistration": "a classic ELB event of older agents that ship does not run; use BeforeAllowTraffic",
+        "AfterELBRegistration": "a classic ELB event of older agents that ship does not run; use AfterAllowTraffic",
     ]
+    static let fileExistsBehaviors = ["DISALLOW", "OVERWRITE", "RETAIN"]
 
-    /// Decodes appspec YAML. `file` names it in messages.
-    public static func decode(yaml: String, file: String) throws(ShipError) -> Appspec {
+    /// Decodes appspec YAML. `file` names it in messages; `warn` hears what is read but ignored,
+    /// or accepted beyond a documented limit (each with file, line and key).
+    public static func decode(yaml: String, file: String, warn: (ShipError) -> Void = { _ in }) throws(ShipError) -> Appspec {
         let root = try ConfigNode.parse(yaml: yaml, file: file)
         let entries = try root.mappingEntries(expected: "a mapping with version and hooks")
         guard let versionNode = entries.first(where: { $0.key.text == "version" })?.value, !versionNode.isNull else {
@@ -42,7 +45,7 @@ public enum AppspecDecoder {
         let version = try versionNode.string(expected: "1 or 0.0")
         switch version {
         case "1": return try decodeShip(root)
-        case "0.0": return try decodeCodeDeploy(root)
+        case "0.0", "0": return try decodeCodeDeploy(root, warn: warn)
         default:
             throw versionNode.error("expected 1 (ship's format) or 0.0 (AWS CodeDeploy's), found \(versionNode.found)")
         }
@@ -96,31 +99,54 @@ public enum AppspecDecoder {
 
     // MARK: - AWS CodeDeploy's format
 
-    static func decodeCodeDeploy(_ root: ConfigNode) throws(ShipError) -> Appspec {
-        let map = try root.mapping(allowed: ["version", "os", "files", "permissions", "hooks", "file_exists_behavior"])
+    /// Read as CodeDeploy's agent reads it for an in-place Linux deployment: what the agent
+    /// ignores is a warning here, what it refuses is an error, and so are the parts ship cannot
+    /// run yet (files copied from a part of the revision, permissions).
+    static func decodeCodeDeploy(_ root: ConfigNode, warn: (ShipError) -> Void) throws(ShipError) -> Appspec {
+        let known = ["version", "os", "files", "permissions", "hooks", "file_exists_behavior"]
+        let entries = try root.mappingEntries(expected: "a mapping with version, os and hooks")
+        for (key, _) in entries where !known.contains(key.text) {
+            warn(ConfigNode(node: key.node, file: root.file, path: [key.text])
+                .error("unknown key, ignored (as CodeDeploy's agent ignores it)", hint: Suggestion.didYouMean(key.text, among: known)))
+        }
+        let map = ConfigMapping(node: root, entries: entries)
         let osNode = try map.required("os", expected: "linux")
-        guard try osNode.string(expected: "linux") == "linux" else {
-            throw osNode.error("ship deploys to Linux hosts only; expected linux, found \(osNode.found)")
+        let os = try osNode.string(expected: "linux")
+        guard os == "linux" else {
+            throw osNode.error(os == "windows" ? "ship deploys to Linux hosts only; this appspec is for Windows"
+                                              : "expected linux (or windows, which ship does not deploy to), found \(osNode.found)")
         }
         var appspec = Appspec(format: .codeDeploy)
+        if let behaviorNode = map["file_exists_behavior"] {
+            let behavior = try behaviorNode.string(expected: "DISALLOW, OVERWRITE or RETAIN")
+            guard fileExistsBehaviors.contains(behavior) else {
+                throw behaviorNode.error("expected DISALLOW, OVERWRITE or RETAIN, found \(behaviorNode.found)",
+                                         hint: fileExistsBehaviors.contains(behavior.uppercased()) ? "write it in capitals: \(behavior.uppercased()) (CodeDeploy refuses \(behavior) too)" : nil)
+            }
+            appspec.fileExistsBehavior = behavior
+        }
         if let filesNode = map["files"] {
             for item in try filesNode.list(expected: "a list of { source, destination }") {
-                let file = try item.mapping(allowed: ["source", "destination", "overwrite"])
+                let file = try lenientMapping(item, known: ["source", "destination"], expected: "{ source, destination }", warn: warn)
                 let sourceNode = try file.required("source", expected: "a path in the revision, e.g. /")
-                let source = try sourceNode.nonEmptyString()
+                var source = try sourceNode.string(expected: "a path in the revision")
+                if ["", ".", "./", "/."].contains(source) { source = "/" }
                 let destinationNode = try file.required("destination", expected: "an absolute path on the host")
                 let destination = try destinationNode.nonEmptyString()
                 guard destination.hasPrefix("/") else {
                     throw destinationNode.error("expected an absolute path on the host, found \(destinationNode.found)")
                 }
                 // ship installs the whole revision as a release and points `current` at it; copying
-                // parts of it elsewhere would bypass the atomic switch and rollback.
-                guard source == "/" || source.isEmpty else {
+                // parts of it elsewhere is not supported yet.
+                guard source == "/" else {
                     throw sourceNode.error("ship installs the whole revision as a release; copying \(source) to \(destination) is not supported",
                                            hint: "keep `source: /` (serve the site from deploy_to/current), and copy other files from an AfterInstall script")
                 }
-                let overwrite = try file["overwrite"]?.bool() ?? false
-                appspec.files.append(.init(source: source, destination: destination, overwrite: overwrite))
+                appspec.files.append(.init(source: source, destination: destination))
+                warn(destinationNode.error("ship does not copy the revision to \(destination): each release is unpacked under deploy_to and "
+                                           + "deploy_to/current points at the live one",
+                                           hint: "scripts that cd to \(destination) should use $SHIP_RELEASE_PATH; or make it a link once: "
+                                               + "sudo ln -sfn DEPLOY_TO/current \(destination)"))
             }
         }
         if let permissionsNode = map["permissions"] {
@@ -128,29 +154,29 @@ public enum AppspecDecoder {
                                         hint: "set owners and modes from an AfterInstall script (chown/chmod in the release directory); it runs before `current` switches")
         }
         guard let hooksNode = map["hooks"] else { return appspec }
-        let known = Array(codeDeployEvents.keys).sorted()
+        let runnable = Array(codeDeployEvents.keys).sorted()
         // BeforeInstall hooks run before AfterInstall hooks whatever order the file lists them in.
         var install: [String: [HookSpec]] = [:]
         for (key, value) in try hooksNode.mappingEntries(expected: "a mapping of CodeDeploy lifecycle events to scripts") {
             let keyNode = ConfigNode(node: key.node, file: root.file, path: hooksNode.path + [key.text])
             guard let event = codeDeployEvents[key.text] else {
-                if let reason = codeDeployUnsupported[key.text] {
-                    throw keyNode.error("lifecycle event not supported by ship", hint: reason)
-                }
-                throw keyNode.error("unknown CodeDeploy lifecycle event",
-                                    hint: Suggestion.didYouMean(key.text, among: known) ?? "events: \(known.joined(separator: ", "))")
+                let why = codeDeployScriptless[key.text]
+                    ?? "not an event CodeDeploy runs scripts for" + (Suggestion.didYouMean(key.text, among: runnable).map { " (\($0))" } ?? "")
+                warn(keyNode.error("its scripts never run: \(why)", hint: "events: \(runnable.joined(separator: ", "))"))
+                continue
             }
             if value.isNull { continue }
             var hooks: [HookSpec] = []
             var total = 0
             for item in try value.list(expected: "a list of scripts, e.g. [{ location: scripts/x.sh }]") {
-                let hook = try decodeCodeDeployHook(item, event: key.text)
+                let hook = try decodeCodeDeployHook(item, event: key.text, warn: warn)
                 total += hook.timeout
                 hooks.append(hook)
             }
             if total > codeDeployMaxTimeout {
-                throw value.error("the timeouts of one event add up to \(total)s; CodeDeploy allows at most \(codeDeployMaxTimeout)s",
-                                  hint: "lower the timeouts, or use ship's own format (version: 1), which has no such limit")
+                warn(value.error("the timeouts of this event add up to \(total) s: CodeDeploy documents a limit of \(codeDeployMaxTimeout) s "
+                                 + "for one event, which its agent does not enforce; neither does ship",
+                                 hint: "give each script a timeout: (the default is \(codeDeployDefaultTimeout) s)"))
             }
             if event == .install {
                 install[key.text] = hooks
@@ -163,16 +189,75 @@ public enum AppspecDecoder {
         return appspec
     }
 
-    static func decodeCodeDeployHook(_ node: ConfigNode, event: String) throws(ShipError) -> HookSpec {
-        let map = try node.mapping(allowed: ["location", "timeout", "runas"], expected: "a script: { location: …, timeout: …, runas: … }")
+    /// A mapping whose unknown keys are warned about, not refused (CodeDeploy's agent ignores them).
+    static func lenientMapping(_ node: ConfigNode, known: [String], expected: String, warn: (ShipError) -> Void) throws(ShipError) -> ConfigMapping {
+        let entries = try node.mappingEntries(expected: expected)
+        for (key, _) in entries where !known.contains(key.text) {
+            let keyNode = ConfigNode(node: key.node, file: node.file, path: node.path + [key.text])
+            let why = key.text == "overwrite" ? "CodeDeploy has no such key (file_exists_behavior decides)" : "CodeDeploy's agent ignores it"
+            warn(keyNode.error("unknown key, ignored: \(why)", hint: Suggestion.didYouMean(key.text, among: known) ?? "keys here: \(known.joined(separator: ", "))"))
+        }
+        return ConfigMapping(node: node, entries: entries)
+    }
+
+    static func decodeCodeDeployHook(_ node: ConfigNode, event: String, warn: (ShipError) -> Void) throws(ShipError) -> HookSpec {
+        let map = try lenientMapping(node, known: ["location", "timeout", "runas", "sudo"], expected: "a script: { location: …, timeout: …, runas: … }",
+                                     warn: warn)
         let locationNode = try map.required("location", expected: "a script path relative to the revision root")
-        let location = try locationNode.nonEmptyString(expected: "a script path")
+        let location = try locationNode.string(expected: "a script path").trimmingCharacters(in: .whitespaces)
         let relative = location.hasPrefix("/") ? String(location.drop(while: { $0 == "/" })) : location
         guard !relative.isEmpty, !relative.split(separator: "/").contains("..") else {
             throw locationNode.error("a script location must be a file inside the revision, found \(locationNode.found)")
         }
-        let timeout = try map["timeout"]?.int(in: 1...maximumTimeout, expected: "a timeout in seconds from 1 to \(maximumTimeout)") ?? codeDeployDefaultTimeout
+        var timeout = codeDeployDefaultTimeout
+        if let timeoutNode = map["timeout"] {
+            // As the agent reads it (Ruby's to_i): 60, "60", 60.5; at least 1.
+            let text = try timeoutNode.string(expected: "a timeout in seconds")
+            let digits = text.trimmingCharacters(in: .whitespaces).prefix { $0.isNumber }
+            guard let seconds = Int(digits), seconds >= 1 else {
+                throw timeoutNode.error("expected a timeout in seconds of at least 1, found \(timeoutNode.found)")
+            }
+            timeout = seconds
+            if seconds > maximumTimeout {
+                warn(timeoutNode.error("a timeout of \(seconds) s is more than a day: ship stops the script after \(maximumTimeout) s"))
+                timeout = maximumTimeout
+            }
+        }
+        if map["sudo"] != nil {
+            warn(map["sudo"]!.error("ignored: `sudo` is for Windows instances; use runas"))
+        }
         let runas = try map["runas"].map { node throws(ShipError) in try decodeUser(node) }
-        return HookSpec(command: .script(path: relative), timeout: timeout, runas: runas, declaredEvent: event)
+        var hook = HookSpec(command: .script(path: relative), timeout: timeout, runas: runas, declaredEvent: event)
+        hook.line = node.location.line
+        return hook
+    }
+}
+
+extension AppspecDecoder {
+    /// Every script `location` must be an executable file of the revision: `kind` says what the
+    /// revision has at a path. The first that is not fails, naming file, line and key.
+    public static func checkScripts(_ appspec: Appspec, file: String,
+                                    kind: (String) throws(ShipError) -> GitRepository.EntryKind) throws(ShipError) {
+        for event in LifecycleEvent.order {
+            var index: [String: Int] = [:]
+            for hook in appspec.hooks(for: event) {
+                let position = index[hook.declaredEvent, default: 0]
+                index[hook.declaredEvent] = position + 1
+                guard case .script(let path) = hook.command else { continue }
+                let location = ShipError.Location(file: file, line: hook.line)
+                let key = "hooks.\(hook.declaredEvent)[\(position)].location"
+                switch try kind(path) {
+                case .executable: continue
+                case .missing:
+                    throw ShipError.config("\(path) is not in the revision", at: location, key: key,
+                                           hint: "add it to the repository, or fix the path (it is relative to the revision's root)")
+                case .file:
+                    throw ShipError.config("\(path) is not executable in the revision", at: location, key: key,
+                                           hint: "git update-index --chmod=+x \(path) (or chmod +x and git add), then commit")
+                case .other:
+                    throw ShipError.config("\(path) is not a regular file in the revision", at: location, key: key)
+                }
+            }
+        }
     }
 }

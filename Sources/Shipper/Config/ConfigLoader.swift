@@ -41,11 +41,20 @@ public enum ConfigLoader {
 
     /// The appspec.yml beside ship.yml, or nil when there is none.
     public static func loadAppspec(besides config: ShipConfig,
-                                   currentDirectory: String = FileManager.default.currentDirectoryPath) throws(ShipError) -> Appspec? {
+                                   currentDirectory: String = FileManager.default.currentDirectoryPath,
+                                   warn: (ShipError) -> Void = { _ in }) throws(ShipError) -> Appspec? {
         let path = (config.directory as NSString).appendingPathComponent(appspecName)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let name = display(path, relativeTo: currentDirectory)
-        return try AppspecDecoder.decode(yaml: try readText(path, display: name), file: name)
+        return try AppspecDecoder.decode(yaml: try readText(path, display: name), file: name, warn: warn)
+    }
+
+    /// What the work tree beside ship.yml has at a path of the revision.
+    public static func workTreeKind(_ path: String, besides config: ShipConfig) -> GitRepository.EntryKind {
+        var info = stat()
+        guard lstat((config.directory as NSString).appendingPathComponent(path), &info) == 0 else { return .missing }
+        guard info.st_mode & S_IFMT == S_IFREG else { return .other }
+        return info.st_mode & 0o111 != 0 ? .executable : .file
     }
 
     /// Parses a `--batch` value.

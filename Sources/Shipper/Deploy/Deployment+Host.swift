@@ -79,8 +79,18 @@ extension Deployment {
         do throws(HostError) {
             try await makeRelease(client, shipment: shipment, prepared: prepared, context: context)
             let environmentVariables = hookEnvironment(client, context: context, previous: previous)
+            // CodeDeploy's BeforeBlockTraffic and AfterBlockTraffic, from the release being
+            // replaced, around the host leaving the rotation (in their places without traffic:).
+            if let previous {
+                step = LifecycleEvent.beforeBlockTraffic.rawValue
+                try await runHooks(client, release: previous, event: .beforeBlockTraffic, env: environmentVariables, context: context)
+            }
             step = "out of rotation"
             try await context.traffic?.takeOut(client.transport.host)
+            if let previous {
+                step = LifecycleEvent.afterBlockTraffic.rawValue
+                try await runHooks(client, release: previous, event: .afterBlockTraffic, env: environmentVariables, context: context)
+            }
             if let previous {
                 step = "stop"
                 // From here on the old release may be down (maintenance mode on): whatever
@@ -198,7 +208,7 @@ extension Deployment {
             try await runHooks(client, release: context.release, event: .start, env: env, context: context)
             step = "validate"
             try await runHooks(client, release: context.release, event: .validate, env: env, context: context, settles: true)
-            try await checkAndPutBack(client.transport.host, context: context, step: &step)
+            try await checkAndPutBack(client, release: context.release, env: env, context: context, step: &step)
             reporter.report(Event(host: host, .hostSucceeded(release: context.release)))
         } catch {
             var message = error.message
@@ -214,18 +224,35 @@ extension Deployment {
         return outcome
     }
 
-    /// Once a host's `validate` passed: the environment's health check, then back in the
-    /// balancer's rotation. `step` says which, for a failure (`label` names it: a restart's).
-    func checkAndPutBack(_ host: Host, context: HostContext, step: inout String,
+    /// Once a host's `validate` passed: the environment's health check, `before_allow_traffic`
+    /// (CodeDeploy's BeforeAllowTraffic), back in the balancer's rotation, `after_allow_traffic`.
+    /// `step` says which, for a failure (`label` names it: a restart's).
+    func checkAndPutBack(_ client: AgentClient, release: String, env: [String: String], context: HostContext, step: inout String,
                          label: (String) -> String = { $0 }) async throws(HostError) {
+        let host = client.transport.host
         if let check = environment.healthCheck {
             step = label("health check")
             try await checkHealth(check, host: host, tunnel: context.healthTunnel)
+        }
+        if mayHaveHooks(release, .beforeAllowTraffic, context: context) {
+            step = label(LifecycleEvent.beforeAllowTraffic.rawValue)
+            try await runHooks(client, release: release, event: .beforeAllowTraffic, env: env, context: context)
         }
         if let traffic = context.traffic {
             step = label("back in rotation")
             try await traffic.putBack(host)
         }
+        if mayHaveHooks(release, .afterAllowTraffic, context: context) {
+            step = label(LifecycleEvent.afterAllowTraffic.rawValue)
+            try await runHooks(client, release: release, event: .afterAllowTraffic, env: env, context: context)
+        }
+    }
+
+    /// False when the release is this deployment's and its appspec has no hooks for the event:
+    /// the round trip to the host is saved. Another release's appspec is on the host only.
+    func mayHaveHooks(_ release: String, _ event: LifecycleEvent, context: HostContext) -> Bool {
+        guard release == context.release, let appspec = context.prepared?.appspec else { return true }
+        return !appspec.hooks(for: event).isEmpty
     }
 
     /// Hosts whose old release's `stop` ran but that will not switch: `start` and `validate` of
@@ -241,7 +268,7 @@ extension Deployment {
                 try await runHooks(client, release: previous, event: .start, env: env, context: context)
                 step = "restart (validate)"
                 try await runHooks(client, release: previous, event: .validate, env: env, context: context, settles: true)
-                try await checkAndPutBack(client.transport.host, context: context, step: &step) { "restart (\($0))" }
+                try await checkAndPutBack(client, release: previous, env: env, context: context, step: &step) { "restart (\($0))" }
                 reporter.report(Event(host: host, .hostRestarted(release: previous)))
             } catch {
                 let message = "\(error.message) (its old release \(previous) was stopped and may be down)"

@@ -18,7 +18,7 @@ extension Deployment {
                 continue
             }
             let env = hookEnvironment(client, context: context, previous: previous)
-            await leaveRotation(client.transport.host, context: context)
+            await leaveRotation(client, release: context.release, env: env, context: context)
             _ = try? await runHooks(client, release: context.release, event: .stop, env: env, context: context) // best effort, as the contract says
             var step = "rollback"
             do throws(HostError) {
@@ -29,7 +29,7 @@ extension Deployment {
                 reporter.report(Event(host: host, .hostSwitched(release: previous, previous: context.release)))
                 try await runHooks(client, release: previous, event: .start, env: env, context: context)
                 try await runHooks(client, release: previous, event: .validate, env: env, context: context, settles: true)
-                try await checkAndPutBack(client.transport.host, context: context, step: &step) { "rollback (\($0))" }
+                try await checkAndPutBack(client, release: previous, env: env, context: context, step: &step) { "rollback (\($0))" }
                 reporter.report(Event(host: host, .hostRolledBack(release: previous)))
             } catch {
                 reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))
@@ -39,14 +39,23 @@ extension Deployment {
         return failures
     }
 
-    /// A switched host about to be rolled back leaves the balancer's rotation first; if it
-    /// cannot, the rollback goes on (the host serves the failed release meanwhile), said as a warning.
-    func leaveRotation(_ host: Host, context: HostContext) async {
-        guard let traffic = context.traffic else { return }
-        do {
-            try await traffic.takeOut(host)
-        } catch {
-            reporter.report(Event(host: host.description, .hostWarning(message: "\(error.message); rolling back while it is in rotation")))
+    /// A switched host about to be rolled back leaves the balancer's rotation first, with the
+    /// block-traffic hooks of the release it leaves (best effort, as its `stop`); if it cannot,
+    /// the rollback goes on (the host serves that release meanwhile), said as a warning.
+    func leaveRotation(_ client: AgentClient, release: String, env: [String: String], context: HostContext) async {
+        let host = client.transport.host
+        if mayHaveHooks(release, .beforeBlockTraffic, context: context) {
+            _ = try? await runHooks(client, release: release, event: .beforeBlockTraffic, env: env, context: context)
+        }
+        if let traffic = context.traffic {
+            do {
+                try await traffic.takeOut(host)
+            } catch {
+                reporter.report(Event(host: host.description, .hostWarning(message: "\(error.message); rolling back while it is in rotation")))
+            }
+        }
+        if mayHaveHooks(release, .afterBlockTraffic, context: context) {
+            _ = try? await runHooks(client, release: release, event: .afterBlockTraffic, env: env, context: context)
         }
     }
 

@@ -40,8 +40,15 @@ public struct Deployment: Sendable {
         let revision = try repository.resolve(request.revision ?? environment.revision ?? "HEAD")
         var appspec = Appspec.empty
         if let data = try repository.fileContents(ConfigLoader.appspecName, at: revision.commit) {
-            appspec = try AppspecDecoder.decode(yaml: String(decoding: data, as: UTF8.self),
-                                                file: "appspec.yml (at \(revision.shortCommit))")
+            let name = "appspec.yml (at \(revision.shortCommit))"
+            let reporter = self.reporter
+            appspec = try AppspecDecoder.decode(yaml: String(decoding: data, as: UTF8.self), file: name) { warning in
+                reporter.report(Event(.hostWarning(message: warning.description + (warning.hint.map { " (\($0))" } ?? ""))))
+            }
+            // A script that is not there, or not executable, fails here rather than on a host.
+            try AppspecDecoder.checkScripts(appspec, file: name) { path throws(ShipError) in
+                try repository.entryKind(path, at: revision.commit)
+            }
         }
         let cache = Deployment.bundleCache(app: config.app)
         do {

@@ -120,6 +120,9 @@ extension Deployment {
         var context = HostContext(deploymentId: deploymentId, kind: "rollback", release: target, revision: "", prepared: nil, lock: lock,
                                   traffic: traffic, healthTunnel: tunnel)
         let env = hookEnvironment(client, context: context, previous: current)
+        if let current {
+            _ = try? await runHooks(client, release: current, event: .beforeBlockTraffic, env: env, context: context) // best effort, as stop
+        }
         do throws(HostError) {
             try await traffic?.takeOut(client.transport.host)
         } catch {
@@ -129,6 +132,7 @@ extension Deployment {
             throw error
         }
         if let current {
+            _ = try? await runHooks(client, release: current, event: .afterBlockTraffic, env: env, context: context)
             _ = try? await runHooks(client, release: current, event: .stop, env: env, context: context) // best effort, as the contract says
         }
         var step = "switch"
@@ -144,7 +148,7 @@ extension Deployment {
             try await runHooks(client, release: target, event: .start, env: targetEnv, context: context)
             step = "validate"
             try await runHooks(client, release: target, event: .validate, env: targetEnv, context: context, settles: true)
-            try await checkAndPutBack(client.transport.host, context: context, step: &step)
+            try await checkAndPutBack(client, release: target, env: targetEnv, context: context, step: &step)
             reporter.report(Event(host: host, .hostRolledBack(release: target)))
         } catch {
             reporter.report(Event(host: host, .hostFailed(step: step, message: error.message)))

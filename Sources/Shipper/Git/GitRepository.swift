@@ -91,23 +91,51 @@ public final class GitRepository {
 
     /// The contents of `path` in the commit's tree, or nil when the commit has no such file.
     public func fileContents(_ path: String, at commit: String) throws(ShipError) -> Data? {
+        try withEntry(path, at: commit) { entry throws(ShipError) -> Data? in
+            guard let entry, git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
+            var blob: OpaquePointer?
+            guard git_blob_lookup(&blob, pointer, git_tree_entry_id(entry)) == 0, let blob else {
+                throw Self.failure("cannot read \(path) at \(commit)")
+            }
+            defer { git_blob_free(blob) }
+            let size = Int(git_blob_rawsize(blob))
+            guard size > 0, let raw = git_blob_rawcontent(blob) else { return Data() }
+            return Data(bytes: raw, count: size)
+        }
+    }
+
+    /// Runs `body` with the tree entry at `path` in the commit (nil when there is none).
+    private func withEntry<T>(_ path: String, at commit: String, _ body: (OpaquePointer?) throws(ShipError) -> T) throws(ShipError) -> T {
         let commitObject = try lookupCommit(commit)
         defer { git_commit_free(commitObject) }
         var tree: OpaquePointer?
         guard git_commit_tree(&tree, commitObject) == 0, let tree else { throw Self.failure("cannot read the tree of \(commit)") }
         defer { git_tree_free(tree) }
         var entry: OpaquePointer?
-        guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { return nil }
+        guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { return try body(nil) }
         defer { git_tree_entry_free(entry) }
-        guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
-        var blob: OpaquePointer?
-        guard git_blob_lookup(&blob, pointer, git_tree_entry_id(entry)) == 0, let blob else {
-            throw Self.failure("cannot read \(path) at \(commit)")
+        return try body(entry)
+    }
+
+    /// What the commit's tree has at `path`.
+    public enum EntryKind: Sendable, Equatable {
+        case missing
+        case executable
+        /// A regular file without the executable bit.
+        case file
+        /// A directory, symlink or submodule.
+        case other
+    }
+
+    public func entryKind(_ path: String, at commit: String) throws(ShipError) -> EntryKind {
+        try withEntry(path, at: commit) { entry throws(ShipError) -> EntryKind in
+            guard let entry else { return .missing }
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_BLOB_EXECUTABLE: return .executable
+            case GIT_FILEMODE_BLOB: return .file
+            default: return .other
+            }
         }
-        defer { git_blob_free(blob) }
-        let size = Int(git_blob_rawsize(blob))
-        guard size > 0, let raw = git_blob_rawcontent(blob) else { return Data() }
-        return Data(bytes: raw, count: size)
     }
 
     func lookupCommit(_ commit: String) throws(ShipError) -> OpaquePointer {
