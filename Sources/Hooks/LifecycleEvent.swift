@@ -11,6 +11,9 @@ public enum LifecycleEvent: String, CaseIterable, Codable, CodingKeyRepresentabl
     case install
     /// Once per deployment, on one host, before any host switches.
     case migrate
+    /// Right after `current` switched, before `start`: CodeDeploy's AfterInstall, which runs once
+    /// the revision's files are in place (ship's own `install` runs before the switch).
+    case afterInstall = "after_install"
     /// After `current` switched.
     case start
     /// After `start`; a failure here fails the host.
@@ -21,8 +24,8 @@ public enum LifecycleEvent: String, CaseIterable, Codable, CodingKeyRepresentabl
     case afterAllowTraffic = "after_allow_traffic"
 
     /// The events in the order they run.
-    public static let order: [LifecycleEvent] = [.beforeBlockTraffic, .afterBlockTraffic, .stop, .install, .migrate, .start, .validate,
-                                                 .beforeAllowTraffic, .afterAllowTraffic]
+    public static let order: [LifecycleEvent] = [.beforeBlockTraffic, .afterBlockTraffic, .stop, .install, .migrate, .afterInstall,
+                                                 .start, .validate, .beforeAllowTraffic, .afterAllowTraffic]
 
     /// The events whose hooks come from the release being replaced.
     public var runsOnOutgoingRelease: Bool { self == .beforeBlockTraffic || self == .afterBlockTraffic || self == .stop }

@@ -29,7 +29,7 @@ struct AppspecTests {
         #expect(appspec.hooks(for: .validate).count == 1)
     }
 
-    @Test("AWS CodeDeploy's format maps onto ship's events; BeforeInstall runs before AfterInstall")
+    @Test("AWS CodeDeploy's format maps onto ship's events: BeforeInstall before the switch, AfterInstall after it")
     func codeDeployFormat() throws {
         let appspec = try decode("""
             version: 0.0
@@ -54,11 +54,11 @@ struct AppspecTests {
                   timeout: 30
             """)
         #expect(appspec.format == .codeDeploy)
-        #expect(appspec.hooks(for: .install).map(\.command) == [.script(path: "scripts/before_install.sh"),
-                                                                 .script(path: "scripts/after_install.sh")])
-        #expect(appspec.hooks(for: .install).map(\.declaredEvent) == ["BeforeInstall", "AfterInstall"])
+        #expect(appspec.hooks(for: .install).map(\.command) == [.script(path: "scripts/before_install.sh")])
+        #expect(appspec.hooks(for: .afterInstall).map(\.command) == [.script(path: "scripts/after_install.sh")])
+        #expect(appspec.hooks(for: .install).map(\.declaredEvent) == ["BeforeInstall"])
         #expect(appspec.hooks(for: .install).first?.timeout == 3600)
-        #expect(appspec.hooks(for: .install).last?.runas == "root")
+        #expect(appspec.hooks(for: .afterInstall).last?.runas == "root")
         #expect(appspec.hooks(for: .stop) == [HookSpec(command: .script(path: "scripts/stop.sh"), timeout: 60, declaredEvent: "ApplicationStop")])
         #expect(appspec.hooks(for: .start).count == 1)
         #expect(appspec.hooks(for: .validate).first?.timeout == 30)
@@ -71,7 +71,7 @@ struct AppspecTests {
                   expected: "appspec.yml:3: hooks.instal: unknown lifecycle event", hint: "did you mean 'install'?"),
         ErrorCase(name: "CodeDeploy event in ship's format", yaml: "version: 1\nhooks:\n  AfterInstall: [{ run: x }]\n",
                   expected: "appspec.yml:3: hooks.AfterInstall: unknown lifecycle event",
-                  hint: "that is a CodeDeploy event: use `install` here, or `version: 0.0` for a CodeDeploy appspec"),
+                  hint: "that is a CodeDeploy event: use `after_install` here, or `version: 0.0` for a CodeDeploy appspec"),
         ErrorCase(name: "missing run", yaml: "version: 1\nhooks:\n  start: [{ timeout: 5 }]\n",
                   expected: "appspec.yml:3: hooks.start[0].run: missing required key (expected a command line for /bin/sh -c)"),
         ErrorCase(name: "timeout of the wrong type", yaml: "version: 1\nhooks:\n  start: [{ run: x, timeout: soon }]\n",

@@ -58,12 +58,13 @@ struct TrafficOrchestrationTests {
     var balancerLog: [String] { pool["lb"].withLock { $0.trafficLog } }
 
     /// A host's steps and hooks in order: "out", "back", "hook:stop"…
-    func sequence(_ events: [Event], _ host: String) -> [String] {
+    func sequence(_ events: [Event], _ host: String, includeSwitch: Bool = false) -> [String] {
         events.filter { $0.host == host }.compactMap { event in
             switch event.kind {
             case .hostStep(let step) where step.hasPrefix("out of rotation"): "out"
             case .hostStep(let step) where step.hasPrefix("back in rotation"): "back"
             case .hookStarted(let lifecycle, _): "hook:" + lifecycle.rawValue
+            case .hostSwitched where includeSwitch: "switch"
             default: nil
             }
         }
@@ -124,8 +125,8 @@ struct TrafficOrchestrationTests {
         try nextRevision("v2")
         let (result, reporter) = try await deploy()
         #expect(result.status == .succeeded)
-        #expect(sequence(reporter.events, "web1") == ["hook:before_block_traffic", "out", "hook:after_block_traffic", "hook:stop", "hook:install",
-                                                      "hook:start", "hook:validate", "hook:before_allow_traffic", "back", "hook:after_allow_traffic"])
+        #expect(sequence(reporter.events, "web1", includeSwitch: true) == ["hook:before_block_traffic", "out", "hook:after_block_traffic", "hook:stop", "switch",
+                                                      "hook:after_install", "hook:start", "hook:validate", "hook:before_allow_traffic", "back", "hook:after_allow_traffic"])
     }
 
     @Test("an interrupt leaves no host out of rotation: the stopped host is started again and put back")

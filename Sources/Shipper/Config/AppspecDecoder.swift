@@ -18,7 +18,7 @@ public enum AppspecDecoder {
         "AfterBlockTraffic": .afterBlockTraffic,
         "ApplicationStop": .stop,
         "BeforeInstall": .install,
-        "AfterInstall": .install,
+        "AfterInstall": .afterInstall,
         "ApplicationStart": .start,
         "ValidateService": .validate,
         "BeforeAllowTraffic": .beforeAllowTraffic,
@@ -155,8 +155,6 @@ public enum AppspecDecoder {
         }
         guard let hooksNode = map["hooks"] else { return appspec }
         let runnable = Array(codeDeployEvents.keys).sorted()
-        // BeforeInstall hooks run before AfterInstall hooks whatever order the file lists them in.
-        var install: [String: [HookSpec]] = [:]
         for (key, value) in try hooksNode.mappingEntries(expected: "a mapping of CodeDeploy lifecycle events to scripts") {
             let keyNode = ConfigNode(node: key.node, file: root.file, path: hooksNode.path + [key.text])
             guard let event = codeDeployEvents[key.text] else {
@@ -178,14 +176,8 @@ public enum AppspecDecoder {
                                  + "for one event, which its agent does not enforce; neither does ship",
                                  hint: "give each script a timeout: (the default is \(codeDeployDefaultTimeout) s)"))
             }
-            if event == .install {
-                install[key.text] = hooks
-            } else {
-                appspec.hooks[event] = hooks
-            }
+            appspec.hooks[event] = hooks
         }
-        let installHooks = (install["BeforeInstall"] ?? []) + (install["AfterInstall"] ?? [])
-        if !installHooks.isEmpty { appspec.hooks[.install] = installHooks }
         return appspec
     }
 

@@ -204,6 +204,10 @@ extension Deployment {
             outcome.switched = true
             reporter.report(Event(host: host, .hostSwitched(release: context.release, previous: switched.previousRelease)))
             let env = hookEnvironment(client, context: context, previous: switched.previousRelease)
+            if mayHaveHooks(context.release, .afterInstall, context: context) {
+                step = LifecycleEvent.afterInstall.rawValue
+                try await runHooks(client, release: context.release, event: .afterInstall, env: env, context: context)
+            }
             step = "start"
             try await runHooks(client, release: context.release, event: .start, env: env, context: context)
             step = "validate"
