@@ -196,6 +196,9 @@ public struct AgentRequest: Codable, Sendable {
     public var settles: Bool?
     /// `traffic`: what to do to which server.
     public var traffic: TrafficAction?
+    /// `preflight` (checked), `switch` (made): CodeDeploy `files` destinations of the revision's
+    /// root, each a symlink to `<deploy_to>/current`.
+    public var links: [String]?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
@@ -345,6 +348,8 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var deltaRefused: Bool?
     /// `prepare`: how the release was made.
     public var unpacked: UnpackSummary?
+    /// `switch`: the destination links made or replaced, as `DEST -> TARGET`.
+    public var linked: [String]?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok

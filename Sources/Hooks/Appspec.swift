@@ -11,16 +11,21 @@ public struct Appspec: Codable, Sendable, Equatable {
     }
 
     /// A CodeDeploy `files` entry. ship accepts only `source: /`, the whole revision, which it
-    /// installs as a release; `destination` is where CodeDeploy would have copied it.
+    /// installs as a release; `destination` becomes a symlink to `<deploy_to>/current`.
     public struct FileMapping: Codable, Sendable, Equatable {
         public var source: String
         public var destination: String
-        public var overwrite: Bool
+        /// The appspec line of `destination`, for messages.
+        public var line: Int?
 
-        public init(source: String, destination: String, overwrite: Bool = false) {
+        public init(source: String, destination: String, line: Int? = nil) {
             self.source = source
             self.destination = destination
-            self.overwrite = overwrite
+            self.line = line
+        }
+
+        public static func == (lhs: FileMapping, rhs: FileMapping) -> Bool {
+            lhs.source == rhs.source && lhs.destination == rhs.destination
         }
     }
 

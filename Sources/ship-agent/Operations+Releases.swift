@@ -155,6 +155,8 @@ extension Operations {
             throw AgentError("release \(name) is not complete on this host")
         }
         let previous = layout.currentRelease()
+        // The destinations first: they point at `current`, whichever release it is.
+        let linked = try ensureLinks(request.links ?? [])
         // A release that goes live for the first time is `live` until its run confirms it.
         if layout.readRecord(name)?.state == .prepared { try mark(name, .live) }
         let temporary = layout.deployTo + "/.current.\(getpid())"
@@ -178,6 +180,7 @@ extension Operations {
         result.currentRelease = name
         result.currentRevision = layout.readRecord(name)?.revision
         result.previousRelease = previous
+        result.linked = linked.isEmpty ? nil : linked
         return result
     }
 

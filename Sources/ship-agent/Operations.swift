@@ -54,6 +54,12 @@ struct Operations {
         guard access(existing, W_OK) == 0 else {
             throw AgentError("\(existing) is not writable by \(Self.userName()); ship cannot create \(layout.deployTo)")
         }
+        if let problem = linkProblem(request.links ?? []) {
+            result.ok = false
+            result.message = problem.message
+            result.hint = problem.hint
+            return result
+        }
         for user in request.runasUsers ?? [] {
             if let problem = Users.runasProblem(user, agentPath: layout.agent) {
                 result.ok = false

@@ -34,7 +34,7 @@ struct Check: AsyncParsableCommand {
         }
         if lines.isEmpty { lines.append("no hooks") }
         for file in appspec.files {
-            lines.append("files: \(file.source) -> \(file.destination) (the release; ship does not copy it there: serve from deploy_to/current)")
+            lines.append("files: \(file.source) -> \(file.destination): a link to deploy_to/current, made by ship at the first switch")
         }
         return lines
     }

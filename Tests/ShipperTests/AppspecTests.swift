@@ -143,7 +143,6 @@ struct AppspecTests {
         #expect(appspec.hooks(for: .start).first?.line == 21)
         let expected = [
             "appspec.yml:3: branch_config: unknown key, ignored (as CodeDeploy's agent ignores it)",
-            "appspec.yml:6: files[0].destination: ship does not copy the revision to /var/www/html",
             "appspec.yml:7: files[0].overwrite: unknown key, ignored: CodeDeploy has no such key (file_exists_behavior decides)",
             "appspec.yml:10: hooks.AfterInstal: its scripts never run: not an event CodeDeploy runs scripts for (did you mean 'AfterInstall'?)",
             "appspec.yml:12: hooks.Install: its scripts never run: Install is the agent's own step",

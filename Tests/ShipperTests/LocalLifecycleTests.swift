@@ -213,6 +213,23 @@ struct LocalLifecycleTests {
         #expect(again.message?.hasPrefix("appspec.yml (at \(missing.prefix(12))):5: hooks.ApplicationStart[0].location: scripts/start.sh is not in the revision") == true)
     }
 
+    @Test("a files destination that overlaps deploy_to stops the deploy before any host (exit 2), with where to move deploy_to")
+    func destinationInDeployTo() async throws {
+        try repo.write("appspec.yml", "version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: \(deployTo.path)/app/\n")
+        let commit = try repo.commitAll("overlap")
+        let (result, reporter) = try await deploy()
+        #expect(result.exitCode == .usage)
+        #expect(result.message == "appspec.yml (at \(commit.prefix(12))):5: files[0].destination: destination \(deployTo.path)/app overlaps deploy_to "
+                + "\(deployTo.path)/app, where ship keeps releases/, shared/ and current", "\(result.message ?? "")")
+        #expect(result.hint?.contains("deploy_to: \(deployTo.path)/app-releases") == true)
+        #expect(reporter.steps.isEmpty)
+        // deploy_to/current itself is what the destination would be linked to: nothing to do.
+        try repo.write("appspec.yml", "version: 0.0\nos: linux\nfiles:\n  - source: .\n    destination: \(deployTo.path)/app/current\n")
+        try repo.commitAll("current")
+        let (fine, _) = try await deploy()
+        #expect(fine.status == .succeeded, "\(fine.message ?? "")")
+    }
+
     @Test("notify: webhooks get deployment_started and deployment_finished as JSON with a Slack text, filtered by events; a dead one fails nothing and is said")
     func webhooks() async throws {
         let bodies = deployTo.path + "/webhook-bodies"

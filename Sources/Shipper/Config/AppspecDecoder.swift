@@ -142,11 +142,8 @@ public enum AppspecDecoder {
                     throw sourceNode.error("ship installs the whole revision as a release; copying \(source) to \(destination) is not supported",
                                            hint: "keep `source: /` (serve the site from deploy_to/current), and copy other files from an AfterInstall script")
                 }
-                appspec.files.append(.init(source: source, destination: destination))
-                warn(destinationNode.error("ship does not copy the revision to \(destination): each release is unpacked under deploy_to and "
-                                           + "deploy_to/current points at the live one",
-                                           hint: "scripts that cd to \(destination) should use $SHIP_RELEASE_PATH; or make it a link once: "
-                                               + "sudo ln -sfn DEPLOY_TO/current \(destination)"))
+                let normalized = destination.count > 1 && destination.hasSuffix("/") ? String(destination.dropLast()) : destination
+                appspec.files.append(.init(source: source, destination: normalized, line: destinationNode.location.line))
             }
         }
         if let permissionsNode = map["permissions"] {

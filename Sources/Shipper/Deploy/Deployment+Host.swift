@@ -200,8 +200,10 @@ extension Deployment {
             var switchRequest = client.request(.switchCurrent)
             switchRequest.release = context.release
             switchRequest.journal = journalEntry(context, step: "switched")
+            if let links = context.prepared?.links, !links.isEmpty { switchRequest.links = links }
             let switched = try await client.require(switchRequest)
             outcome.switched = true
+            for link in switched.linked ?? [] { reporter.report(Event(host: host, .hostStep(step: "linked \(link) (the revision's files destination)"))) }
             reporter.report(Event(host: host, .hostSwitched(release: context.release, previous: switched.previousRelease)))
             let env = hookEnvironment(client, context: context, previous: switched.previousRelease)
             if mayHaveHooks(context.release, .afterInstall, context: context) {

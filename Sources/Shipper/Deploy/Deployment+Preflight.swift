@@ -9,7 +9,8 @@ extension Deployment {
     /// agents installed where missing and each host checked: deploy_to writable, shared files
     /// present, every `runas` user there and reachable through sudo without a password.
     /// With `bundleSHA256`, each host also says whether it has that bundle already.
-    func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil, runasUsers: [String] = []) async throws(ShipError) -> [AgentResult] {
+    func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil, runasUsers: [String] = [],
+                   links: [String] = []) async throws(ShipError) -> [AgentResult] {
         let agents = self.agents
         // The agent each host needs, and whether it has it: one round trip per host.
         let probes = await forEachHost(clients) { client throws(HostError) -> (agent: AgentBinary, current: Bool) in
@@ -26,6 +27,7 @@ extension Deployment {
             request.shared = shared
             request.bundleSHA256 = bundleSHA256
             request.runasUsers = runasUsers.isEmpty ? nil : runasUsers
+            request.links = links.isEmpty ? nil : links
             return try await client.require(request)
         }
         return try reportPreflight(states)

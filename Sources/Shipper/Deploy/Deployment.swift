@@ -31,6 +31,8 @@ public struct Deployment: Sendable {
         var revision: ResolvedRevision
         var appspec: Appspec
         var bundles: BundleMaker
+        /// CodeDeploy destinations of the revision's root: symlinks to `<deploy_to>/current`.
+        var links: [String] = []
     }
 
     /// Resolves the revision, reads its appspec.yml and checks its tree can be packaged
@@ -60,7 +62,26 @@ public struct Deployment: Sendable {
         let path = cache + "/\(config.app)-\(revision.commit)\(compression == .gzip ? "" : "." + compression.rawValue).tar.gz"
         let bundles = BundleMaker(directory: config.directory, revision: revision, path: path, level: compression.level)
         if bundles.cached() == nil { try BundleWriter.check(repository: repository, revision: revision) }
-        return Prepared(revision: revision, appspec: appspec, bundles: bundles)
+        return Prepared(revision: revision, appspec: appspec, bundles: bundles,
+                        links: try links(appspec, file: "appspec.yml (at \(revision.shortCommit))"))
+    }
+
+    /// The root `files` destinations ship links to `current`: none that is, holds or lies in deploy_to.
+    func links(_ appspec: Appspec, file: String) throws(ShipError) -> [String] {
+        let deployTo = environment.deployTo
+        var links: [String] = []
+        for (index, mapping) in appspec.files.enumerated() where mapping.source == "/" {
+            let destination = mapping.destination
+            if destination == deployTo + "/current" || links.contains(destination) { continue }
+            if destination == deployTo || destination.hasPrefix(deployTo + "/") || deployTo.hasPrefix(destination + "/") || destination == "/" {
+                throw ShipError.config("destination \(destination) overlaps deploy_to \(deployTo), where ship keeps releases/, shared/ and current",
+                                       at: .init(file: file, line: mapping.line), key: "files[\(index)].destination",
+                                       hint: "keep the destination and move deploy_to beside it (e.g. deploy_to: \(destination)-releases in ship.yml): "
+                                           + "ship makes \(destination) a link to the live release")
+            }
+            links.append(destination)
+        }
+        return links
     }
 
     static func bundleCache(app: String) -> String {
@@ -110,7 +131,8 @@ public struct Deployment: Sendable {
         var states: [AgentResult]
         do {
             let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
-            states = try await preflight(clients, bundleSHA256: prepared.bundles.cached()?.sha256, runasUsers: runas.sorted())
+            states = try await preflight(clients, bundleSHA256: prepared.bundles.cached()?.sha256, runasUsers: runas.sorted(),
+                                         links: prepared.links)
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }

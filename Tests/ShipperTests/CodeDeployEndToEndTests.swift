@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+@testable import Shipper
+
+/// CodeDeploy appspecs on real hosts, deployed as `deploy`: the root `files` destination is a
+/// link to `current`, so scripts that cd there see what CodeDeploy would show them at each event.
+@Suite("CodeDeploy appspecs on real hosts", .tags(.endToEnd), .serialized)
+struct CodeDeployEndToEndTests {
+    static let appspec = """
+        version: 0.0
+        os: linux
+        files:
+          - source: /
+            destination: /var/www/shop
+        hooks:
+          BeforeInstall:
+            - location: scripts/seen.sh
+          AfterInstall:
+            - location: scripts/seen.sh
+          ApplicationStart:
+            - location: scripts/seen.sh
+              timeout: 60
+          ValidateService:
+            - location: scripts/seen.sh
+        """
+
+    func app(_ pool: SandboxPool) throws -> SandboxApp {
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    ssh: { user: deploy }", hosts: pool.hosts)
+        try app.writeAppspec(Self.appspec)
+        // What the destination holds when each event runs, as a CodeDeploy script sees it.
+        try app.repo.write("scripts/seen.sh", """
+            #!/bin/sh
+            cd /var/www/shop 2>/dev/null && seen=$(cat version.txt) || seen=none
+            echo "$LIFECYCLE_EVENT $seen" >> /srv/shop/seen.log
+            """, executable: true)
+        return app
+    }
+
+    @Test("the destination is a link to current: BeforeInstall sees the old revision there, AfterInstall on the new one")
+    func destination() throws {
+        let pool = try SandboxPool(hosts: 1)
+        _ = try pool.output("web1", "install -d -o deploy /srv/shop /var/www")
+        let app = try app(pool)
+        try app.repo.write("version.txt", "v1\n")
+        try app.commit("v1")
+        let (first, events) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(named(events, "host_step").contains { ($0["step"] as? String) == "linked /var/www/shop -> /srv/shop/current (the revision's files destination)" })
+        #expect(try pool.output("web1", "readlink /var/www/shop") == "/srv/shop/current")
+        try app.repo.write("version.txt", "v2\n")
+        try app.commit("v2")
+        let (second, events2) = try app.ship(["deploy", "test"])
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(!named(events2, "host_step").contains { ($0["step"] as? String)?.hasPrefix("linked") == true }, "the link stays as it is")
+        #expect(try pool.output("web1", "cat /srv/shop/seen.log") == """
+            BeforeInstall none
+            AfterInstall v1
+            ApplicationStart v1
+            ValidateService v1
+            BeforeInstall v1
+            AfterInstall v2
+            ApplicationStart v2
+            ValidateService v2
+            """)
+        let (rollback, _) = try app.ship(["rollback", "test"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try pool.output("web1", "cat /var/www/shop/version.txt") == "v1", "the destination follows current back")
+    }
+
+    @Test("a destination that is a directory with files, or in a directory the deploy user cannot write, stops the deploy before anything changes, with the fix")
+    func refused() throws {
+        let pool = try SandboxPool(hosts: 2)
+        _ = try pool.output("web1", "install -d -o deploy /srv/shop /var/www")
+        _ = try pool.output("web2", "install -d -o deploy /srv/shop && mkdir -p /var/www/shop && echo old > /var/www/shop/index.html")
+        let app = try app(pool)
+        try app.repo.write("version.txt", "v1\n")
+        try app.commit("v1")
+        let (copied, _) = try app.ship(["deploy", "test"])
+        #expect(copied.status == 5, "\(copied.stdout)\(copied.stderr)")
+        #expect(copied.stdout.contains("/var/www/shop is a directory with files in it"), "\(copied.stdout)")
+        #expect(copied.stderr.contains("sudo mv /var/www/shop /var/www/shop.before-ship"), "\(copied.stderr)")
+        #expect(try pool.output("web1", "ls /srv/shop; test -e /var/www/shop || echo absent") == "absent", "nothing changed on web1 either")
+
+        // Moved aside, but /var/www is root's: the hint is the link, made once as root.
+        _ = try pool.output("web2", "mv /var/www/shop /var/www/shop.before-ship")
+        let (unwritable, _) = try app.ship(["deploy", "test"])
+        #expect(unwritable.status == 5)
+        #expect(unwritable.stderr.contains("sudo ln -sfn /srv/shop/current /var/www/shop"), "\(unwritable.stderr)")
+        _ = try pool.output("web2", "ln -sfn /srv/shop/current /var/www/shop")
+        let (deployed, _) = try app.ship(["deploy", "test"])
+        #expect(deployed.status == 0, "\(deployed.stdout)\(deployed.stderr)")
+        #expect(try pool.output("web2", "cat /var/www/shop/version.txt") == "v1")
+        #expect(try pool.output("web2", "cat /var/www/shop.before-ship/index.html") == "old", "nothing of the old copy was deleted")
+    }
+}
