@@ -17,6 +17,13 @@ public struct HookSpec: Codable, Sendable, Equatable {
     public var declaredEvent: String
     /// The appspec line the hook is written on, for messages; nil when unknown.
     public var line: Int?
+    /// A CodeDeploy script with `once: true`: ship's migrate, run on one host only (optional, so
+    /// that records written before it still decode).
+    public var runsOnce: Bool?
+    public var once: Bool {
+        get { runsOnce ?? false }
+        set { runsOnce = newValue ? true : nil }
+    }
 
     public init(command: Command, timeout: Int, runas: String? = nil, declaredEvent: String) {
         self.command = command

@@ -155,6 +155,31 @@ struct AppspecTests {
         }
     }
 
+    @Test("once: true on a BeforeInstall script makes it ship's migrate (one host, before any switches); elsewhere it is refused")
+    func onceIsMigrate() throws {
+        let appspec = try decode("""
+            version: 0.0
+            os: linux
+            hooks:
+              BeforeInstall:
+                - location: scripts/deps.sh
+                - location: scripts/migrate.sh
+                  once: true
+            """)
+        #expect(appspec.hooks(for: .install).map(\.command) == [.script(path: "scripts/deps.sh")])
+        #expect(appspec.hooks(for: .migrate).map(\.command) == [.script(path: "scripts/migrate.sh")])
+        #expect(appspec.hooks(for: .migrate).first?.declaredEvent == "BeforeInstall")
+        #expect(throws: ShipError.self) { try decode("version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - { location: m.sh, once: true }\n") }
+    }
+
+    @Test("DEPLOYMENT_GROUP_ID: a UUID, the same for an app's environment every time, another for another environment")
+    func deploymentGroupId() {
+        let prod = Deployment.groupId(app: "shop", environment: "prod")
+        #expect(prod == Deployment.groupId(app: "shop", environment: "prod"))
+        #expect(prod != Deployment.groupId(app: "shop", environment: "staging"))
+        #expect(prod.range(of: #"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"#, options: .regularExpression) != nil, "\(prod)")
+    }
+
     @Test("every appspec error names the file, the line and the key", arguments: errorCases)
     func appspecErrors(_ testCase: ErrorCase) throws {
         var caught: ShipError?

@@ -116,7 +116,7 @@ struct TrafficOrchestrationTests {
 
     @Test("CodeDeploy's traffic events wrap the balancer: BeforeBlockTraffic, out, AfterBlockTraffic … BeforeAllowTraffic, back, AfterAllowTraffic")
     func codeDeployTrafficEvents() async throws {
-        try repo.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n" + ["BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop", "AfterInstall",
+        try repo.write("appspec.yml", "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - { location: hook.sh, once: true }\n" + ["BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop", "AfterInstall",
                                                                               "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AfterAllowTraffic"]
             .map { "  \($0):\n    - location: hook.sh\n" }.joined())
         try repo.write("hook.sh", "#!/bin/sh\n", executable: true)
@@ -125,7 +125,9 @@ struct TrafficOrchestrationTests {
         try nextRevision("v2")
         let (result, reporter) = try await deploy()
         #expect(result.status == .succeeded)
-        #expect(sequence(reporter.events, "web1", includeSwitch: true) == ["hook:before_block_traffic", "out", "hook:after_block_traffic", "hook:stop", "switch",
+        #expect(reporter.events.filter { if case .hookStarted(.migrate, _) = $0.kind { true } else { false } }.map(\.host) == ["web1"],
+                "once: true ran on one host")
+        #expect(sequence(reporter.events, "web1", includeSwitch: true) == ["hook:before_block_traffic", "out", "hook:after_block_traffic", "hook:stop", "hook:migrate", "switch",
                                                       "hook:after_install", "hook:start", "hook:validate", "hook:before_allow_traffic", "back", "hook:after_allow_traffic"])
     }
 

@@ -173,7 +173,10 @@ public enum AppspecDecoder {
                                  + "for one event, which its agent does not enforce; neither does ship",
                                  hint: "give each script a timeout: (the default is \(codeDeployDefaultTimeout) s)"))
             }
-            appspec.hooks[event] = hooks
+            // BeforeInstall scripts with `once: true` are ship's migrate: on the migrate host, once.
+            let once = hooks.filter(\.once)
+            if !once.isEmpty { appspec.hooks[.migrate] = once }
+            appspec.hooks[event] = hooks.filter { !$0.once }
         }
         return appspec
     }
@@ -190,7 +193,7 @@ public enum AppspecDecoder {
     }
 
     static func decodeCodeDeployHook(_ node: ConfigNode, event: String, warn: (ShipError) -> Void) throws(ShipError) -> HookSpec {
-        let map = try lenientMapping(node, known: ["location", "timeout", "runas", "sudo"], expected: "a script: { location: …, timeout: …, runas: … }",
+        let map = try lenientMapping(node, known: ["location", "timeout", "runas", "sudo", "once"], expected: "a script: { location: …, timeout: …, runas: … }",
                                      warn: warn)
         let locationNode = try map.required("location", expected: "a script path relative to the revision root")
         let location = try locationNode.string(expected: "a script path").trimmingCharacters(in: .whitespaces)
@@ -218,6 +221,14 @@ public enum AppspecDecoder {
         let runas = try map["runas"].map { node throws(ShipError) in try decodeUser(node) }
         var hook = HookSpec(command: .script(path: relative), timeout: timeout, runas: runas, declaredEvent: event)
         hook.line = node.location.line
+        if let once = map["once"], try once.bool() {
+            // ship's run-once migrate, written the CodeDeploy way (the agent ignores the key).
+            guard event == "BeforeInstall" else {
+                throw once.error("`once: true` runs a script on one host before any host switches: it belongs under BeforeInstall",
+                                 hint: "move this script to BeforeInstall, or drop once:")
+            }
+            hook.once = true
+        }
         return hook
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hooks
 
@@ -44,7 +45,16 @@ extension Deployment {
         env["DEPLOYMENT_ID"] = context.deploymentId
         env["APPLICATION_NAME"] = config.app
         env["DEPLOYMENT_GROUP_NAME"] = environment.name
+        env["DEPLOYMENT_GROUP_ID"] = Deployment.groupId(app: config.app, environment: environment.name)
         return env
+    }
+
+    /// CodeDeploy's DEPLOYMENT_GROUP_ID: stable for an app's environment, in UUID form.
+    static func groupId(app: String, environment: String) -> String {
+        let digest = Array(SHA256.hash(data: Data((app + "\u{0}" + environment).utf8)).prefix(16))
+        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
+        return parts.joined(separator: "-")
     }
 
     func journalEntry(_ context: HostContext, step: String, kind: String? = nil) -> JournalEntry {
