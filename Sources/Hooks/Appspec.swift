@@ -34,6 +34,33 @@ public struct Appspec: Codable, Sendable, Equatable {
     public var files: [FileMapping]
     /// CodeDeploy's `file_exists_behavior`: DISALLOW, OVERWRITE or RETAIN; nil when not given.
     public var fileExistsBehavior: String?
+    /// CodeDeploy's `permissions` that fall inside the release (optional: older records have none).
+    public var permissions: [Permission]?
+
+    /// A CodeDeploy `permissions` entry, its `object` mapped into the release.
+    public struct Permission: Codable, Sendable, Equatable {
+        /// As written: an absolute path on the host.
+        public var object: String
+        /// The object's path inside the release ("" for the release itself).
+        public var relative: String
+        /// `**` (everything below, at any depth) or a name pattern with `*` for the entries
+        /// directly below the object.
+        public var pattern: String = "**"
+        /// Name patterns, directly below the object, left alone.
+        public var except: [String] = []
+        /// `file`, `directory` or both.
+        public var types: [String] = ["file", "directory"]
+        public var owner: String?
+        public var group: String?
+        /// Octal digits as written (one to four).
+        public var mode: String?
+        public var line: Int?
+
+        public init(object: String, relative: String) {
+            self.object = object
+            self.relative = relative
+        }
+    }
 
     public init(format: Format, hooks: [LifecycleEvent: [HookSpec]] = [:], files: [FileMapping] = []) {
         self.format = format

@@ -56,6 +56,7 @@ extension Operations {
         try files.createDirectory(atPath: partial, withIntermediateDirectories: true)
         let sharedPaths = (request.shared?.dirs ?? []) + (request.shared?.files ?? [])
         var summary = UnpackSummary(entries: 0, received: 0, copied: 0, copyMethod: nil, milliseconds: 0)
+        var permissionsApplied = 0
         do {
             unread = nil
             let unpacked = try StreamingUnpack(source: source, destination: partial, workDirectory: layout.bundles,
@@ -72,6 +73,13 @@ extension Operations {
             }
             try Containment(root: partial, sharedPaths: sharedPaths).check(links: unpacked.scanner.symlinks)
             try linkShared(into: partial)
+            if let permissions = appspec.permissions, !permissions.isEmpty {
+                do {
+                    permissionsApplied = try Permissions(release: partial, entries: permissions).apply()
+                } catch {
+                    throw AgentError(error.message)
+                }
+            }
         } catch let changed as BaseChanged {
             try? remove(partial)
             return refusedDelta(changed.message)
@@ -84,7 +92,8 @@ extension Operations {
         }
         var record = ReleaseRecord(release: name, revision: revision, deploymentId: request.journal?.deploymentId, appspec: appspec,
                                    bundleSHA256: base == nil ? sha : nil)
-        record.sealed = try seal()
+        // Modes the appspec changed would come along in a delta's copies: such a release is no base.
+        record.sealed = permissionsApplied > 0 ? nil : try seal()
         record.base = base?.name
         try writeAtomically(try JSONEncoder().encode(record), to: layout.record(name))
         guard rename(partial, target) == 0 else {

@@ -54,7 +54,7 @@ struct Operations {
         guard access(existing, W_OK) == 0 else {
             throw AgentError("\(existing) is not writable by \(Self.userName()); ship cannot create \(layout.deployTo)")
         }
-        if let problem = linkProblem(request.links ?? []) {
+        if let problem = linkProblem(request.links ?? []) ?? permissionProblem(request.appspec?.permissions ?? []) {
             result.ok = false
             result.message = problem.message
             result.hint = problem.hint

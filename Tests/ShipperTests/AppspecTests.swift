@@ -97,9 +97,12 @@ struct AppspecTests {
                   expected: "appspec.yml:5: hooks.ApplicationStart[0].location: missing required key (expected a script path relative to the revision root)"),
         ErrorCase(name: "CodeDeploy: script outside the revision", yaml: "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: ../x.sh\n",
                   expected: #"appspec.yml:5: hooks.ApplicationStart[0].location: a script location must be a file inside the revision, found "../x.sh""#),
-        ErrorCase(name: "CodeDeploy: permissions", yaml: "version: 0.0\nos: linux\npermissions:\n  - object: /var/www\n    mode: 644\n",
-                  expected: "appspec.yml:4: permissions: the permissions section is not supported by ship",
-                  hint: "set owners and modes from an AfterInstall script (chown/chmod in the release directory); it runs before `current` switches"),
+        ErrorCase(name: "CodeDeploy: permissions with acls", yaml: "version: 0.0\nos: linux\nfiles:\n  - { source: /, destination: /var/www }\npermissions:\n  - object: /var/www\n    acls: [u:www-data:rw]\n",
+                  expected: "appspec.yml:7: permissions[0].acls: acls is not supported by ship: POSIX ACLs are left to the host"),
+        ErrorCase(name: "CodeDeploy: a mode that is not octal", yaml: "version: 0.0\nos: linux\nfiles:\n  - { source: /, destination: /var/www }\npermissions:\n  - { object: /var/www, mode: 0x1ff }\n",
+                  expected: #"appspec.yml:6: permissions[0].mode: expected an octal mode of one to four digits 0-7 (as 644 or 2775), found "0x1ff""#),
+        ErrorCase(name: "CodeDeploy: a permission type that is none", yaml: "version: 0.0\nos: linux\nfiles:\n  - { source: /, destination: /var/www }\npermissions:\n  - { object: /var/www, type: [link] }\n",
+                  expected: #"appspec.yml:6: permissions[0].type[0]: expected file or directory, found "link""#),
         ErrorCase(name: "CodeDeploy: files copying part of the revision", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: config/app.ini\n    destination: /etc/app\n",
                   expected: "appspec.yml:4: files[0].source: ship installs the whole revision as a release; copying config/app.ini to /etc/app is not supported"),
         ErrorCase(name: "CodeDeploy: relative destination", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: www\n",
@@ -178,6 +181,38 @@ struct AppspecTests {
         #expect(prod == Deployment.groupId(app: "shop", environment: "prod"))
         #expect(prod != Deployment.groupId(app: "shop", environment: "staging"))
         #expect(prod.range(of: #"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"#, options: .regularExpression) != nil, "\(prod)")
+    }
+
+    @Test("permissions: objects mapped into the release through the root destination, CodeDeploy's defaults; outside it, a warning")
+    func permissions() throws {
+        var warnings: [String] = []
+        let appspec = try AppspecDecoder.decode(yaml: """
+            version: 0.0
+            os: linux
+            files:
+              - source: /
+                destination: /var/www/html/
+            permissions:
+              - object: /var/www/html
+                owner: deploy
+                mode: 755
+                type: [directory]
+              - object: /var/www/html/storage/
+                pattern: "*.log"
+                except: [keep.log]
+                group: www-data
+                mode: 2775
+                type: file
+              - object: /etc/nginx
+                mode: 644
+            """, file: "appspec.yml") { warnings.append($0.description) }
+        let permissions = try #require(appspec.permissions)
+        #expect(permissions.map(\.relative) == ["", "storage"])
+        #expect(permissions[0].pattern == "**" && permissions[0].types == ["directory"] && permissions[0].mode == "755")
+        #expect(permissions[1].pattern == "*.log" && permissions[1].except == ["keep.log"] && permissions[1].types == ["file"])
+        #expect(permissions[1].group == "www-data" && permissions[1].mode == "2775" && permissions[1].owner == nil)
+        #expect(warnings.count == 1 && warnings[0].hasPrefix("appspec.yml:17: permissions[2].object: /etc/nginx is outside the revision's destination (/var/www/html)"),
+                "\(warnings)")
     }
 
     @Test("every appspec error names the file, the line and the key", arguments: errorCases)

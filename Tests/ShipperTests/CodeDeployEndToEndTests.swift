@@ -92,4 +92,62 @@ struct CodeDeployEndToEndTests {
         #expect(try pool.output("web2", "cat /var/www/shop/version.txt") == "v1")
         #expect(try pool.output("web2", "cat /var/www/shop.before-ship/index.html") == "old", "nothing of the old copy was deleted")
     }
+
+    @Test("permissions as CodeDeploy applies them: modes, a group of the deploy user's, pattern and except; another owner needs root, said before anything changes")
+    func permissions() throws {
+        let pool = try SandboxPool(hosts: 1)
+        _ = try pool.output("web1", "install -d -o deploy /srv/shop /var/www && usermod -aG www-data deploy")
+        let app = try app(pool)
+        let permissions = """
+            permissions:
+              - object: /var/www/shop
+                type: [directory]
+                mode: 750
+              - object: /var/www/shop/storage
+                pattern: "*.log"
+                except: [keep.log]
+                group: www-data
+                mode: 640
+              - object: /var/www/shop/bin/tool
+                type: [file]
+                mode: 700
+            """
+        try app.writeAppspec(Self.appspec + "\n" + permissions)
+        try app.repo.write("version.txt", "v1\n")
+        try app.repo.write("storage/app.log", "log\n")
+        try app.repo.write("storage/keep.log", "kept\n")
+        try app.repo.write("storage/sub/deep.log", "deep\n")
+        try app.repo.write("bin/tool", "#!/bin/sh\n", executable: true)
+        try app.commit("v1")
+        let (first, _) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let modes = try pool.output("web1", "cd /var/www/shop/ && stat -c '%n %a %G' storage storage/sub bin storage/app.log storage/keep.log storage/sub/deep.log bin/tool version.txt")
+        #expect(modes == """
+            storage 750 deploy
+            storage/sub 750 deploy
+            bin 750 deploy
+            storage/app.log 640 www-data
+            storage/keep.log 644 deploy
+            storage/sub/deep.log 644 deploy
+            bin/tool 700 deploy
+            version.txt 644 deploy
+            """)
+
+        // Another owner than the deploy user: only root may, and the preflight says so.
+        try app.writeAppspec(Self.appspec + "\npermissions:\n  - { object: /var/www/shop/storage, owner: www-data }\n")
+        try app.repo.write("version.txt", "v2\n")
+        try app.commit("v2")
+        let (refused, _) = try app.ship(["deploy", "test"])
+        #expect(refused.status == 5, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stdout.contains("wants owner www-data, and only root may give files to another user"), "\(refused.stdout)")
+        #expect(try pool.output("web1", "cat /var/www/shop/version.txt") == "v1", "nothing changed")
+
+        // Deploying as root, the same appspec gives what is below the directory to www-data (the
+        // object itself is left as it is, as CodeDeploy leaves it).
+        let yml = try String(contentsOfFile: app.repo.directory.file("ship.yml"), encoding: .utf8)
+        try app.repo.write("ship.yml", yml.replacingOccurrences(of: "    ssh: { user: deploy }", with: ""))
+        let (asRoot, _) = try app.ship(["deploy", "test"])
+        #expect(asRoot.status == 0, "\(asRoot.stdout)\(asRoot.stderr)")
+        #expect(try pool.output("web1", "cd /var/www/shop/storage && stat -c '%U' app.log sub sub/deep.log") == "www-data\nwww-data\nwww-data")
+    }
 }

@@ -147,8 +147,7 @@ public enum AppspecDecoder {
             }
         }
         if let permissionsNode = map["permissions"] {
-            throw permissionsNode.error("the permissions section is not supported by ship",
-                                        hint: "set owners and modes from an AfterInstall script (chown/chmod in the release directory); it runs before `current` switches")
+            appspec.permissions = try decodePermissions(permissionsNode, roots: appspec.files.map(\.destination), warn: warn)
         }
         guard let hooksNode = map["hooks"] else { return appspec }
         let runnable = Array(codeDeployEvents.keys).sorted()
@@ -179,6 +178,55 @@ public enum AppspecDecoder {
             appspec.hooks[event] = hooks.filter { !$0.once }
         }
         return appspec
+    }
+
+    /// `permissions`, read as the agent reads them; each object is mapped into the release through
+    /// the root `files` destinations. An object outside them holds nothing ship installs: ignored,
+    /// with a warning (CodeDeploy would find nothing it copied there either).
+    static func decodePermissions(_ node: ConfigNode, roots: [String], warn: (ShipError) -> Void) throws(ShipError) -> [Appspec.Permission] {
+        var permissions: [Appspec.Permission] = []
+        for item in try node.list(expected: "a list of { object, pattern, except, owner, group, mode, type }") {
+            let map = try lenientMapping(item, known: ["object", "pattern", "except", "owner", "group", "mode", "type", "acls", "context"],
+                                         expected: "{ object, pattern, owner, group, mode, type }", warn: warn)
+            let objectNode = try map.required("object", expected: "an absolute path on the host")
+            var object = try objectNode.nonEmptyString(expected: "an absolute path on the host").trimmingCharacters(in: .whitespaces)
+            if object.count > 1 && object.hasSuffix("/") { object.removeLast() }
+            for key in ["acls", "context"] where map[key] != nil {
+                throw map[key]!.error("\(key) is not supported by ship: \(key == "acls" ? "POSIX ACLs" : "SELinux contexts") are left to the host",
+                                      hint: "set them from an AfterInstall script (setfacl, chcon), or drop \(key):")
+            }
+            guard let root = roots.filter({ object == $0 || object.hasPrefix($0 == "/" ? "/" : $0 + "/") }).max(by: { $0.count < $1.count }) else {
+                warn(objectNode.error("\(object) is outside the revision's destination\(roots.count == 1 ? "" : "s") (\(roots.joined(separator: ", "))): "
+                                      + "ship installs nothing there, so this entry changes nothing"))
+                continue
+            }
+            var permission = Appspec.Permission(object: object, relative: String(object.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/")))
+            permission.line = objectNode.location.line
+            if let pattern = map["pattern"] { permission.pattern = try pattern.nonEmptyString(expected: "a name pattern, or **") }
+            if let except = map["except"] { permission.except = try except.stringList(expected: "a list of name patterns") }
+            if let types = map["type"] {
+                let list: [ConfigNode]
+                if case .sequence = types.node { list = try types.list() } else { list = [types] }
+                permission.types = []
+                for typeNode in list {
+                    let type = try typeNode.nonEmptyString(expected: "file or directory")
+                    guard type == "file" || type == "directory" else { throw typeNode.error("expected file or directory, found \(typeNode.found)") }
+                    permission.types.append(type)
+                }
+            }
+            if let owner = map["owner"] { permission.owner = try decodeUser(owner) }
+            if let group = map["group"] { permission.group = try decodeUser(group) }
+            if let modeNode = map["mode"] {
+                var mode = try modeNode.string(expected: "an octal mode such as 644")
+                while mode.count < 3 { mode = "0" + mode }
+                guard mode.count <= 4, mode.allSatisfy({ ("0"..."7").contains($0) }) else {
+                    throw modeNode.error("expected an octal mode of one to four digits 0-7 (as 644 or 2775), found \(modeNode.found)")
+                }
+                permission.mode = mode
+            }
+            permissions.append(permission)
+        }
+        return permissions
     }
 
     /// A mapping whose unknown keys are warned about, not refused (CodeDeploy's agent ignores them).

@@ -10,7 +10,7 @@ extension Deployment {
     /// present, every `runas` user there and reachable through sudo without a password.
     /// With `bundleSHA256`, each host also says whether it has that bundle already.
     func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil, runasUsers: [String] = [],
-                   links: [String] = []) async throws(ShipError) -> [AgentResult] {
+                   links: [String] = [], appspec: Appspec? = nil) async throws(ShipError) -> [AgentResult] {
         let agents = self.agents
         // The agent each host needs, and whether it has it: one round trip per host.
         let probes = await forEachHost(clients) { client throws(HostError) -> (agent: AgentBinary, current: Bool) in
@@ -28,6 +28,8 @@ extension Deployment {
             request.bundleSHA256 = bundleSHA256
             request.runasUsers = runasUsers.isEmpty ? nil : runasUsers
             request.links = links.isEmpty ? nil : links
+            // Its permissions: whether this host's agent may apply them.
+            if appspec?.permissions?.isEmpty == false { request.appspec = appspec }
             return try await client.require(request)
         }
         return try reportPreflight(states)

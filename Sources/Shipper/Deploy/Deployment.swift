@@ -132,7 +132,7 @@ public struct Deployment: Sendable {
         do {
             let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
             states = try await preflight(clients, bundleSHA256: prepared.bundles.cached()?.sha256, runasUsers: runas.sorted(),
-                                         links: prepared.links)
+                                         links: prepared.links, appspec: prepared.appspec)
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
