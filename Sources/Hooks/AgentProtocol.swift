@@ -196,14 +196,26 @@ public struct AgentRequest: Codable, Sendable {
     public var settles: Bool?
     /// `traffic`: what to do to which server.
     public var traffic: TrafficAction?
-    /// `preflight` (checked), `switch` (made): CodeDeploy `files` destinations of the revision's
-    /// root, each a symlink to `<deploy_to>/current`.
-    public var links: [String]?
+    /// `preflight` (checked), `switch` (made): CodeDeploy `files` destinations, each a symlink to
+    /// `<deploy_to>/current` or to a directory of it.
+    public var links: [DestinationLink]?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
         self.operation = operation
         self.deployTo = deployTo
+    }
+}
+
+/// A CodeDeploy `files` destination that ship keeps as a symlink into the live release.
+public struct DestinationLink: Codable, Sendable, Equatable {
+    public var destination: String
+    /// `<deploy_to>/current`, or a directory below it (a `source` that is part of the revision).
+    public var target: String
+
+    public init(destination: String, target: String) {
+        self.destination = destination
+        self.target = target
     }
 }
 

@@ -11,65 +11,67 @@ import Hooks
 /// switched and rolled back atomically with `current`.
 extension Operations {
     /// Why a destination cannot become the link, with the command that fixes it; nil when each can.
-    func linkProblem(_ destinations: [String]) -> (message: String, hint: String)? {
-        for destination in destinations where destination != layout.current {
+    func linkProblem(_ links: [DestinationLink]) -> (message: String, hint: String)? {
+        for link in links where link.destination != link.target {
+            let destination = link.destination
             let parent = Self.parent(of: destination)
             var info = stat()
             guard lstat(destination, &info) == 0 else {
-                guard errno == ENOENT else { return ("cannot look at \(destination): \(String(cString: strerror(errno)))", fixHint(destination)) }
+                guard errno == ENOENT else { return ("cannot look at \(destination): \(String(cString: strerror(errno)))", fixHint(link)) }
                 guard access(parent, W_OK) == 0 else {
-                    return ("\(parent) does not exist or is not writable by \(Self.userName()): ship cannot make \(destination) a link to \(layout.current)",
-                            fixHint(destination))
+                    return ("\(parent) does not exist or is not writable by \(Self.userName()): ship cannot make \(destination) a link to \(link.target)",
+                            fixHint(link))
                 }
                 continue
             }
             switch info.st_mode & S_IFMT {
             case S_IFLNK:
-                if (try? files.destinationOfSymbolicLink(atPath: destination)) == layout.current { continue }
+                if (try? files.destinationOfSymbolicLink(atPath: destination)) == link.target { continue }
             case S_IFDIR:
                 let entries = (try? files.contentsOfDirectory(atPath: destination)) ?? ["?"]
                 guard entries.isEmpty else {
-                    return ("\(destination) is a directory with files in it (a copy CodeDeploy made?): ship makes it a link to \(layout.current), and never deletes files",
+                    return ("\(destination) is a directory with files in it (a copy CodeDeploy made?): ship makes it a link to \(link.target), and never deletes files",
                             "move it aside once, then let ship link it: sudo mv \(destination) \(destination).before-ship")
                 }
             default:
-                return ("\(destination) is a file: ship makes it a link to \(layout.current), and never deletes files",
+                return ("\(destination) is a file: ship makes it a link to \(link.target), and never deletes files",
                         "move it aside once: sudo mv \(destination) \(destination).before-ship")
             }
             // A link elsewhere, or an empty directory: replaced, which needs the parent writable.
             guard access(parent, W_OK) == 0 else {
-                return ("\(parent) is not writable by \(Self.userName()): ship cannot make \(destination) a link to \(layout.current)", fixHint(destination))
+                return ("\(parent) is not writable by \(Self.userName()): ship cannot make \(destination) a link to \(link.target)", fixHint(link))
             }
         }
         return nil
     }
 
-    func fixHint(_ destination: String) -> String {
-        "make the link once as root (ship then keeps it): sudo ln -sfn \(layout.current) \(destination); "
-            + "or let \(Self.userName()) write its directory: sudo install -d -o \(Self.userName()) \(Self.parent(of: destination))"
+    func fixHint(_ link: DestinationLink) -> String {
+        "make the link once as root (ship then keeps it): sudo ln -sfn \(link.target) \(link.destination); "
+            + "or let \(Self.userName()) write its directory: sudo install -d -o \(Self.userName()) \(Self.parent(of: link.destination))"
     }
 
     /// Makes each destination a link to `current` (replacing another link or an empty directory,
     /// atomically); returns what changed.
-    func ensureLinks(_ destinations: [String]) throws -> [String] {
-        if let problem = linkProblem(destinations) { throw AgentError(problem.message, hint: problem.hint) }
+    func ensureLinks(_ links: [DestinationLink]) throws -> [String] {
+        if let problem = linkProblem(links) { throw AgentError(problem.message, hint: problem.hint) }
         var made: [String] = []
-        for destination in destinations where destination != layout.current {
-            if (try? files.destinationOfSymbolicLink(atPath: destination)) == layout.current { continue }
+        for link in links where link.destination != link.target {
+            let destination = link.destination
+            if (try? files.destinationOfSymbolicLink(atPath: destination)) == link.target { continue }
             let temporary = Self.parent(of: destination) + "/.ship-link.\(getpid())"
             unlink(temporary)
-            guard symlink(layout.current, temporary) == 0 else {
-                throw AgentError("cannot make a link in \(Self.parent(of: destination)): \(String(cString: strerror(errno)))", hint: fixHint(destination))
+            guard symlink(link.target, temporary) == 0 else {
+                throw AgentError("cannot make a link in \(Self.parent(of: destination)): \(String(cString: strerror(errno)))", hint: fixHint(link))
             }
             var info = stat()
             if lstat(destination, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR { rmdir(destination) }
             guard rename(temporary, destination) == 0 else {
                 let reason = String(cString: strerror(errno))
                 unlink(temporary)
-                throw AgentError("cannot make \(destination) a link to \(layout.current): \(reason)", hint: fixHint(destination))
+                throw AgentError("cannot make \(destination) a link to \(link.target): \(reason)", hint: fixHint(link))
             }
             fsyncDirectory(Self.parent(of: destination))
-            made.append("\(destination) -> \(layout.current)")
+            made.append("\(destination) -> \(link.target)")
         }
         return made
     }

@@ -34,7 +34,8 @@ struct Check: AsyncParsableCommand {
         }
         if lines.isEmpty { lines.append("no hooks") }
         for file in appspec.files {
-            lines.append("files: \(file.source) -> \(file.destination): a link to deploy_to/current, made by ship at the first switch")
+            let target = "deploy_to/current" + (file.source == "/" ? "" : "/" + file.source)
+            lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch")
         }
         return lines
     }
@@ -59,6 +60,7 @@ struct Check: AsyncParsableCommand {
         var warnings: [ShipError] = []
         if let appspec = try ConfigLoader.loadAppspec(besides: config, warn: { warnings.append($0) }) {
             try AppspecDecoder.checkScripts(appspec, file: appspecPath) { path in ConfigLoader.workTreeKind(path, besides: config) }
+            try AppspecDecoder.checkFiles(appspec, file: appspecPath) { path in ConfigLoader.workTreeKind(path, besides: config) }
             let format = appspec.format == .ship ? "version 1" : "AWS CodeDeploy 0.0"
             print("\(appspecPath): ok (\(format))")
             for warning in warnings {

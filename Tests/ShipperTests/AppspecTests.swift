@@ -103,8 +103,8 @@ struct AppspecTests {
                   expected: #"appspec.yml:6: permissions[0].mode: expected an octal mode of one to four digits 0-7 (as 644 or 2775), found "0x1ff""#),
         ErrorCase(name: "CodeDeploy: a permission type that is none", yaml: "version: 0.0\nos: linux\nfiles:\n  - { source: /, destination: /var/www }\npermissions:\n  - { object: /var/www, type: [link] }\n",
                   expected: #"appspec.yml:6: permissions[0].type[0]: expected file or directory, found "link""#),
-        ErrorCase(name: "CodeDeploy: files copying part of the revision", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: config/app.ini\n    destination: /etc/app\n",
-                  expected: "appspec.yml:4: files[0].source: ship installs the whole revision as a release; copying config/app.ini to /etc/app is not supported"),
+        ErrorCase(name: "CodeDeploy: a source outside the revision", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: ../etc\n    destination: /etc/app\n",
+                  expected: #"appspec.yml:4: files[0].source: a source must be a path inside the revision, found "../etc""#),
         ErrorCase(name: "CodeDeploy: relative destination", yaml: "version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: www\n",
                   expected: #"appspec.yml:5: files[0].destination: expected an absolute path on the host, found "www""#),
     ]

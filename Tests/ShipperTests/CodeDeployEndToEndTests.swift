@@ -12,6 +12,8 @@ struct CodeDeployEndToEndTests {
         files:
           - source: /
             destination: /var/www/shop
+          - source: public/
+            destination: /var/www/shop-public
         hooks:
           BeforeInstall:
             - location: scripts/seen.sh
@@ -33,6 +35,7 @@ struct CodeDeployEndToEndTests {
             cd /var/www/shop 2>/dev/null && seen=$(cat version.txt) || seen=none
             echo "$LIFECYCLE_EVENT $seen" >> /srv/shop/seen.log
             """, executable: true)
+        try app.repo.write("public/index.html", "home v1\n")
         return app
     }
 
@@ -47,6 +50,8 @@ struct CodeDeployEndToEndTests {
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         #expect(named(events, "host_step").contains { ($0["step"] as? String) == "linked /var/www/shop -> /srv/shop/current (the revision's files destination)" })
         #expect(try pool.output("web1", "readlink /var/www/shop") == "/srv/shop/current")
+        #expect(try pool.output("web1", "readlink /var/www/shop-public; cat /var/www/shop-public/index.html") == "/srv/shop/current/public\nhome v1",
+                "a directory of the revision is linked where CodeDeploy would have copied it")
         try app.repo.write("version.txt", "v2\n")
         try app.commit("v2")
         let (second, events2) = try app.ship(["deploy", "test"])
@@ -86,7 +91,7 @@ struct CodeDeployEndToEndTests {
         let (unwritable, _) = try app.ship(["deploy", "test"])
         #expect(unwritable.status == 5)
         #expect(unwritable.stderr.contains("sudo ln -sfn /srv/shop/current /var/www/shop"), "\(unwritable.stderr)")
-        _ = try pool.output("web2", "ln -sfn /srv/shop/current /var/www/shop")
+        _ = try pool.output("web2", "ln -sfn /srv/shop/current /var/www/shop && ln -sfn /srv/shop/current/public /var/www/shop-public")
         let (deployed, _) = try app.ship(["deploy", "test"])
         #expect(deployed.status == 0, "\(deployed.stdout)\(deployed.stderr)")
         #expect(try pool.output("web2", "cat /var/www/shop/version.txt") == "v1")

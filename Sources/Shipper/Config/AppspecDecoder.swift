@@ -136,18 +136,20 @@ public enum AppspecDecoder {
                 guard destination.hasPrefix("/") else {
                     throw destinationNode.error("expected an absolute path on the host, found \(destinationNode.found)")
                 }
-                // ship installs the whole revision as a release and points `current` at it; copying
-                // parts of it elsewhere is not supported yet.
-                guard source == "/" else {
-                    throw sourceNode.error("ship installs the whole revision as a release; copying \(source) to \(destination) is not supported",
-                                           hint: "keep `source: /` (serve the site from deploy_to/current), and copy other files from an AfterInstall script")
+                // A part of the revision: a path inside it (its directories are linked, see checkFiles).
+                if source != "/" {
+                    let parts = source.split(separator: "/").filter { $0 != "." }
+                    guard !parts.isEmpty, !parts.contains("..") else {
+                        throw sourceNode.error("a source must be a path inside the revision, found \(sourceNode.found)")
+                    }
+                    source = parts.joined(separator: "/")
                 }
                 let normalized = destination.count > 1 && destination.hasSuffix("/") ? String(destination.dropLast()) : destination
                 appspec.files.append(.init(source: source, destination: normalized, line: destinationNode.location.line))
             }
         }
         if let permissionsNode = map["permissions"] {
-            appspec.permissions = try decodePermissions(permissionsNode, roots: appspec.files.map(\.destination), warn: warn)
+            appspec.permissions = try decodePermissions(permissionsNode, files: appspec.files, warn: warn)
         }
         guard let hooksNode = map["hooks"] else { return appspec }
         let runnable = Array(codeDeployEvents.keys).sorted()
@@ -183,7 +185,8 @@ public enum AppspecDecoder {
     /// `permissions`, read as the agent reads them; each object is mapped into the release through
     /// the root `files` destinations. An object outside them holds nothing ship installs: ignored,
     /// with a warning (CodeDeploy would find nothing it copied there either).
-    static func decodePermissions(_ node: ConfigNode, roots: [String], warn: (ShipError) -> Void) throws(ShipError) -> [Appspec.Permission] {
+    static func decodePermissions(_ node: ConfigNode, files: [Appspec.FileMapping], warn: (ShipError) -> Void) throws(ShipError) -> [Appspec.Permission] {
+        let roots = files.map(\.destination)
         var permissions: [Appspec.Permission] = []
         for item in try node.list(expected: "a list of { object, pattern, except, owner, group, mode, type }") {
             let map = try lenientMapping(item, known: ["object", "pattern", "except", "owner", "group", "mode", "type", "acls", "context"],
@@ -200,7 +203,10 @@ public enum AppspecDecoder {
                                       + "ship installs nothing there, so this entry changes nothing"))
                 continue
             }
-            var permission = Appspec.Permission(object: object, relative: String(object.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/")))
+            let below = String(object.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            let source = files.first { $0.destination == root }?.source ?? "/"
+            let relative = source == "/" ? below : (below.isEmpty ? source : source + "/" + below)
+            var permission = Appspec.Permission(object: object, relative: relative)
             permission.line = objectNode.location.line
             if let pattern = map["pattern"] { permission.pattern = try pattern.nonEmptyString(expected: "a name pattern, or **") }
             if let except = map["except"] { permission.except = try except.stringList(expected: "a list of name patterns") }
@@ -282,6 +288,26 @@ public enum AppspecDecoder {
 }
 
 extension AppspecDecoder {
+    /// Every `files` source that is a part of the revision must be one of its directories: ship
+    /// links the destination to it in the live release. A file would have to be copied, which
+    /// ship does not do yet.
+    public static func checkFiles(_ appspec: Appspec, file: String,
+                                  kind: (String) throws(ShipError) -> GitRepository.EntryKind) throws(ShipError) {
+        for (index, mapping) in appspec.files.enumerated() where mapping.source != "/" {
+            let location = ShipError.Location(file: file, line: mapping.line)
+            switch try kind(mapping.source) {
+            case .directory: continue
+            case .missing:
+                throw ShipError.config("\(mapping.source) is not in the revision", at: location, key: "files[\(index)].source",
+                                       hint: "fix the path (it is relative to the revision's root)")
+            default:
+                throw ShipError.config("copying the file \(mapping.source) to \(mapping.destination) is not supported yet: ship links directories into the live release, "
+                                       + "and copies nothing outside it", at: location, key: "files[\(index)].source",
+                                       hint: "install it from an AfterInstall script, e.g. sudo install -m 644 \"$SHIP_RELEASE_PATH/\(mapping.source)\" \(mapping.destination)")
+            }
+        }
+    }
+
     /// Every script `location` must be an executable file of the revision: `kind` says what the
     /// revision has at a path. The first that is not fails, naming file, line and key.
     public static func checkScripts(_ appspec: Appspec, file: String,
@@ -302,7 +328,7 @@ extension AppspecDecoder {
                 case .file:
                     throw ShipError.config("\(path) is not executable in the revision", at: location, key: key,
                                            hint: "git update-index --chmod=+x \(path) (or chmod +x and git add), then commit")
-                case .other:
+                case .other, .directory:
                     throw ShipError.config("\(path) is not a regular file in the revision", at: location, key: key)
                 }
             }

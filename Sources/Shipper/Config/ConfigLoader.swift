@@ -53,6 +53,7 @@ public enum ConfigLoader {
     public static func workTreeKind(_ path: String, besides config: ShipConfig) -> GitRepository.EntryKind {
         var info = stat()
         guard lstat((config.directory as NSString).appendingPathComponent(path), &info) == 0 else { return .missing }
+        if info.st_mode & S_IFMT == S_IFDIR { return .directory }
         guard info.st_mode & S_IFMT == S_IFREG else { return .other }
         return info.st_mode & 0o111 != 0 ? .executable : .file
     }

@@ -10,7 +10,7 @@ extension Deployment {
     /// present, every `runas` user there and reachable through sudo without a password.
     /// With `bundleSHA256`, each host also says whether it has that bundle already.
     func preflight(_ clients: [AgentClient], bundleSHA256: String? = nil, runasUsers: [String] = [],
-                   links: [String] = [], appspec: Appspec? = nil) async throws(ShipError) -> [AgentResult] {
+                   links: [DestinationLink] = [], appspec: Appspec? = nil) async throws(ShipError) -> [AgentResult] {
         let agents = self.agents
         // The agent each host needs, and whether it has it: one round trip per host.
         let probes = await forEachHost(clients) { client throws(HostError) -> (agent: AgentBinary, current: Bool) in

@@ -31,8 +31,8 @@ public struct Deployment: Sendable {
         var revision: ResolvedRevision
         var appspec: Appspec
         var bundles: BundleMaker
-        /// CodeDeploy destinations of the revision's root: symlinks to `<deploy_to>/current`.
-        var links: [String] = []
+        /// CodeDeploy `files` destinations: symlinks into `<deploy_to>/current`.
+        var links: [DestinationLink] = []
     }
 
     /// Resolves the revision, reads its appspec.yml and checks its tree can be packaged
@@ -47,8 +47,12 @@ public struct Deployment: Sendable {
             appspec = try AppspecDecoder.decode(yaml: String(decoding: data, as: UTF8.self), file: name) { warning in
                 reporter.report(Event(.hostWarning(message: warning.description + (warning.hint.map { " (\($0))" } ?? ""))))
             }
-            // A script that is not there, or not executable, fails here rather than on a host.
+            // A script that is not there, or not executable, fails here rather than on a host; so
+            // does a files source ship cannot link.
             try AppspecDecoder.checkScripts(appspec, file: name) { path throws(ShipError) in
+                try repository.entryKind(path, at: revision.commit)
+            }
+            try AppspecDecoder.checkFiles(appspec, file: name) { path throws(ShipError) in
                 try repository.entryKind(path, at: revision.commit)
             }
         }
@@ -66,20 +70,27 @@ public struct Deployment: Sendable {
                         links: try links(appspec, file: "appspec.yml (at \(revision.shortCommit))"))
     }
 
-    /// The root `files` destinations ship links to `current`: none that is, holds or lies in deploy_to.
-    func links(_ appspec: Appspec, file: String) throws(ShipError) -> [String] {
+    /// The `files` destinations ship links into `current` (the root, or a directory of the
+    /// revision): none that is, holds or lies in deploy_to.
+    func links(_ appspec: Appspec, file: String) throws(ShipError) -> [DestinationLink] {
         let deployTo = environment.deployTo
-        var links: [String] = []
-        for (index, mapping) in appspec.files.enumerated() where mapping.source == "/" {
+        var links: [DestinationLink] = []
+        for (index, mapping) in appspec.files.enumerated() {
             let destination = mapping.destination
-            if destination == deployTo + "/current" || links.contains(destination) { continue }
+            let target = deployTo + "/current" + (mapping.source == "/" ? "" : "/" + mapping.source)
+            if destination == target || links.contains(where: { $0.destination == destination && $0.target == target }) { continue }
+            if let other = links.first(where: { $0.destination == destination }) {
+                throw ShipError.config("\(destination) is the destination of two sources (\(other.target) and \(target))",
+                                       at: .init(file: file, line: mapping.line), key: "files[\(index)].destination",
+                                       hint: "CodeDeploy refuses this too: give each source its own destination")
+            }
             if destination == deployTo || destination.hasPrefix(deployTo + "/") || deployTo.hasPrefix(destination + "/") || destination == "/" {
                 throw ShipError.config("destination \(destination) overlaps deploy_to \(deployTo), where ship keeps releases/, shared/ and current",
                                        at: .init(file: file, line: mapping.line), key: "files[\(index)].destination",
                                        hint: "keep the destination and move deploy_to beside it (e.g. deploy_to: \(destination)-releases in ship.yml): "
                                            + "ship makes \(destination) a link to the live release")
             }
-            links.append(destination)
+            links.append(DestinationLink(destination: destination, target: target))
         }
         return links
     }

@@ -123,7 +123,8 @@ public final class GitRepository {
         case executable
         /// A regular file without the executable bit.
         case file
-        /// A directory, symlink or submodule.
+        case directory
+        /// A symlink or submodule.
         case other
     }
 
@@ -133,6 +134,7 @@ public final class GitRepository {
             switch git_tree_entry_filemode(entry) {
             case GIT_FILEMODE_BLOB_EXECUTABLE: return .executable
             case GIT_FILEMODE_BLOB: return .file
+            case GIT_FILEMODE_TREE: return .directory
             default: return .other
             }
         }
