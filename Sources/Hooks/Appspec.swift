@@ -15,8 +15,9 @@ public struct Appspec: Codable, Sendable, Equatable {
     public struct FileMapping: Codable, Sendable, Equatable {
         public var source: String
         public var destination: String
-        /// The appspec line of `destination`, for messages.
+        /// The appspec lines of `destination` and `source`, for messages.
         public var line: Int?
+        public var sourceLine: Int?
 
         public init(source: String, destination: String, line: Int? = nil) {
             self.source = source

@@ -145,7 +145,9 @@ public enum AppspecDecoder {
                     source = parts.joined(separator: "/")
                 }
                 let normalized = destination.count > 1 && destination.hasSuffix("/") ? String(destination.dropLast()) : destination
-                appspec.files.append(.init(source: source, destination: normalized, line: destinationNode.location.line))
+                var mapping = Appspec.FileMapping(source: source, destination: normalized, line: destinationNode.location.line)
+                mapping.sourceLine = sourceNode.location.line
+                appspec.files.append(mapping)
             }
         }
         if let permissionsNode = map["permissions"] {
@@ -294,7 +296,7 @@ extension AppspecDecoder {
     public static func checkFiles(_ appspec: Appspec, file: String,
                                   kind: (String) throws(ShipError) -> GitRepository.EntryKind) throws(ShipError) {
         for (index, mapping) in appspec.files.enumerated() where mapping.source != "/" {
-            let location = ShipError.Location(file: file, line: mapping.line)
+            let location = ShipError.Location(file: file, line: mapping.sourceLine ?? mapping.line)
             switch try kind(mapping.source) {
             case .directory: continue
             case .missing:
