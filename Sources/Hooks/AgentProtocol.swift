@@ -362,6 +362,8 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var unpacked: UnpackSummary?
     /// `switch`: the destination links made or replaced, as `DEST -> TARGET`.
     public var linked: [String]?
+    /// `switch`: the copies written, removed or restored (`copied /etc/x.conf`…).
+    public var copied: [String]?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok

@@ -166,6 +166,8 @@ extension Operations {
         let previous = layout.currentRelease()
         // The destinations first: they point at `current`, whichever release it is.
         let linked = try ensureLinks(request.links ?? [])
+        // CodeDeploy's Install step: the release's file copies in place, another's undone.
+        let copied = try installCopies(for: name)
         // A release that goes live for the first time is `live` until its run confirms it.
         if layout.readRecord(name)?.state == .prepared { try mark(name, .live) }
         let temporary = layout.deployTo + "/.current.\(getpid())"
@@ -190,6 +192,7 @@ extension Operations {
         result.currentRevision = layout.readRecord(name)?.revision
         result.previousRelease = previous
         result.linked = linked.isEmpty ? nil : linked
+        result.copied = copied.isEmpty ? nil : copied
         return result
     }
 

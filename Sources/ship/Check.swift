@@ -18,7 +18,7 @@ struct Check: AsyncParsableCommand {
 
     /// Per event, in the order they run: the hooks, each with its timeout and user; then where
     /// CodeDeploy `files` entries point.
-    static func describe(_ appspec: Appspec) -> [String] {
+    static func describe(_ appspec: Appspec, copies: Set<String> = []) -> [String] {
         var lines: [String] = []
         for event in LifecycleEvent.order {
             let hooks = appspec.hooks(for: event)
@@ -35,7 +35,11 @@ struct Check: AsyncParsableCommand {
         if lines.isEmpty { lines.append("no hooks") }
         for file in appspec.files {
             let target = "deploy_to/current" + (file.source == "/" ? "" : "/" + file.source)
-            lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch")
+            if file.source != "/", !file.source.isEmpty, copies.contains(file.source) {
+                lines.append("files: \(file.source) -> \(file.destination): copied at each switch (file_exists_behavior \(appspec.fileExistsBehavior ?? "DISALLOW"))")
+            } else {
+                lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch")
+            }
         }
         return lines
     }
@@ -66,7 +70,8 @@ struct Check: AsyncParsableCommand {
             for warning in warnings {
                 print("  warning: \(warning.description)" + (warning.hint.map { " (\($0))" } ?? ""))
             }
-            for line in Self.describe(appspec) { print("  " + line) }
+            let copies = Set(appspec.files.map(\.source).filter { ConfigLoader.workTreeKind($0, besides: config) != .directory && $0 != "/" })
+            for line in Self.describe(appspec, copies: copies) { print("  " + line) }
         } else {
             print("\(appspecPath): none (the deployed revision's appspec.yml is used; without one, no hooks run)")
         }

@@ -155,4 +155,51 @@ struct CodeDeployEndToEndTests {
         #expect(asRoot.status == 0, "\(asRoot.stdout)\(asRoot.stderr)")
         #expect(try pool.output("web1", "cd /var/www/shop/storage && stat -c '%U' app.log sub sub/deep.log") == "www-data\nwww-data\nwww-data")
     }
+
+    @Test("a file source is copied at the switch: DISALLOW stops before anything switches, OVERWRITE keeps the original aside, a rollback and a later revision put it back")
+    func copies() throws {
+        let pool = try SandboxPool(hosts: 1)
+        _ = try pool.output("web1", "mkdir -p /etc/shop /var/www && echo original > /etc/shop/existing.conf")
+        let app = try SandboxApp(pool: pool, hosts: pool.hosts)
+        func appspec(_ entries: [String], behavior: String? = nil) throws {
+            try app.writeAppspec("version: 0.0\nos: linux\n" + (behavior.map { "file_exists_behavior: \($0)\n" } ?? "")
+                + "files:\n  - { source: /, destination: /var/www/shop }\n" + entries.map { "  - { source: \($0), destination: /etc/shop }\n" }.joined())
+        }
+        func etc() throws -> String { try pool.output("web1", "cd /etc/shop && for f in *; do echo \"$f: $(cat $f)\"; done") }
+        try app.repo.write("deploy/app.conf", "app v1\n")
+        try app.repo.write("deploy/existing.conf", "from the revision\n")
+        try appspec(["deploy/app.conf"])
+        try app.commit("v1")
+        let (first, events) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(named(events, "host_step").contains { ($0["step"] as? String) == "copied /etc/shop/app.conf (the revision's files)" })
+        #expect(try etc() == "app.conf: app v1\nexisting.conf: original")
+
+        // A file ship did not install is in the way: DISALLOW, CodeDeploy's default, stops the host before it switches.
+        try app.repo.write("deploy/app.conf", "app v2\n")
+        try appspec(["deploy/app.conf", "deploy/existing.conf"])
+        try app.commit("v2")
+        let (disallowed, _) = try app.ship(["deploy", "test"])
+        #expect(disallowed.status == 1, "\(disallowed.stdout)\(disallowed.stderr)")
+        #expect(disallowed.stdout.contains("/etc/shop/existing.conf exists and ship did not install it: file_exists_behavior is DISALLOW"), "\(disallowed.stdout)")
+        #expect(try etc() == "app.conf: app v1\nexisting.conf: original", "nothing was copied")
+        #expect(try pool.output("web1", "cat /var/www/shop/deploy/app.conf") == "app v1", "nothing switched")
+
+        try appspec(["deploy/app.conf", "deploy/existing.conf"], behavior: "OVERWRITE")
+        try app.repo.write("deploy/app.conf", "app v3\n")
+        try app.commit("v3")
+        let (overwritten, _) = try app.ship(["deploy", "test"])
+        #expect(overwritten.status == 0, "\(overwritten.stdout)\(overwritten.stderr)")
+        #expect(try etc() == "app.conf: app v3\nexisting.conf: from the revision")
+
+        let (rollback, _) = try app.ship(["rollback", "test"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try etc() == "app.conf: app v1\nexisting.conf: original", "the release rolled back to has its copies, the original is back")
+
+        try appspec([])
+        try app.commit("v4")
+        let (without, _) = try app.ship(["deploy", "test"])
+        #expect(without.status == 0, "\(without.stdout)\(without.stderr)")
+        #expect(try etc() == "existing.conf: original", "a copy no release wants is gone")
+    }
 }

@@ -32,13 +32,13 @@ struct CodeDeployFixtureTests {
     static let header = "version: 0.0\nos: linux\n"
 
     static let fixtures: [Fixture] = [
-        Fixture(name: "a config file copied to /etc/nginx (a file source)", yaml: header + """
+        Fixture(name: "a config file copied to /etc/nginx (a file source: copied at the switch)", yaml: header + """
             files:
               - source: /
                 destination: /var/www/app
               - source: deploy/nginx.conf
                 destination: /etc/nginx/sites-enabled
-            """, refused: "appspec.yml:6: files[1].source: copying the file deploy/nginx.conf to /etc/nginx/sites-enabled is not supported yet"),
+            """),
         Fixture(name: "permissions with pattern, mode, owner, group, type", yaml: header + """
             files:
               - source: /

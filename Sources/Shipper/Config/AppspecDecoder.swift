@@ -290,22 +290,19 @@ public enum AppspecDecoder {
 }
 
 extension AppspecDecoder {
-    /// Every `files` source that is a part of the revision must be one of its directories: ship
-    /// links the destination to it in the live release. A file would have to be copied, which
-    /// ship does not do yet.
+    /// Every `files` source that is a part of the revision must be in it: a directory (ship links
+    /// the destination to it in the live release) or a file (copied at the switch).
     public static func checkFiles(_ appspec: Appspec, file: String,
                                   kind: (String) throws(ShipError) -> GitRepository.EntryKind) throws(ShipError) {
         for (index, mapping) in appspec.files.enumerated() where mapping.source != "/" {
             let location = ShipError.Location(file: file, line: mapping.sourceLine ?? mapping.line)
             switch try kind(mapping.source) {
-            case .directory: continue
+            case .directory, .file, .executable: continue
             case .missing:
                 throw ShipError.config("\(mapping.source) is not in the revision", at: location, key: "files[\(index)].source",
                                        hint: "fix the path (it is relative to the revision's root)")
-            default:
-                throw ShipError.config("copying the file \(mapping.source) to \(mapping.destination) is not supported yet: ship links directories into the live release, "
-                                       + "and copies nothing outside it", at: location, key: "files[\(index)].source",
-                                       hint: "install it from an AfterInstall script, e.g. sudo install -m 644 \"$SHIP_RELEASE_PATH/\(mapping.source)\" \(mapping.destination)")
+            case .other:
+                throw ShipError.config("\(mapping.source) is a symlink or submodule: neither linked nor copied", at: location, key: "files[\(index)].source")
             }
         }
     }

@@ -214,6 +214,7 @@ extension Deployment {
             let switched = try await client.require(switchRequest)
             outcome.switched = true
             for link in switched.linked ?? [] { reporter.report(Event(host: host, .hostStep(step: "linked \(link) (the revision's files destination)"))) }
+            for copy in switched.copied ?? [] { reporter.report(Event(host: host, .hostStep(step: copy + " (the revision's files)"))) }
             reporter.report(Event(host: host, .hostSwitched(release: context.release, previous: switched.previousRelease)))
             let env = hookEnvironment(client, context: context, previous: switched.previousRelease)
             if mayHaveHooks(context.release, .afterInstall, context: context) {

@@ -67,15 +67,20 @@ public struct Deployment: Sendable {
         let bundles = BundleMaker(directory: config.directory, revision: revision, path: path, level: compression.level)
         if bundles.cached() == nil { try BundleWriter.check(repository: repository, revision: revision) }
         return Prepared(revision: revision, appspec: appspec, bundles: bundles,
-                        links: try links(appspec, file: "appspec.yml (at \(revision.shortCommit))"))
+                        links: try links(appspec, file: "appspec.yml (at \(revision.shortCommit))") { path throws(ShipError) in
+                            try repository.entryKind(path, at: revision.commit)
+                        })
     }
 
     /// The `files` destinations ship links into `current` (the root, or a directory of the
     /// revision): none that is, holds or lies in deploy_to.
-    func links(_ appspec: Appspec, file: String) throws(ShipError) -> [DestinationLink] {
+    func links(_ appspec: Appspec, file: String,
+               kind: (String) throws(ShipError) -> GitRepository.EntryKind) throws(ShipError) -> [DestinationLink] {
         let deployTo = environment.deployTo
         var links: [DestinationLink] = []
+        // A file source is copied by the agent at the switch, not linked.
         for (index, mapping) in appspec.files.enumerated() {
+            if mapping.source != "/" { guard try kind(mapping.source) == .directory else { continue } }
             let destination = mapping.destination
             let target = deployTo + "/current" + (mapping.source == "/" ? "" : "/" + mapping.source)
             if destination == target || links.contains(where: { $0.destination == destination && $0.target == target }) { continue }
