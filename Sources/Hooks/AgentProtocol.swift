@@ -199,6 +199,8 @@ public struct AgentRequest: Codable, Sendable {
     /// `preflight` (checked), `switch` (made): CodeDeploy `files` destinations, each a symlink to
     /// `<deploy_to>/current` or to a directory of it.
     public var links: [DestinationLink]?
+    /// `switch`: `--file-exists-behavior`, over the appspec's, for this deployment's copies.
+    public var fileExistsBehavior: String?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version

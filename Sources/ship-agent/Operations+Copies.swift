@@ -61,7 +61,8 @@ extension Operations {
     /// anything is written: a file ship did not install where a copy goes fails the switch
     /// under DISALLOW (CodeDeploy's default), as does a directory it cannot write.
     func installCopies(for name: String) throws -> [String] {
-        let (copies, behavior) = plannedCopies(name)
+        let (copies, appspecBehavior) = plannedCopies(name)
+        let behavior = request.fileExistsBehavior ?? appspecBehavior
         var state = readCopyState()
         guard !copies.isEmpty || !state.entries.isEmpty else { return [] }
         let installed = Set(state.entries.map(\.target))

@@ -42,11 +42,21 @@ struct Deploy: AsyncParsableCommand {
     @Option(help: ArgumentHelp(#"Batch sizes overriding ship.yml's: N, N%, or a list such as 1,50%"#, valueName: "SPEC"))
     var batch: String?
 
+    @Option(name: .customLong("file-exists-behavior"),
+            help: ArgumentHelp("For a CodeDeploy appspec's copied files: DISALLOW, OVERWRITE or RETAIN, over the appspec's file_exists_behavior.",
+                               valueName: "BEHAVIOR"))
+    var fileExistsBehavior: String?
+
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
         if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
+        if let fileExistsBehavior, !["DISALLOW", "OVERWRITE", "RETAIN"].contains(fileExistsBehavior) {
+            throw ShipError.usage("--file-exists-behavior expects DISALLOW, OVERWRITE or RETAIN, found \(fileExistsBehavior)",
+                                  hint: ["DISALLOW", "OVERWRITE", "RETAIN"].contains(fileExistsBehavior.uppercased())
+                                      ? "write it in capitals: \(fileExistsBehavior.uppercased())" : nil)
+        }
         let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
         let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let interruption = Interruption()
@@ -55,8 +65,12 @@ struct Deploy: AsyncParsableCommand {
         let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
         let deployment = Deployment(
             config: config, environment: env,
-            request: DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures,
-                                   lockWait: lockWait, batch: batchSpec),
+            request: {
+                var request = DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures,
+                                            lockWait: lockWait, batch: batchSpec)
+                request.fileExistsBehavior = fileExistsBehavior
+                return request
+            }(),
             agents: agents, reporter: notifier, interruption: interruption,
             makeTransport: { connections.transport(for: $0) })
         let result = await deployment.run()

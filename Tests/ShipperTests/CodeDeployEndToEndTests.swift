@@ -201,5 +201,14 @@ struct CodeDeployEndToEndTests {
         let (without, _) = try app.ship(["deploy", "test"])
         #expect(without.status == 0, "\(without.stdout)\(without.stderr)")
         #expect(try etc() == "existing.conf: original", "a copy no release wants is gone")
+
+        // --file-exists-behavior over the appspec's, for one deployment.
+        try appspec(["deploy/existing.conf"])
+        try app.commit("v5")
+        let (lowercase, _) = try app.ship(["deploy", "test", "--file-exists-behavior", "retain"])
+        #expect(lowercase.status == 2 && lowercase.stderr.contains("write it in capitals: RETAIN"), "\(lowercase.stderr)")
+        let (retained, _) = try app.ship(["deploy", "test", "--file-exists-behavior", "RETAIN"])
+        #expect(retained.status == 0, "\(retained.stdout)\(retained.stderr)")
+        #expect(try etc() == "existing.conf: original", "RETAIN leaves the file there as it is")
     }
 }

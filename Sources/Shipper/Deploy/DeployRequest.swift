@@ -12,6 +12,8 @@ public struct DeployRequest: Sendable {
     /// `ship sync`: no migrate (the database is on the revision already), and each host's
     /// `current` must still be what the sync saw (host → release), else nothing is done.
     public var sync: [String: String?]?
+    /// `--file-exists-behavior`: DISALLOW, OVERWRITE or RETAIN over the appspec's, for this deployment.
+    public var fileExistsBehavior: String?
 
     public init(environment: String? = nil, revision: String? = nil, ignoreStopFailures: Bool = false,
                 lockWait: Double? = nil, batch: BatchSpec? = nil) {

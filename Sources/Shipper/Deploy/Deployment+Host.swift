@@ -211,6 +211,7 @@ extension Deployment {
             switchRequest.release = context.release
             switchRequest.journal = journalEntry(context, step: "switched")
             if let links = context.prepared?.links, !links.isEmpty { switchRequest.links = links }
+            switchRequest.fileExistsBehavior = request.fileExistsBehavior
             let switched = try await client.require(switchRequest)
             outcome.switched = true
             for link in switched.linked ?? [] { reporter.report(Event(host: host, .hostStep(step: "linked \(link) (the revision's files destination)"))) }
