@@ -3,7 +3,7 @@ import Testing
 @testable import Shipper
 
 /// Scoped stores, encryption at rest and verified restores, against real servers the suite starts.
-@Suite("backups a shop can bet on: scopes, encryption, verify", .tags(.endToEnd), .serialized, .timeLimit(.minutes(5)))
+@Suite("backups a shop can bet on: scopes, encryption, verify", .tags(.endToEnd), .serialized, .timeLimit(.minutes(10)))
 struct BackupSafetyEndToEndTests {
     static let key = Data((0..<32).map { UInt8(($0 * 7 + 3) % 256) }).base64EncodedString()
 

@@ -330,7 +330,7 @@ extension TrafficEndToEndTests {
     }
 }
 
-/// Requests through the balancer from two threads, a few milliseconds apart, until stopped
+/// Requests through the balancer from two threads, 10 ms apart (gentle on a 2-core CI), until stopped
 /// (and at most `limit`): what each got.
 final class LoadGenerator: @unchecked Sendable {
     struct Tally: CustomStringConvertible {
@@ -359,7 +359,7 @@ final class LoadGenerator: @unchecked Sendable {
                     lock.withLock {
                         if let outcome { tally.failed.append(outcome) } else { tally.ok += 1 }
                     }
-                    usleep(4000)
+                    usleep(10_000)
                 }
                 finished.leave()
             }.start()
