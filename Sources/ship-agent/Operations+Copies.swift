@@ -37,8 +37,8 @@ extension Operations {
 
     /// The copies the release's appspec asks for: `files` entries whose source is a regular file
     /// of the release.
-    func plannedCopies(_ name: String) -> (copies: [PlannedCopy], behavior: String) {
-        guard let record = layout.readRecord(name) else { return ([], "DISALLOW") }
+    func plannedCopies(_ record: ReleaseRecord) -> (copies: [PlannedCopy], behavior: String) {
+        let name = record.release
         var copies: [PlannedCopy] = []
         for mapping in record.appspec.files where mapping.source != "/" {
             let source = layout.release(name) + "/" + mapping.source
@@ -57,11 +57,12 @@ extension Operations {
         return state
     }
 
-    /// Leaves the copies of `name` in place, and only those. Everything is checked before
+    /// Leaves the copies of the record's release in place, and only those. Everything is checked before
     /// anything is written: a file ship did not install where a copy goes fails the switch
     /// under DISALLOW (CodeDeploy's default), as does a directory it cannot write.
-    func installCopies(for name: String) throws -> [String] {
-        let (copies, appspecBehavior) = plannedCopies(name)
+    func installCopies(for record: ReleaseRecord) throws -> [String] {
+        let name = record.release
+        let (copies, appspecBehavior) = plannedCopies(record)
         let behavior = request.fileExistsBehavior ?? appspecBehavior
         var state = readCopyState()
         guard !copies.isEmpty || !state.entries.isEmpty else { return [] }

@@ -160,16 +160,16 @@ extension Operations {
 
     func switchCurrent() throws -> AgentResult {
         let name = try releaseName()
-        guard files.fileExists(atPath: layout.release(name)), layout.readRecord(name) != nil else {
+        guard files.fileExists(atPath: layout.release(name)), let record = layout.readRecord(name) else {
             throw AgentError("release \(name) is not complete on this host")
         }
         let previous = layout.currentRelease()
         // The destinations first: they point at `current`, whichever release it is.
         let linked = try ensureLinks(request.links ?? [])
         // CodeDeploy's Install step: the release's file copies in place, another's undone.
-        let copied = try installCopies(for: name)
+        let copied = try installCopies(for: record)
         // A release that goes live for the first time is `live` until its run confirms it.
-        if layout.readRecord(name)?.state == .prepared { try mark(name, .live) }
+        if record.state == .prepared { try mark(name, .live) }
         let temporary = layout.deployTo + "/.current.\(getpid())"
         unlink(temporary)
         guard symlink("releases/" + name, temporary) == 0 else {
@@ -184,12 +184,12 @@ extension Operations {
         if var entry = request.journal {
             entry.release = name
             entry.previousRelease = previous
-            entry.revision = layout.readRecord(name)?.revision
+            entry.revision = record.revision
             try appendJournal(entry)
         }
         var result = AgentResult(ok: true)
         result.currentRelease = name
-        result.currentRevision = layout.readRecord(name)?.revision
+        result.currentRevision = record.revision
         result.previousRelease = previous
         result.linked = linked.isEmpty ? nil : linked
         result.copied = copied.isEmpty ? nil : copied

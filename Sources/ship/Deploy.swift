@@ -51,29 +51,36 @@ struct Deploy: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         if let fileExistsBehavior, !["DISALLOW", "OVERWRITE", "RETAIN"].contains(fileExistsBehavior) {
             throw ShipError.usage("--file-exists-behavior expects DISALLOW, OVERWRITE or RETAIN, found \(fileExistsBehavior)",
                                   hint: ["DISALLOW", "OVERWRITE", "RETAIN"].contains(fileExistsBehavior.uppercased())
                                       ? "write it in capitals: \(fileExistsBehavior.uppercased())" : nil)
         }
         let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
+        var request = DeployRequest(revision: revision, ignoreStopFailures: ignoreStopFailures, lockWait: lockWait, batch: batchSpec)
+        request.fileExistsBehavior = fileExistsBehavior
+        try await EnvironmentRun.run(environment, request: request, options: options, output: output) { deployment, _ in
+            await deployment.run()
+        }
+    }
+}
+
+/// What `deploy`, `rollback` and `sync` share: the environment's hosts reached, signals handled,
+/// webhooks told (and waited for), the hint printed and the exit code thrown.
+enum EnvironmentRun {
+    static func run(_ environment: String?, request: DeployRequest, options: ConfigOptions, output: OutputOptions,
+                    _ body: (Deployment, ShipConfig) async -> DeploymentResult) async throws {
+        if let lockWait = request.lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
         let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
-        let deployment = Deployment(
-            config: config, environment: env,
-            request: {
-                var request = DeployRequest(environment: env.name, revision: revision, ignoreStopFailures: ignoreStopFailures,
-                                            lockWait: lockWait, batch: batchSpec)
-                request.fileExistsBehavior = fileExistsBehavior
-                return request
-            }(),
-            agents: agents, reporter: notifier, interruption: interruption,
-            makeTransport: { connections.transport(for: $0) })
-        let result = await deployment.run()
+        var request = request
+        request.environment = env.name
+        let deployment = Deployment(config: config, environment: env, request: request, agents: agents, reporter: notifier,
+                                    interruption: interruption, makeTransport: { connections.transport(for: $0) })
+        let result = await body(deployment, config)
         await connections.closeAll()
         await notifier.flush()
         result.printHint()

@@ -20,26 +20,14 @@ struct Rollback: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
-        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
-        let interruption = Interruption()
-        let signals = SignalHandlers.install(interruption, environment: env.name)
-        defer { _ = signals }
-        let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
-        let deployment = Deployment(config: config, environment: env,
-                                    request: DeployRequest(environment: env.name, lockWait: lockWait),
-                                    agents: agents, reporter: notifier, interruption: interruption,
-                                    makeTransport: { connections.transport(for: $0) })
-        // --to may name a revision or tag: the newest good release of that commit.
-        var revision: String?
-        if let to, to.range(of: #"^[0-9]{14}$"#, options: .regularExpression) == nil {
-            revision = try? GitRepository.open(containing: config.directory).resolve(to).commit // not a revision here: matched as given
+        try await EnvironmentRun.run(environment, request: DeployRequest(lockWait: lockWait), options: options, output: output) { deployment, config in
+            // --to may name a revision or tag: the newest good release of that commit.
+            var revision: String?
+            if let to, to.range(of: #"^[0-9]{14}$"#, options: .regularExpression) == nil {
+                revision = try? GitRepository.open(containing: config.directory).resolve(to).commit // not a revision here: matched as given
+            }
+            return await deployment.rollback(to: to, requestedRevision: revision)
         }
-        let result = await deployment.rollback(to: to, requestedRevision: revision)
-        await connections.closeAll()
-        await notifier.flush()
-        result.printHint()
-        if let code = result.exitCode { throw ExitCode(code.rawValue) }
     }
 }
 

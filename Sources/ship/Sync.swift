@@ -24,19 +24,8 @@ struct Sync: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        if let lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
-        let (config, env, agents, connections) = try await options.hostSession(environment: environment)
-        let interruption = Interruption()
-        let signals = SignalHandlers.install(interruption, environment: env.name)
-        defer { _ = signals }
-        let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
-        let deployment = Deployment(config: config, environment: env, request: DeployRequest(environment: env.name, lockWait: lockWait),
-                                    agents: agents, reporter: notifier, interruption: interruption,
-                                    makeTransport: { connections.transport(for: $0) })
-        let result = await deployment.sync()
-        await connections.closeAll()
-        await notifier.flush()
-        result.printHint()
-        if let code = result.exitCode { throw ExitCode(code.rawValue) }
+        try await EnvironmentRun.run(environment, request: DeployRequest(lockWait: lockWait), options: options, output: output) { deployment, _ in
+            await deployment.sync()
+        }
     }
 }

@@ -54,17 +54,12 @@ extension ShipConfigDecoder {
             traffic.readyTimeout = try group["ready_timeout"]?.int(in: 1...3600, expected: "seconds from 1 to 3600") ?? 300
             if let roles = group["roles"] { traffic.roles = try roles.stringList(expected: "a list of role names") }
             if let instances = group["instances"] {
-                for (key, value) in try instances.mappingEntries(expected: "a mapping of hosts to instance ids") {
-                    let keyNode = ConfigNode(node: key.node, file: instances.file, path: instances.path + [key.text])
-                    guard hosts.contains(where: { $0.description == key.text || $0.name == key.text }) else {
-                        throw keyNode.error("not a host of this environment",
-                                            hint: Suggestion.didYouMean(key.text, among: hosts.map(\.description)) ?? "hosts: \(hosts.map(\.description).joined(separator: ", "))")
-                    }
+                for (key, value) in try hostKeyed(instances, hosts: hosts, expected: "a mapping of hosts to instance ids") {
                     let id = try value.nonEmptyString(expected: "an instance id (i-…)")
                     guard id.range(of: #"^i-[0-9a-f]{8,17}$"#, options: .regularExpression) != nil else {
                         throw value.error("expected an instance id (i-…), found \(value.found)")
                     }
-                    traffic.servers[key.text] = id
+                    traffic.servers[key] = id
                 }
             }
             settings = traffic
@@ -101,16 +96,23 @@ extension ShipConfigDecoder {
     private static func common(_ map: ConfigMapping, into traffic: inout TrafficSettings, hosts: [Host]) throws(ShipError) {
         if let roles = map["roles"] { traffic.roles = try roles.stringList(expected: "a list of role names") }
         if let servers = map["servers"] {
-            for (key, value) in try servers.mappingEntries(expected: "a mapping of hosts to server names") {
-                let keyNode = ConfigNode(node: key.node, file: servers.file, path: servers.path + [key.text])
-                guard hosts.contains(where: { $0.description == key.text || $0.name == key.text }) else {
-                    throw keyNode.error("not a host of this environment",
-                                        hint: Suggestion.didYouMean(key.text, among: hosts.map(\.description))
-                                            ?? "hosts: \(hosts.map(\.description).joined(separator: ", "))")
-                }
-                traffic.servers[key.text] = try runtimeName(value, what: "a server name")
+            for (key, value) in try hostKeyed(servers, hosts: hosts, expected: "a mapping of hosts to server names") {
+                traffic.servers[key] = try runtimeName(value, what: "a server name")
             }
         }
+    }
+
+    /// A mapping whose keys must each name a host of the environment (as written, or its name).
+    private static func hostKeyed(_ node: ConfigNode, hosts: [Host], expected: String) throws(ShipError) -> [(String, ConfigNode)] {
+        var entries: [(String, ConfigNode)] = []
+        for (key, value) in try node.mappingEntries(expected: expected) {
+            guard hosts.contains(where: { $0.description == key.text || $0.name == key.text }) else {
+                throw ConfigNode(node: key.node, file: node.file, path: node.path + [key.text]).error("not a host of this environment",
+                    hint: Suggestion.didYouMean(key.text, among: hosts.map(\.description)) ?? "hosts: \(hosts.map(\.description).joined(separator: ", "))")
+            }
+            entries.append((key.text, value))
+        }
+        return entries
     }
 
     /// A backend or server name as HAProxy's runtime API takes it.
