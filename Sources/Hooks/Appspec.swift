@@ -40,10 +40,8 @@ public struct Appspec: Codable, Sendable, Equatable {
 
     /// A CodeDeploy `permissions` entry, its `object` mapped into the release.
     public struct Permission: Codable, Sendable, Equatable {
-        /// As written: an absolute path on the host.
+        /// As written: an absolute path on the host, reached through the `files` destinations.
         public var object: String
-        /// The object's path inside the release ("" for the release itself).
-        public var relative: String
         /// `**` (everything below, at any depth) or a name pattern with `*` for the entries
         /// directly below the object.
         public var pattern: String = "**"
@@ -57,9 +55,8 @@ public struct Appspec: Codable, Sendable, Equatable {
         public var mode: String?
         public var line: Int?
 
-        public init(object: String, relative: String) {
+        public init(object: String) {
             self.object = object
-            self.relative = relative
         }
     }
 

@@ -6,13 +6,14 @@ import Musl
 import FoundationEssentials
 import Hooks
 
-/// CodeDeploy `files` destinations of the revision's root: each is a symlink to
-/// `<deploy_to>/current`, so what CodeDeploy would have copied there is always the live release,
-/// switched and rolled back atomically with `current`.
+/// CodeDeploy `files` destinations of the revision's root, and of its directories when the
+/// destination is new or empty: each is a symlink to `<deploy_to>/current` (or a directory in
+/// it), so what CodeDeploy would have copied there is always the live release, switched and
+/// rolled back atomically with `current`.
 extension Operations {
     /// Why a destination cannot become the link, with the command that fixes it; nil when each can.
     func linkProblem(_ links: [DestinationLink]) -> (message: String, hint: String)? {
-        for link in links where link.destination != link.target {
+        for link in links where link.destination != link.target && !merged(link) {
             let destination = link.destination
             let parent = Self.parent(of: destination)
             var info = stat()
@@ -45,6 +46,12 @@ extension Operations {
         return nil
     }
 
+    /// A directory of the revision (not its root) whose destination already holds files of its
+    /// own: its files are merged in by copies (Operations+Copies.swift), not linked.
+    func merged(_ link: DestinationLink) -> Bool {
+        link.target != layout.current && mergesInto(link.destination)
+    }
+
     func fixHint(_ link: DestinationLink) -> String {
         "make the link once as root (ship then keeps it): sudo ln -sfn \(link.target) \(link.destination); "
             + "or let \(Self.userName()) write its directory: sudo install -d -o \(Self.userName()) \(Self.parent(of: link.destination))"
@@ -55,7 +62,7 @@ extension Operations {
     func ensureLinks(_ links: [DestinationLink]) throws -> [String] {
         if let problem = linkProblem(links) { throw AgentError(problem.message, hint: problem.hint) }
         var made: [String] = []
-        for link in links where link.destination != link.target {
+        for link in links where link.destination != link.target && !merged(link) {
             let destination = link.destination
             if (try? files.destinationOfSymbolicLink(atPath: destination)) == link.target { continue }
             let temporary = Self.parent(of: destination) + "/.ship-link.\(getpid())"

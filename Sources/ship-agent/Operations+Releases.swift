@@ -75,7 +75,7 @@ extension Operations {
             try linkShared(into: partial)
             if let permissions = appspec.permissions, !permissions.isEmpty {
                 do {
-                    permissionsApplied = try Permissions(release: partial, entries: permissions).apply()
+                    permissionsApplied = try Permissions(release: partial, entries: permissions, files: appspec.files).apply()
                 } catch {
                     throw AgentError(error.message)
                 }
@@ -167,7 +167,14 @@ extension Operations {
         // The destinations first: they point at `current`, whichever release it is.
         let linked = try ensureLinks(request.links ?? [])
         // CodeDeploy's Install step: the release's file copies in place, another's undone.
-        let copied = try installCopies(for: record)
+        let copied: [String]
+        do {
+            copied = try installCopies(for: record)
+        } catch {
+            // current has not moved: the copies go back to those of the release it points at.
+            if let previous, previous != name, let live = layout.readRecord(previous) { _ = try? installCopies(for: live) }
+            throw error
+        }
         // A release that goes live for the first time is `live` until its run confirms it.
         if record.state == .prepared { try mark(name, .live) }
         let temporary = layout.deployTo + "/.current.\(getpid())"

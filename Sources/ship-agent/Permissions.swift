@@ -7,14 +7,19 @@ import FoundationEssentials
 import Hooks
 
 /// CodeDeploy `permissions` applied to a new release as CodeDeploy applies them to what it
-/// installs: an object that is a file gets the entry's mode and owner (if `type` has `file`); an
-/// object that is a directory gets them on the files and directories below it (of the entry's
-/// `type`) whose path matches `pattern` (`**`: all, at any depth; else a name with `*`, directly
-/// below) and no `except`. The object directory itself is left as it is, and so are symlinks
-/// (shared paths among them). Every release is a fresh install, so everything below counts.
+/// installs. Each `object` is a path on the host; ship finds what it installs there through the
+/// appspec's `files` entries (the root or a directory of the revision at its destination, a single
+/// file at `destination/NAME`) and sets the release's own paths, which the links show and the
+/// copies take their mode and owner from. An object that is a file gets the entry's mode and owner
+/// (if `type` has `file`); an object that is a directory gets them on the files and directories
+/// below it (of the entry's `type`) whose path matches `pattern` (`**`: all, at any depth; else a
+/// name with `*`, directly below) and no `except`. The object directory itself is left as it is,
+/// and so are symlinks (shared paths among them). Every release is a fresh install, so everything
+/// below counts.
 struct Permissions {
     let release: String
     let entries: [Appspec.Permission]
+    let files: [Appspec.FileMapping]
 
     struct Failure: Error {
         var message: String
@@ -25,17 +30,7 @@ struct Permissions {
         var seen: Set<String> = []
         var changed = 0
         for entry in entries {
-            let base = entry.relative.isEmpty ? release : release + "/" + entry.relative
-            var info = stat()
-            guard lstat(base, &info) == 0 else { continue } // nothing installed there
-            let kind = info.st_mode & S_IFMT
-            var targets: [(path: String, directory: Bool)] = []
-            if kind == S_IFREG {
-                if entry.types.contains("file") { targets.append((base, false)) }
-            } else if kind == S_IFDIR {
-                targets = below(base, entry: entry)
-            }
-            for (path, directory) in targets {
+            for (path, directory) in targets(entry) {
                 guard entry.types.contains(directory ? "directory" : "file") else { continue }
                 guard seen.insert(path).inserted else {
                     throw Failure(message: "permissions: \(display(path)) is set by more than one entry (CodeDeploy refuses this too)")
@@ -45,6 +40,57 @@ struct Permissions {
             }
         }
         return changed
+    }
+
+    /// The release's paths that the entry's object, pattern and except select, through each
+    /// `files` entry.
+    func targets(_ entry: Appspec.Permission) -> [(path: String, directory: Bool)] {
+        var found: [(path: String, directory: Bool)] = []
+        let object = entry.object
+        for mapping in files {
+            let source = mapping.source == "/" ? release : release + "/" + mapping.source
+            var info = stat()
+            guard lstat(source, &info) == 0 else { continue }
+            let kind = info.st_mode & S_IFMT
+            // Where the source's content is installed on the host.
+            let installed = kind == S_IFREG
+                ? (mapping.destination == "/" ? "" : mapping.destination) + "/" + Self.name(of: mapping.source)
+                : mapping.destination
+            if let below = Self.relative(object, to: installed) {
+                // The object is at or below what this entry installs.
+                let base = below.isEmpty ? source : source + "/" + below
+                guard lstat(base, &info) == 0 else { continue }
+                if info.st_mode & S_IFMT == S_IFREG {
+                    found.append((base, false))
+                } else if info.st_mode & S_IFMT == S_IFDIR {
+                    found += self.below(base, entry: entry)
+                }
+            } else if let above = Self.relative(installed, to: object), !above.isEmpty {
+                // The object is a directory above what this entry installs: `**` reaches all of
+                // it, a name pattern only a file installed directly in the object.
+                let first = String(above.split(separator: "/")[0])
+                guard !entry.except.contains(where: { Self.matches(first, $0) }) else { continue }
+                if entry.pattern == "**" {
+                    if kind == S_IFREG { found.append((source, false)) } else if kind == S_IFDIR { found += self.below(source, entry: entry) }
+                } else if kind == S_IFREG, !above.contains("/"), Self.matches(first, entry.pattern) {
+                    found.append((source, false))
+                }
+            }
+        }
+        // Two entries of `files` can install the same release path (the root and a directory of it).
+        var unique: Set<String> = []
+        return found.filter { unique.insert($0.path).inserted }
+    }
+
+    /// `path` relative to `root` when it is `root` or below it ("" for `root` itself).
+    static func relative(_ path: String, to root: String) -> String? {
+        if path == root { return "" }
+        let prefix = root == "/" ? "/" : root + "/"
+        return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : nil
+    }
+
+    static func name(of path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
     }
 
     /// The entries below a directory that the entry's pattern and except select.

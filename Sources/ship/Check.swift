@@ -37,8 +37,12 @@ struct Check: AsyncParsableCommand {
             let target = "deploy_to/current" + (file.source == "/" ? "" : "/" + file.source)
             if file.source != "/", !file.source.isEmpty, copies.contains(file.source) {
                 lines.append("files: \(file.source) -> \(file.destination): copied at each switch (file_exists_behavior \(appspec.fileExistsBehavior ?? "DISALLOW"))")
-            } else {
+            } else if file.source == "/" {
                 lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch")
+            } else {
+                lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch; "
+                             + "if it is a directory with files of its own, the files are copied into it at each switch instead "
+                             + "(file_exists_behavior \(appspec.fileExistsBehavior ?? "DISALLOW"))")
             }
         }
         return lines

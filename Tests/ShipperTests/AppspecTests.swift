@@ -205,9 +205,12 @@ struct AppspecTests {
                 type: file
               - object: /etc/nginx
                 mode: 644
+              - object: /var/www
+                mode: 644
             """, file: "appspec.yml") { warnings.append($0.description) }
         let permissions = try #require(appspec.permissions)
-        #expect(permissions.map(\.relative) == ["", "storage"])
+        #expect(permissions.map(\.object) == ["/var/www/html", "/var/www/html/storage", "/var/www"],
+                "a trailing slash is dropped; an object above a destination reaches what is installed below it")
         #expect(permissions[0].pattern == "**" && permissions[0].types == ["directory"] && permissions[0].mode == "755")
         #expect(permissions[1].pattern == "*.log" && permissions[1].except == ["keep.log"] && permissions[1].types == ["file"])
         #expect(permissions[1].group == "www-data" && permissions[1].mode == "2775" && permissions[1].owner == nil)

@@ -211,4 +211,96 @@ struct CodeDeployEndToEndTests {
         #expect(retained.status == 0, "\(retained.stdout)\(retained.stderr)")
         #expect(try etc() == "existing.conf: original", "RETAIN leaves the file there as it is")
     }
+
+    @Test("a directory of the revision whose destination has files of its own is merged in by copies, as the deploy user: permissions reach the copies, a rollback and a later revision put every file back")
+    func merged() throws {
+        let pool = try SandboxPool(hosts: 1)
+        _ = try pool.output("web1", """
+            install -d -o deploy /srv/shop /var/www /etc/shop /etc/shop/conf.d && usermod -aG www-data deploy && \
+            echo mine > /etc/shop/conf.d/other.conf && echo theirs > /etc/shop/conf.d/site.conf && chown deploy /etc/shop/conf.d/*
+            """)
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    ssh: { user: deploy }", hosts: pool.hosts)
+        func appspec(behavior: String?, conf: Bool = true) throws {
+            try app.writeAppspec("version: 0.0\nos: linux\n" + (behavior.map { "file_exists_behavior: \($0)\n" } ?? "") + """
+                files:
+                  - { source: /, destination: /var/www/shop }
+                \(conf ? "  - { source: conf/, destination: /etc/shop/conf.d }\n" : "")  - { source: deploy/app.service, destination: /etc/shop }
+                permissions:
+                  - { object: /etc/shop/conf.d, pattern: "*.conf", mode: 640, group: www-data }
+                  - { object: /etc/shop, pattern: "*.service", mode: 600 }
+                """)
+        }
+        func etc() throws -> String {
+            try pool.output("web1", "cd /etc/shop && find . -type f | sort | while read f; do echo \"$f $(stat -c '%a %U:%G' $f) $(cat $f)\"; done")
+        }
+        try app.repo.write("conf/site.conf", "site v1\n")
+        try app.repo.write("conf/sub/nested.conf", "nested v1\n")
+        try app.repo.write("deploy/app.service", "[Service] v1\n")
+        try appspec(behavior: nil)
+        try app.commit("v1")
+        let (disallowed, _) = try app.ship(["deploy", "test"])
+        #expect(disallowed.status == 1, "\(disallowed.stdout)\(disallowed.stderr)")
+        #expect(disallowed.stdout.contains("/etc/shop/conf.d/site.conf exists and ship did not install it"), "\(disallowed.stdout)")
+        let untouched = """
+            ./conf.d/other.conf 644 deploy:root mine
+            ./conf.d/site.conf 644 deploy:root theirs
+            """
+        #expect(try etc() == untouched, "DISALLOW: nothing copied")
+
+        try appspec(behavior: "OVERWRITE")
+        try app.commit("v1 overwrite")
+        let (first, events) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(named(events, "host_step").contains { ($0["step"] as? String) == "copied /etc/shop/conf.d/sub/nested.conf (the revision's files)" })
+        let v1 = """
+            ./app.service 600 deploy:deploy [Service] v1
+            ./conf.d/other.conf 644 deploy:root mine
+            ./conf.d/site.conf 640 deploy:www-data site v1
+            ./conf.d/sub/nested.conf 644 deploy:deploy nested v1
+            """
+        #expect(try etc() == v1, "merged in with the appspec's modes and group; the directory's own file left alone")
+        #expect(try pool.output("web1", "test -L /etc/shop/conf.d || echo directory") == "directory")
+
+        try app.repo.write("conf/site.conf", "site v2\n")
+        _ = try app.repo.git(["rm", "-q", "conf/sub/nested.conf"])
+        try app.repo.write("conf/new.conf", "new v2\n")
+        try app.commit("v2")
+        let (second, _) = try app.ship(["deploy", "test"])
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        #expect(try etc() == """
+            ./app.service 600 deploy:deploy [Service] v1
+            ./conf.d/new.conf 640 deploy:www-data new v2
+            ./conf.d/other.conf 644 deploy:root mine
+            ./conf.d/site.conf 640 deploy:www-data site v2
+            """)
+        let (rollback, _) = try app.ship(["rollback", "test"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try etc() == v1, "the release rolled back to has exactly its copies")
+
+        // A copy failing partway through the switch (its directory is a file on the host): the
+        // host does not switch, and the copies made before the failure go back to the live release's.
+        _ = try pool.output("web1", "echo blocker > /etc/shop/conf.d/zz && chown deploy /etc/shop/conf.d/zz")
+        try app.repo.write("conf/site.conf", "site v3\n")
+        try app.repo.write("conf/zz/last.conf", "last\n")
+        try app.commit("v3")
+        let (failed, _) = try app.ship(["deploy", "test"])
+        #expect(failed.status == 1, "\(failed.stdout)\(failed.stderr)")
+        #expect(try etc() == v1 + "\n./conf.d/zz 644 deploy:root blocker", "the copies are the live release's again")
+        #expect(try pool.output("web1", "cat /var/www/shop/conf/site.conf") == "site v1", "nothing switched")
+        _ = try pool.output("web1", "rm /etc/shop/conf.d/zz")
+        let (fixed, _) = try app.ship(["deploy", "test"])
+        #expect(fixed.status == 0, "\(fixed.stdout)\(fixed.stderr)")
+        #expect(try pool.output("web1", "cat /etc/shop/conf.d/site.conf /etc/shop/conf.d/zz/last.conf") == "site v3\nlast")
+
+        // A revision without the directory entry: the original ship replaced is back, nothing else of ship's left.
+        try appspec(behavior: "OVERWRITE", conf: false)
+        try app.commit("v4")
+        let (without, _) = try app.ship(["deploy", "test"])
+        #expect(without.status == 0, "\(without.stdout)\(without.stderr)")
+        #expect(try etc() == """
+            ./app.service 600 deploy:deploy [Service] v1
+            ./conf.d/other.conf 644 deploy:root mine
+            ./conf.d/site.conf 644 deploy:root theirs
+            """)
+    }
 }

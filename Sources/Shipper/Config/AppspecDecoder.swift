@@ -184,9 +184,11 @@ public enum AppspecDecoder {
         return appspec
     }
 
-    /// `permissions`, read as the agent reads them; each object is mapped into the release through
-    /// the root `files` destinations. An object outside them holds nothing ship installs: ignored,
-    /// with a warning (CodeDeploy would find nothing it copied there either).
+    /// `permissions`, read as the agent reads them. Each object is a path on the host that the
+    /// agent maps into the release through the `files` entries (ship-agent's Permissions.swift).
+    /// An object neither
+    /// at, below nor above any destination holds nothing ship installs: ignored, with a warning
+    /// (CodeDeploy would find nothing it copied there either).
     static func decodePermissions(_ node: ConfigNode, files: [Appspec.FileMapping], warn: (ShipError) -> Void) throws(ShipError) -> [Appspec.Permission] {
         let roots = files.map(\.destination)
         var permissions: [Appspec.Permission] = []
@@ -200,15 +202,17 @@ public enum AppspecDecoder {
                 throw map[key]!.error("\(key) is not supported by ship: \(key == "acls" ? "POSIX ACLs" : "SELinux contexts") are left to the host",
                                       hint: "set them from an AfterInstall script (setfacl, chcon), or drop \(key):")
             }
-            guard let root = roots.filter({ object == $0 || object.hasPrefix($0 == "/" ? "/" : $0 + "/") }).max(by: { $0.count < $1.count }) else {
+            // At, below or above a destination; the agent finds the release paths (CodeDeploy too
+            // only touches what it installed).
+            let reached = roots.contains { root in
+                object == root || object.hasPrefix(root == "/" ? "/" : root + "/") || root.hasPrefix(object == "/" ? "/" : object + "/")
+            }
+            guard reached else {
                 warn(objectNode.error("\(object) is outside the revision's destination\(roots.count == 1 ? "" : "s") (\(roots.joined(separator: ", "))): "
                                       + "ship installs nothing there, so this entry changes nothing"))
                 continue
             }
-            let below = String(object.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-            let source = files.first { $0.destination == root }?.source ?? "/"
-            let relative = source == "/" ? below : (below.isEmpty ? source : source + "/" + below)
-            var permission = Appspec.Permission(object: object, relative: relative)
+            var permission = Appspec.Permission(object: object)
             permission.line = objectNode.location.line
             if let pattern = map["pattern"] { permission.pattern = try pattern.nonEmptyString(expected: "a name pattern, or **") }
             if let except = map["except"] { permission.except = try except.stringList(expected: "a list of name patterns") }
