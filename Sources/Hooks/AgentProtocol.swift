@@ -9,7 +9,7 @@
 /// request on one ssh channel (a bundle's bytes follow its request line, `payloadBytes` long),
 /// answering each with its events and its result, until stdin ends.
 public enum AgentProtocol {
-    public static let version = 4
+    public static let version = 5
     /// ship's release, which the controller and the agent built with it both report.
     public static let shipVersion = "0.3.0"
 }
@@ -49,6 +49,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     /// Take a host out of a load balancer's rotation or put it back, on a balancer host (or the
     /// controller's machine): HAProxy's runtime API over its admin socket, or a command.
     case traffic
+    /// `ship exec`: one command line in `current`, with the hook environment, as the agent's
+    /// user or `runas`; its output streamed as hook output is.
+    case exec
 
     /// Operations whose stdout is a framed binary stream rather than JSON lines.
     public var streamsFrames: Bool { self == .backupDatabase || self == .backupAssets }
@@ -201,6 +204,10 @@ public struct AgentRequest: Codable, Sendable {
     public var links: [DestinationLink]?
     /// `switch`: `--file-exists-behavior`, over the appspec's, for this deployment's copies.
     public var fileExistsBehavior: String?
+    /// `exec`: the line for `/bin/sh -c`, run in `current` (`timeout` is its time limit).
+    public var command: String?
+    /// `exec`: the user it runs as (through the sudoers line when the agent is not root).
+    public var runas: String?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version

@@ -20,6 +20,7 @@ struct Operations {
         case .receiveBundle: return try receiveBundle()
         case .prepare: return try prepare()
         case .runHooks: return try runHooks()
+        case .exec: return try exec()
         case .switchCurrent: return try switchCurrent()
         case .discard: return try discard()
         case .prune: return try prune()
@@ -243,6 +244,41 @@ struct Operations {
             }
         }
         return AgentResult(ok: true)
+    }
+
+    /// `ship exec`: the command in `current`, with the hook environment of the release there.
+    /// Its output goes to the controller as it comes and to `.ship/logs/<id>-exec.log`.
+    func exec() throws -> AgentResult {
+        guard let line = request.command, !line.isEmpty else { throw AgentError("exec: no command given") }
+        guard let name = layout.currentRelease(), files.fileExists(atPath: layout.release(name)) else {
+            var result = AgentResult(ok: false, message: "no release is current on this host")
+            result.hint = "deploy first: ship deploy"
+            return result
+        }
+        try makeDirectories()
+        let runas = request.runas.flatMap { $0 == Users.currentName() ? nil : $0 }
+        if let runas, let problem = Users.runasProblem(runas, agentPath: layout.agent) {
+            var result = AgentResult(ok: false, message: problem.message)
+            result.hint = problem.hint
+            return result
+        }
+        var environment = request.hookEnvironment ?? [:]
+        environment["SHIP_RELEASE"] = name
+        environment["SHIP_RELEASE_PATH"] = layout.release(name)
+        environment["SHIP_REVISION"] = layout.readRecord(name)?.revision ?? layout.currentRevision() ?? ""
+        // `pwd` says current, as after `cd current` (the directory is the release it points at).
+        environment["PWD"] = layout.current
+        let id = request.journal?.deploymentId ?? "exec"
+        Output.emit(AgentEvent(kind: .hookStarted, hook: line))
+        let outcome = HookRunner.run(.init(command: .shell(line), workingDirectory: layout.current, environment: environment,
+                                           timeout: request.timeout ?? 3600, runas: runas,
+                                           logFile: layout.logs + "/\(id)-exec.log", agentPath: layout.agent)) { output in
+            Output.emit(AgentEvent(kind: .output, line: output, hook: line))
+        }
+        Output.emit(AgentEvent(kind: .hookFinished, hook: line, outcome: outcome))
+        var result = AgentResult(ok: outcome.succeeded, message: outcome.succeeded ? nil : outcome.summary)
+        result.currentRelease = name
+        return result
     }
 
     // MARK: - Files

@@ -69,13 +69,13 @@ struct Deploy: AsyncParsableCommand {
 /// webhooks told (and waited for), the hint printed and the exit code thrown.
 enum EnvironmentRun {
     static func run(_ environment: String?, request: DeployRequest, options: ConfigOptions, output: OutputOptions,
-                    _ body: (Deployment, ShipConfig) async -> DeploymentResult) async throws {
+                    reporter: (any Reporter)? = nil, _ body: (Deployment, ShipConfig) async -> DeploymentResult) async throws {
         if let lockWait = request.lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         let (config, env, agents, connections) = try await options.hostSession(environment: environment)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
-        let notifier = Notifier(config: config, environment: env, reporter: output.reporter())
+        let notifier = Notifier(config: config, environment: env, reporter: reporter ?? output.reporter())
         var request = request
         request.environment = env.name
         let deployment = Deployment(config: config, environment: env, request: request, agents: agents, reporter: notifier,

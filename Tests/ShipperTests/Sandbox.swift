@@ -109,7 +109,10 @@ final class SandboxApp {
 
     /// Runs `ship ARGS` in the repository with JSON output; returns the result and parsed events.
     func ship(_ arguments: [String], environment: [String: String] = [:]) throws -> (result: ProcessResult, events: [[String: Any]]) {
-        let result = try ShipperTests.ship(arguments + ["--json"], in: repo.path,
+        // Before a `--` (ship exec's command), not after it.
+        var arguments = arguments
+        arguments.insert("--json", at: arguments.firstIndex(of: "--") ?? arguments.endIndex)
+        let result = try ShipperTests.ship(arguments, in: repo.path,
                                            environment: environment.merging(["XDG_CACHE_HOME": repo.directory.file(".cache")]) { $1 })
         let events = result.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]

@@ -28,21 +28,27 @@ extension Deployment {
     }
 
     func hookEnvironment(_ client: AgentClient, context: HostContext, previous: String?) -> [String: String] {
+        var env = hostEnvironment(client)
+        env["SHIP_DEPLOYMENT_ID"] = context.deploymentId
+        env["SHIP_RELEASE"] = context.release
+        env["SHIP_RELEASE_PATH"] = environment.deployTo + "/releases/" + context.release
+        env["SHIP_PREVIOUS_RELEASE_PATH"] = previous.map { environment.deployTo + "/releases/" + $0 } ?? ""
+        env["SHIP_REVISION"] = context.revision
+        env["DEPLOYMENT_ID"] = context.deploymentId
+        return env
+    }
+
+    /// What every command on a host sees, a hook or `ship exec`'s: the environment's and the
+    /// host's `env`, and ship's and CodeDeploy's variables that do not depend on a release.
+    func hostEnvironment(_ client: AgentClient) -> [String: String] {
         var env: [String: String] = [:]
         for (name, value) in environment.env { env[name] = value }
         for variable in client.transport.host.env { env[variable.name] = variable.value }
-        let releasePath = environment.deployTo + "/releases/" + context.release
         env["SHIP_APP"] = config.app
         env["SHIP_ENV"] = environment.name
         env["SHIP_HOST"] = client.transport.host.description
         if let instance = client.transport.host.instanceId { env["SHIP_INSTANCE_ID"] = instance }
-        env["SHIP_DEPLOYMENT_ID"] = context.deploymentId
-        env["SHIP_RELEASE"] = context.release
-        env["SHIP_RELEASE_PATH"] = releasePath
-        env["SHIP_PREVIOUS_RELEASE_PATH"] = previous.map { environment.deployTo + "/releases/" + $0 } ?? ""
-        env["SHIP_REVISION"] = context.revision
         env["SHIP_DEPLOY_TO"] = environment.deployTo
-        env["DEPLOYMENT_ID"] = context.deploymentId
         env["APPLICATION_NAME"] = config.app
         env["DEPLOYMENT_GROUP_NAME"] = environment.name
         env["DEPLOYMENT_GROUP_ID"] = Deployment.groupId(app: config.app, environment: environment.name)

@@ -33,6 +33,12 @@ public struct Event: Sendable {
         case syncUnchanged(release: String, revision: String, message: String)
         /// A `notify:` webhook could not be told (never fails the command); `webhook` is redacted.
         case notifyFailed(webhook: String, event: String, message: String)
+        /// `ship exec`: the command starts on these hosts.
+        case execStarted(id: String, environment: String, command: String, hosts: [String])
+        case execOutput(line: String)
+        /// The command ended on a host.
+        case execHostFinished(outcome: HookOutcome)
+        case execFinished(id: String, status: String, succeeded: [String], failed: [String], message: String?)
     }
 
     public var time: Date
@@ -68,6 +74,10 @@ public struct Event: Sendable {
         case .rollbackFinished: "rollback_finished"
         case .notifyFailed: "notify_failed"
         case .syncUnchanged: "sync_finished"
+        case .execStarted: "exec_started"
+        case .execOutput: "exec_output"
+        case .execHostFinished: "exec_host_finished"
+        case .execFinished: "exec_finished"
         }
     }
 
@@ -143,6 +153,23 @@ public struct Event: Sendable {
             object["webhook"] = webhook
             object["notified"] = notified
             object["message"] = message
+        case .execStarted(let id, let environment, let command, let hosts):
+            object["exec_id"] = id
+            object["environment"] = environment
+            object["command"] = command
+            object["hosts"] = hosts
+        case .execOutput(let line):
+            object["line"] = line
+        case .execHostFinished(let outcome):
+            object["status"] = outcome.succeeded ? "succeeded" : (outcome.timedOut ? "timed_out" : "failed")
+            object["duration"] = (outcome.duration * 1000).rounded() / 1000
+            if let code = outcome.exitStatus { object["exit_status"] = Int(code) }
+        case .execFinished(let id, let status, let succeeded, let failed, let message):
+            object["exec_id"] = id
+            object["status"] = status
+            object["succeeded"] = succeeded
+            object["failed"] = failed
+            if let message { object["message"] = message }
         }
         return object
     }
@@ -179,6 +206,14 @@ public struct Event: Sendable {
         case .syncUnchanged(_, _, let message): message
         case .notifyFailed(let webhook, let notified, let message):
             "warning: notify: \(notified) not delivered to \(webhook): \(message)"
+        case .execStarted(let id, let environment, let command, let hosts):
+            "running `\(command)` on \(hosts.count == 1 ? hosts[0] : "\(hosts.count) hosts") of \(environment) (exec \(id))"
+        case .execOutput(let line): line
+        case .execHostFinished(let outcome): "\(outcome.summary) (\(String(format: "%.1f", outcome.duration))s)"
+        case .execFinished(let id, let status, let succeeded, let failed, let message):
+            "exec \(id) \(status): " + (succeeded.isEmpty ? "" : "ok on \(succeeded.joined(separator: ", "))")
+                + (failed.isEmpty ? "" : (succeeded.isEmpty ? "" : "; ") + "failed on \(failed.joined(separator: ", "))")
+                + (succeeded.isEmpty && failed.isEmpty ? (message ?? "nothing ran") : "")
         }
     }
 
