@@ -208,6 +208,9 @@ public struct AgentRequest: Codable, Sendable {
     public var command: String?
     /// `exec`: the user it runs as (through the sudoers line when the agent is not root).
     public var runas: String?
+    /// The variables of `hookEnvironment` that are secrets: their values are masked as `***` in
+    /// the output sent back and in the host's hook logs.
+    public var secretNames: [String]?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version

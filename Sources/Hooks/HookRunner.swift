@@ -53,9 +53,13 @@ public enum HookRunner {
         /// The agent as the sudoers line names it (`<deploy_to>/.ship/bin/ship-agent`): what an
         /// agent that is not root runs through `sudo -u RUNAS` to start the hook.
         public var agentPath: String
+        /// Secret values to hide as `***`. With any, the output goes through the agent (a pipe)
+        /// so that neither the log nor the lines reported ever hold them; without, the hook
+        /// writes its log itself.
+        public var mask: SecretMask
 
         public init(command: HookSpec.Command, workingDirectory: String, environment: [String: String],
-                    timeout: Int, runas: String?, logFile: String, agentPath: String) {
+                    timeout: Int, runas: String?, logFile: String, agentPath: String, mask: SecretMask = SecretMask(values: [])) {
             self.command = command
             self.workingDirectory = workingDirectory
             self.environment = environment
@@ -63,6 +67,7 @@ public enum HookRunner {
             self.runas = runas
             self.logFile = logFile
             self.agentPath = agentPath
+            self.mask = mask
         }
     }
 
@@ -91,17 +96,29 @@ public enum HookRunner {
         return (["sudo", "-n", "-u", user, "--", invocation.agentPath, "exec-hook"], spec)
     }
 
-    public static func run(_ invocation: Invocation, onLine: (String) -> Void) -> HookOutcome {
+    public static func run(_ invocation: Invocation, onLine reported: (String) -> Void) -> HookOutcome {
         let start = monotonicSeconds()
         _ = ship_set_child_subreaper()
         let logFD = open(invocation.logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        let readFD = open(invocation.logFile, O_RDONLY | O_CLOEXEC)
+        // What the hook writes: the log itself, read back as it grows; or, with secrets to mask,
+        // a pipe whose lines are masked, then logged and reported.
+        let masked = !invocation.mask.isEmpty
+        var outputPipe: [Int32] = [-1, -1]
+        if masked, ship_pipe_cloexec(&outputPipe) == 0 { _ = fcntl(outputPipe[0], F_SETFL, O_NONBLOCK) }
+        let readFD = masked ? outputPipe[0] : open(invocation.logFile, O_RDONLY | O_CLOEXEC)
         guard logFD >= 0, readFD >= 0 else {
-            onLine("ship-agent: cannot open \(invocation.logFile): \(errorText())")
+            reported("ship-agent: cannot open \(invocation.logFile): \(errorText())")
             return HookOutcome(exitStatus: nil, signal: nil, timedOut: false, duration: 0)
         }
         defer { close(readFD) }
-        _ = lseek(readFD, 0, SEEK_END)
+        if !masked { _ = lseek(readFD, 0, SEEK_END) }
+        func onLine(_ line: String) {
+            guard masked else { return reported(line) }
+            let text = invocation.mask.apply(line)
+            _ = POSIXIO.writeAll(logFD, Array((text + "\n").utf8))
+            reported(text)
+        }
+        let outputFD = masked ? outputPipe[1] : logFD
 
         var invocation = invocation
         if invocation.environment["PATH"] == nil {
@@ -112,6 +129,7 @@ public enum HookRunner {
         var specPipe: [Int32] = [-1, -1]
         if spec != nil, ship_pipe_cloexec(&specPipe) != 0 {
             close(logFD)
+            if masked { close(outputPipe[1]) }
             onLine("ship-agent: cannot create a pipe for the hook: \(errorText())")
             return HookOutcome(exitStatus: nil, signal: nil, timedOut: false, duration: 0)
         }
@@ -120,9 +138,11 @@ public enum HookRunner {
         // A process group of its own (a timeout kills the whole group); stdout and stderr to the log.
         let spawned = Spawn.start(argv, environment: spawnEnvironment, directory: invocation.workingDirectory,
                                   stdin: spec == nil ? nil : specPipe[0],
-                                  stdout: logFD, stderr: logFD, newProcessGroup: true,
+                                  stdout: outputFD, stderr: outputFD, newProcessGroup: true,
                                   defaultSignals: [SIGPIPE, SIGINT, SIGTERM, SIGHUP])
-        close(logFD)
+        if masked { close(outputPipe[1]) }
+        defer { if masked { close(logFD) } }
+        if !masked { close(logFD) }
         if let spec {
             close(specPipe[0])
             // A child that exits without reading gives EPIPE here (SIGPIPE is ignored): its exit

@@ -235,7 +235,7 @@ struct Operations {
             let runas = hook.runas.flatMap { $0 == Users.currentName() ? nil : $0 }
             let outcome = HookRunner.run(.init(command: hook.command, workingDirectory: layout.release(name),
                                                environment: environment, timeout: hook.timeout, runas: runas,
-                                               logFile: log, agentPath: layout.agent)) { line in
+                                               logFile: log, agentPath: layout.agent, mask: secretMask)) { line in
                 Output.emit(AgentEvent(kind: .output, line: line, hook: hook.summary, event: event))
             }
             Output.emit(AgentEvent(kind: .hookFinished, hook: hook.summary, event: event, outcome: outcome))
@@ -269,16 +269,22 @@ struct Operations {
         // `pwd` says current, as after `cd current` (the directory is the release it points at).
         environment["PWD"] = layout.current
         let id = request.journal?.deploymentId ?? "exec"
-        Output.emit(AgentEvent(kind: .hookStarted, hook: line))
+        let shown = secretMask.apply(line)
+        Output.emit(AgentEvent(kind: .hookStarted, hook: shown))
         let outcome = HookRunner.run(.init(command: .shell(line), workingDirectory: layout.current, environment: environment,
                                            timeout: request.timeout ?? 3600, runas: runas,
-                                           logFile: layout.logs + "/\(id)-exec.log", agentPath: layout.agent)) { output in
-            Output.emit(AgentEvent(kind: .output, line: output, hook: line))
+                                           logFile: layout.logs + "/\(id)-exec.log", agentPath: layout.agent, mask: secretMask)) { output in
+            Output.emit(AgentEvent(kind: .output, line: output, hook: shown))
         }
-        Output.emit(AgentEvent(kind: .hookFinished, hook: line, outcome: outcome))
+        Output.emit(AgentEvent(kind: .hookFinished, hook: shown, outcome: outcome))
         var result = AgentResult(ok: outcome.succeeded, message: outcome.succeeded ? nil : outcome.summary)
         result.currentRelease = name
         return result
+    }
+
+    /// The request's secret values (`secretNames` of `hookEnvironment`), hidden in hook output.
+    var secretMask: SecretMask {
+        SecretMask(values: (request.secretNames ?? []).compactMap { request.hookEnvironment?[$0] })
     }
 
     // MARK: - Files

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Hooks
 import Shipper
 
 /// `--json` and the choice of reporter, shared by commands that stream events.
@@ -72,14 +73,19 @@ enum EnvironmentRun {
                     reporter: (any Reporter)? = nil, _ body: (Deployment, ShipConfig) async -> DeploymentResult) async throws {
         if let lockWait = request.lockWait, lockWait < 0 { throw ShipError.usage("--lock-wait must be >= 0 seconds") }
         let (config, env, agents, connections) = try await options.hostSession(environment: environment)
+        // A secret that cannot be had stops the command here, before any host (exit 5).
+        let secrets = try Secrets.resolve(env, directory: config.directory)
         let interruption = Interruption()
         let signals = SignalHandlers.install(interruption, environment: env.name)
         defer { _ = signals }
         let notifier = Notifier(config: config, environment: env, reporter: reporter ?? output.reporter())
         var request = request
         request.environment = env.name
-        let deployment = Deployment(config: config, environment: env, request: request, agents: agents, reporter: notifier,
+        // Outermost, so that webhooks get masked text too.
+        let masked = MaskingReporter(notifier, mask: SecretMask(values: secrets.values))
+        var deployment = Deployment(config: config, environment: env, request: request, agents: agents, reporter: masked,
                                     interruption: interruption, makeTransport: { connections.transport(for: $0) })
+        deployment.secrets = secrets
         let result = await body(deployment, config)
         await connections.closeAll()
         await notifier.flush()

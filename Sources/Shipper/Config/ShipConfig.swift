@@ -195,6 +195,11 @@ public struct Environment: Sendable {
     public var inventory: AWSInventory?
     /// Webhooks told of deployments, rollbacks and failed backups.
     public var notify: [NotifyTarget] = []
+    /// `secrets:`: variables hooks and `ship exec` get, whose values come from ship's own
+    /// environment or `secrets_command`, never from ship.yml; masked in every output.
+    public var secrets: [String] = []
+    /// `secrets_command:`: a shell line on the controller printing `NAME=value` lines.
+    public var secretsCommand: String?
 }
 
 /// `health_check:` an HTTP(S) GET the controller makes for each host once its `validate` hooks

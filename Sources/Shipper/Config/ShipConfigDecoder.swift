@@ -6,7 +6,8 @@ enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
-                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory"]
+                                  "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
+                                  "secrets", "secrets_command"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -208,6 +209,27 @@ enum ShipConfigDecoder {
         environment.traffic = try map["traffic"].map { node throws(ShipError) in try decodeTraffic(node, hosts: hosts) }
         environment.notify = try map["notify"].map { node throws(ShipError) in try decodeNotify(node) } ?? []
         environment.inventory = inventory
+        if let secrets = map["secrets"] {
+            for item in try secrets.list(expected: "a list of variable names, e.g. [DB_PASSWORD, STRIPE_KEY]") {
+                let name = try item.nonEmptyString(expected: "a variable name")
+                guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                    throw item.error("not a valid environment variable name: \(name)", hint: "a secret is named here, its value never is")
+                }
+                guard !name.hasPrefix("SHIP_") else { throw item.error("SHIP_* variables are set by ship itself", hint: "choose another name") }
+                if env.contains(where: { $0.0 == name }) {
+                    throw item.error("\(name) is also in env:, which would put its value in ship.yml", hint: "keep it in secrets: only")
+                }
+                guard !environment.secrets.contains(name) else { throw item.error("\(name) is listed twice") }
+                environment.secrets.append(name)
+            }
+        }
+        if let command = map["secrets_command"] {
+            environment.secretsCommand = try command.nonEmptyString(expected: "a command printing NAME=value lines, e.g. pass show shop/prod")
+            guard !environment.secrets.isEmpty else {
+                throw command.error("secrets_command without secrets: ship passes on only the names listed in secrets:",
+                                    hint: "add secrets: [NAME, ...]")
+            }
+        }
         return environment
     }
 

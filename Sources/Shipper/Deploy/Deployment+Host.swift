@@ -52,6 +52,7 @@ extension Deployment {
         env["APPLICATION_NAME"] = config.app
         env["DEPLOYMENT_GROUP_NAME"] = environment.name
         env["DEPLOYMENT_GROUP_ID"] = Deployment.groupId(app: config.app, environment: environment.name)
+        for (name, value) in secrets { env[name] = value }
         return env
     }
 
@@ -335,6 +336,7 @@ extension Deployment {
         request.event = event
         if settles { request.settles = true }
         request.hookEnvironment = env
+        request.secretNames = secrets.isEmpty ? nil : secrets.keys.sorted()
         request.journal = journalEntry(context, step: "hooks")
         let reporter = self.reporter
         _ = try await client.require(request) { agentEvent in

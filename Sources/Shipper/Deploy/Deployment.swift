@@ -11,6 +11,8 @@ public struct Deployment: Sendable {
     public let reporter: any Reporter
     public let interruption: Interruption
     let makeTransport: @Sendable (Host) -> any Transport
+    /// `secrets:` resolved (Secrets.resolve): given to hooks and `ship exec`, masked by the agent.
+    public var secrets: [String: String] = [:]
 
     public init(config: ShipConfig, environment: Environment, request: DeployRequest, agents: AgentCatalog,
                 reporter: any Reporter, interruption: Interruption = Interruption(),

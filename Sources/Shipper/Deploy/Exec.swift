@@ -160,6 +160,7 @@ extension Deployment {
         request.runas = exec.runas
         request.timeout = exec.timeout
         request.hookEnvironment = hostEnvironment(client)
+        request.secretNames = secrets.isEmpty ? nil : secrets.keys.sorted()
         request.journal = JournalEntry(time: Event.timestamp(Date()), deploymentId: id, kind: "exec", step: "exec")
         let reporter = self.reporter
         let finished = SendableBox<HookOutcome?>(nil)

@@ -130,10 +130,20 @@ public enum PushDeploy {
                     worst = max(worst, error.exitCode.rawValue)
                     continue
                 }
+                let secrets: [String: String]
+                do {
+                    secrets = try Secrets.resolve(environment, directory: config.directory)
+                } catch {
+                    say("error: \(error.description)")
+                    worst = max(worst, error.exitCode.rawValue)
+                    continue
+                }
                 let notifier = Notifier(config: config, environment: environment, reporter: reporter)
-                let deployment = Deployment(config: config, environment: environment,
+                var deployment = Deployment(config: config, environment: environment,
                                             request: DeployRequest(environment: environment.name, revision: update.new),
-                                            agents: agents, reporter: notifier, makeTransport: { connections.transport(for: $0) })
+                                            agents: agents, reporter: MaskingReporter(notifier, mask: SecretMask(values: secrets.values)),
+                                            makeTransport: { connections.transport(for: $0) })
+                deployment.secrets = secrets
                 let result = await deployment.run()
                 await connections.closeAll()
                 await notifier.flush()

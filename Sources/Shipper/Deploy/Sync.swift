@@ -58,8 +58,9 @@ extension Deployment {
         var request = self.request
         request.revision = revision
         request.sync = Dictionary(uniqueKeysWithValues: lacking.map { ($0.host.description, $0.release) })
-        let deployment = Deployment(config: config, environment: subset, request: request, agents: agents, reporter: reporter,
+        var deployment = Deployment(config: config, environment: subset, request: request, agents: agents, reporter: reporter,
                                     interruption: interruption, makeTransport: makeTransport)
+        deployment.secrets = secrets
         var result = await deployment.run()
         if !unreachable.isEmpty {
             result.message = (result.message.map { $0 + "; " } ?? "") + "not reached: " + unreachable.map(\.description).joined(separator: "; ")
