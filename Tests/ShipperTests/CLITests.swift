@@ -22,6 +22,39 @@ struct CLITests {
         #expect(again.stderr.contains("hint: "))
     }
 
+    @Test("ship config shows the environment as resolved: overrides applied, a host's env over the environment's, secrets by name only")
+    func config() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("ship.yml", """
+            app: shop
+            deploy_to: /srv/shop
+            ssh: { user: deploy, port: 2222 }
+            environments:
+              staging:
+                hosts: [s1]
+              prod:
+                deploy_to: /srv/shop-prod
+                ssh: { user: admin }
+                env: { APP_ENV: prod, GREETING: hello }
+                secrets: [API_TOKEN]
+                hosts:
+                  - web1
+                  - { host: web2, roles: [migrate], env: { APP_ENV: canary }, ssh: { user: root } }
+            """)
+        let text = try ship(["config", "prod"], in: dir.path, environment: ["API_TOKEN": "do-not-print-me"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("deploy_to: /srv/shop-prod\n"))
+        #expect(text.stdout.contains("ssh:\n  user: admin\n  port: 2222\n"), "the environment's user over the top level's, the top level's port kept")
+        #expect(text.stdout.contains("- host: web2\n  roles:\n  - migrate\n  user: root\n  port: 2222\n  env:\n    APP_ENV: canary\n    GREETING: hello\n"),
+                "\(text.stdout)")
+        #expect(text.stdout.contains("API_TOKEN: (set in ship's environment)") && !text.stdout.contains("do-not-print-me"))
+        let json = try ship(["config", "staging", "--json"], in: dir.path)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["deploy_to"] as? String == "/srv/shop" && (object["ssh"] as? [String: Any])?["user"] as? String == "deploy")
+        let unknown = try ship(["config", "qa"], in: dir.path)
+        #expect(unknown.status == 2 && unknown.stderr.contains("unknown environment 'qa'"))
+    }
+
     @Test("ship check of a bad ship.yml exits 2 with file:line: key: message and a hint, never a crash")
     func badConfiguration() throws {
         let dir = try TemporaryDirectory()
