@@ -16,38 +16,6 @@ struct Check: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    /// Per event, in the order they run: the hooks, each with its timeout and user; then where
-    /// CodeDeploy `files` entries point.
-    static func describe(_ appspec: Appspec, copies: Set<String> = []) -> [String] {
-        var lines: [String] = []
-        for event in LifecycleEvent.order {
-            let hooks = appspec.hooks(for: event)
-            guard !hooks.isEmpty else { continue }
-            let whose = event.runsOnOutgoingRelease ? "; from the release being replaced" : (event == .migrate ? "; once, on the migrate host" : "")
-            for declared in hooks.map(\.declaredEvent).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } } {
-                let label = declared == event.rawValue ? declared : "\(declared) (\(event.rawValue))"
-                lines.append(label + whose + ":")
-                for hook in hooks where hook.declaredEvent == declared {
-                    lines.append("  \(hook.summary)  (timeout \(hook.timeout) s" + (hook.runas.map { ", as \($0)" } ?? "") + ")")
-                }
-            }
-        }
-        if lines.isEmpty { lines.append("no hooks") }
-        for file in appspec.files {
-            let target = "deploy_to/current" + (file.source == "/" ? "" : "/" + file.source)
-            if file.source != "/", !file.source.isEmpty, copies.contains(file.source) {
-                lines.append("files: \(file.source) -> \(file.destination): copied at each switch (file_exists_behavior \(appspec.fileExistsBehavior ?? "DISALLOW"))")
-            } else if file.source == "/" {
-                lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch")
-            } else {
-                lines.append("files: \(file.source) -> \(file.destination): a link to \(target), made by ship at the first switch; "
-                             + "if it is a directory with files of its own, the files are copied into it at each switch instead "
-                             + "(file_exists_behavior \(appspec.fileExistsBehavior ?? "DISALLOW"))")
-            }
-        }
-        return lines
-    }
-
     func run() async throws {
         let config = try options.load()
         let environments = try environment.map { [try config.environment(named: $0)] } ?? config.environments
@@ -75,7 +43,7 @@ struct Check: AsyncParsableCommand {
                 print("  warning: \(warning.description)" + (warning.hint.map { " (\($0))" } ?? ""))
             }
             let copies = Set(appspec.files.map(\.source).filter { ConfigLoader.workTreeKind($0, besides: config) != .directory && $0 != "/" })
-            for line in Self.describe(appspec, copies: copies) { print("  " + line) }
+            for line in AppspecSummary.lines(appspec, copies: copies) { print("  " + line) }
         } else {
             print("\(appspecPath): none (the deployed revision's appspec.yml is used; without one, no hooks run)")
         }

@@ -48,6 +48,9 @@ struct Deploy: AsyncParsableCommand {
                                valueName: "BEHAVIOR"))
     var fileExistsBehavior: String?
 
+    @Flag(name: .customLong("dry-run"), help: "Print the plan (batches, hooks, what each host is sent, what pruning removes) and change nothing.")
+    var dryRun = false
+
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: ConfigOptions
 
@@ -60,8 +63,9 @@ struct Deploy: AsyncParsableCommand {
         let batchSpec = try batch.map { text throws(ShipError) in try ConfigLoader.batchSpec(commandLine: text) }
         var request = DeployRequest(revision: revision, ignoreStopFailures: ignoreStopFailures, lockWait: lockWait, batch: batchSpec)
         request.fileExistsBehavior = fileExistsBehavior
-        try await EnvironmentRun.run(environment, request: request, options: options, output: output) { deployment, _ in
-            await deployment.run()
+        try await EnvironmentRun.run(environment, request: request, options: options, output: output,
+                                     reporter: dryRun && !output.json ? PlainReporter() : nil) { deployment, _ in
+            dryRun ? await deployment.dryRun() : await deployment.run()
         }
     }
 }

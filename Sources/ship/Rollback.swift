@@ -16,17 +16,22 @@ struct Rollback: AsyncParsableCommand {
     @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait up to SECONDS for a held lock instead of exiting 4.", valueName: "SECONDS"))
     var lockWait: Double?
 
+    @Flag(name: .customLong("dry-run"), help: "Print where each host would go, and change nothing.")
+    var dryRun = false
+
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
-        try await EnvironmentRun.run(environment, request: DeployRequest(lockWait: lockWait), options: options, output: output) { deployment, config in
+        try await EnvironmentRun.run(environment, request: DeployRequest(lockWait: lockWait), options: options, output: output,
+                                     reporter: dryRun && !output.json ? PlainReporter() : nil) { deployment, config in
             // --to may name a revision or tag: the newest good release of that commit.
             var revision: String?
             if let to, to.range(of: #"^[0-9]{14}$"#, options: .regularExpression) == nil {
                 revision = try? GitRepository.open(containing: config.directory).resolve(to).commit // not a revision here: matched as given
             }
-            return await deployment.rollback(to: to, requestedRevision: revision)
+            return dryRun ? await deployment.rollbackDryRun(to: to, requestedRevision: revision)
+                : await deployment.rollback(to: to, requestedRevision: revision)
         }
     }
 }

@@ -19,20 +19,26 @@ extension Deployment {
             return (agent, probe.installedAgentSHA256 == agent.sha256)
         }
         let needed = try reportPreflight(probes)
-        let shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
         let states = await forEachHost(clients) { client throws(HostError) -> AgentResult in
             let index = clients.firstIndex { $0.transport.host == client.transport.host }!
             if !needed[index].current { try await client.upload(needed[index].agent) }
-            var request = client.request(.preflight)
-            request.shared = shared
-            request.bundleSHA256 = bundleSHA256
-            request.runasUsers = runasUsers.isEmpty ? nil : runasUsers
-            request.links = links.isEmpty ? nil : links
-            // Its permissions: whether this host's agent may apply them.
-            if appspec?.permissions?.isEmpty == false { request.appspec = appspec }
-            return try await client.require(request)
+            return try await client.require(preflightRequest(client, bundleSHA256: bundleSHA256, runasUsers: runasUsers, links: links,
+                                                             appspec: appspec))
         }
         return try reportPreflight(states)
+    }
+
+    /// The agent's preflight (it only looks): shared files, deploy_to, the bundle cached or not,
+    /// `runas` users, the files destinations and whether this host's agent may apply the permissions.
+    func preflightRequest(_ client: AgentClient, bundleSHA256: String?, runasUsers: [String], links: [DestinationLink],
+                          appspec: Appspec?) -> AgentRequest {
+        var request = client.request(.preflight)
+        request.shared = SharedSpec(dirs: config.shared.dirs, files: config.shared.files)
+        request.bundleSHA256 = bundleSHA256
+        request.runasUsers = runasUsers.isEmpty ? nil : runasUsers
+        request.links = links.isEmpty ? nil : links
+        if appspec?.permissions?.isEmpty == false { request.appspec = appspec }
+        return request
     }
 
     @discardableResult

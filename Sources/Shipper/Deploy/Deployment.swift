@@ -196,6 +196,10 @@ public struct Deployment: Sendable {
         }
         // Deltas are made for this run's hosts only.
         defer { for path in Set(shipments.values.compactMap(\.delta?.bundle.path)) { unlink(path) } }
+        // What is about to happen: above the live view on a terminal, an event in JSON.
+        var opening = makePlan(hosts: hosts, states: states, prepared: prepared, release: release, shipments: shipments)
+        opening.lock = nil // this run's own
+        reporter.report(Event(.plan(opening)))
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
         let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
         var switched: [(client: AgentClient, previous: String?)] = []

@@ -39,6 +39,8 @@ public struct Event: Sendable {
         /// The command ended on a host.
         case execHostFinished(outcome: HookOutcome)
         case execFinished(id: String, status: String, succeeded: [String], failed: [String], message: String?)
+        /// What a deployment or rollback would do (`--dry-run`), or is about to do (a real run on a terminal).
+        case plan(DeploymentPlan)
     }
 
     public var time: Date
@@ -78,6 +80,7 @@ public struct Event: Sendable {
         case .execOutput: "exec_output"
         case .execHostFinished: "exec_host_finished"
         case .execFinished: "exec_finished"
+        case .plan: "plan"
         }
     }
 
@@ -170,6 +173,9 @@ public struct Event: Sendable {
             object["succeeded"] = succeeded
             object["failed"] = failed
             if let message { object["message"] = message }
+        case .plan(let plan):
+            for (key, value) in plan.json { object[key] = value }
+            object["lines"] = plan.lines()
         }
         return object
     }
@@ -214,6 +220,7 @@ public struct Event: Sendable {
             "exec \(id) \(status): " + (succeeded.isEmpty ? "" : "ok on \(succeeded.joined(separator: ", "))")
                 + (failed.isEmpty ? "" : (succeeded.isEmpty ? "" : "; ") + "failed on \(failed.joined(separator: ", "))")
                 + (succeeded.isEmpty && failed.isEmpty ? (message ?? "nothing ran") : "")
+        case .plan(let plan): (plan.dryRun ? plan.lines() : plan.lines(hostLimit: 8, appspecLimit: 8)).joined(separator: "\n")
         }
     }
 
@@ -241,6 +248,8 @@ public final class PlainReporter: Reporter, @unchecked Sendable {
     }
 
     public func report(_ event: Event) {
+        // A run's opening plan is for a terminal (and JSON); plain logs keep their lines.
+        if case .plan(let plan) = event.kind, !plan.dryRun { return }
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm:ss"
         var line = formatter.string(from: event.time) + " "

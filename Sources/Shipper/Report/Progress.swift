@@ -167,6 +167,11 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
             case .notifyFailed, .syncUnchanged:
                 // After the summary: a line of its own, the live view is gone.
                 write(event.text + "\n")
+            case .plan:
+                // Stays on screen above the live view.
+                clear()
+                write(event.text + "\n")
+                redraw(final: false)
             case .lockWaiting, .hostFailed:
                 // Worth keeping on screen above the live view.
                 clear()
