@@ -49,6 +49,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     /// Take a host out of a load balancer's rotation or put it back, on a balancer host (or the
     /// controller's machine): HAProxy's runtime API over its admin socket, or a command.
     case traffic
+    /// `ship logs`: a deployment's hook logs (or an exec's), each event's from an offset on,
+    /// as output events; whether the deployment has finished on this host.
+    case logs
     /// `ship exec`: one command line in `current`, with the hook environment, as the agent's
     /// user or `runas`; its output streamed as hook output is.
     case exec
@@ -211,6 +214,11 @@ public struct AgentRequest: Codable, Sendable {
     /// The variables of `hookEnvironment` that are secrets: their values are masked as `***` in
     /// the output sent back and in the host's hook logs.
     public var secretNames: [String]?
+    /// `logs`: whose logs (a deployment id, or an exec's), which event only (nil: all), and
+    /// where each event's log was read up to before (`--follow`).
+    public var logDeployment: String?
+    public var logEvent: String?
+    public var logOffsets: [String: Int64]?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
@@ -376,6 +384,11 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var linked: [String]?
     /// `switch`: the copies written, removed or restored (`copied /etc/x.conf`…).
     public var copied: [String]?
+    /// `logs`: where each event's log was read up to; whether the deployment has finished here
+    /// (its journal has its `finished` entry); whether any log of it is on the host.
+    public var logOffsets: [String: Int64]?
+    public var finished: Bool?
+    public var found: Bool?
 
     public init(ok: Bool, message: String? = nil) {
         self.ok = ok

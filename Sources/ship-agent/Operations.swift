@@ -21,6 +21,7 @@ struct Operations {
         case .prepare: return try prepare()
         case .runHooks: return try runHooks()
         case .exec: return try exec()
+        case .logs: return try logs()
         case .switchCurrent: return try switchCurrent()
         case .discard: return try discard()
         case .prune: return try prune()
@@ -279,6 +280,47 @@ struct Operations {
         Output.emit(AgentEvent(kind: .hookFinished, hook: shown, outcome: outcome))
         var result = AgentResult(ok: outcome.succeeded, message: outcome.succeeded ? nil : outcome.summary)
         result.currentRelease = name
+        return result
+    }
+
+    /// `ship logs`: the deployment's hook logs in lifecycle order (an exec's last), each from
+    /// its offset to its last complete line (to its end once the deployment has finished).
+    func logs() throws -> AgentResult {
+        guard let id = request.logDeployment, !id.isEmpty, id.utf8.allSatisfy({ $0 < 0x80 && (isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "-")) }) else {
+            throw AgentError("logs: no valid deployment id given")
+        }
+        // An exec (`x…`) keeps no journal: what its log holds is all there is to show.
+        let finished = id.hasPrefix("x") || readJournal().contains { $0.deploymentId == id && $0.step == "finished" }
+        let prefix = id + "-"
+        let names = ((try? files.contentsOfDirectory(atPath: layout.logs)) ?? []).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".log") }
+        func rank(_ event: String) -> Int { LifecycleEvent.order.firstIndex { $0.rawValue == event } ?? LifecycleEvent.order.count }
+        let events = names.map { String($0.dropFirst(prefix.count).dropLast(".log".count)) }.sorted { (rank($0), $0) < (rank($1), $1) }
+        var offsets = request.logOffsets ?? [:]
+        for event in events where request.logEvent == nil || request.logEvent == event {
+            let fd = open(layout.logs + "/" + prefix + event + ".log", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            let start = offsets[event] ?? 0
+            guard lseek(fd, off_t(start), SEEK_SET) >= 0 else { continue }
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = read(fd, &buffer, buffer.count)
+                guard count > 0 else { break }
+                bytes += buffer[0..<count]
+            }
+            // A line still being written waits for the next read, unless nothing more will come.
+            let end = finished ? bytes.count : (bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0)
+            offsets[event] = start + Int64(end)
+            guard end > 0 else { continue }
+            for line in bytes[0..<end].split(separator: 0x0A, omittingEmptySubsequences: false).dropLast(bytes[0..<end].last == 0x0A ? 1 : 0) {
+                Output.emit(AgentEvent(kind: .output, line: String(decoding: line, as: UTF8.self), hook: event))
+            }
+        }
+        var result = AgentResult(ok: true)
+        result.logOffsets = offsets
+        result.finished = finished
+        result.found = !events.isEmpty
         return result
     }
 

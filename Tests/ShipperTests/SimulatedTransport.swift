@@ -262,8 +262,8 @@ final class SimulatedTransport: Transport {
             let entry = "\(action?.direction.rawValue ?? "?") \(action?.haproxy?.server ?? action?.environment?["SHIP_SERVER"] ?? "?")"
             host.trafficLog.append(entry)
             result.message = entry
-        case .exec:
-            result = AgentResult(ok: false, message: "simulated hosts run no commands")
+        case .exec, .logs:
+            result = AgentResult(ok: false, message: "simulated hosts run no commands and keep no logs")
         }
         return (events, result)
     }
