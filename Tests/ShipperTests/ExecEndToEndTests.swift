@@ -77,4 +77,25 @@ struct ExecEndToEndTests {
         let noCommand = try ship(["exec", "test"], in: app.repo.path)
         #expect(noCommand.status == 2 && noCommand.stderr.contains("give the command after --"), "\(noCommand.stderr)")
     }
+
+    @Test("ship ssh: a login shell in current on a host through ship's ssh settings; a command after -- with its exit status")
+    func ssh() throws {
+        let pool = try SandboxPool(hosts: 2)
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    ssh: { user: deploy }", hosts: ["web1", "{ host: web2, env: { GREETING: howdy } }"])
+        for host in pool.hosts { _ = try pool.output(host, "install -d -o deploy /srv/shop") }
+        try app.repo.write("version.txt", "v1\n")
+        try app.commit("v1")
+        #expect(try app.ship(["deploy", "test"]).result.status == 0)
+        let command = try ship(["ssh", "test", "web2", "--", "echo \"$(id -un) $(pwd) $(cat version.txt) $SHIP_HOST $GREETING\""], in: app.repo.path)
+        #expect(command.status == 0 && command.stdout.contains("deploy /srv/shop/current v1 web2 howdy"), "\(command.stdout)\(command.stderr)")
+        let status = try ship(["ssh", "test", "--", "exit", "7"], in: app.repo.path)
+        #expect(status.status == 7, "the command's exit status: \(status.stderr)")
+        // A person at a terminal (script(1) gives it one): the shell starts in current, on the first host.
+        let shipPath = (productsDirectory as NSString).appendingPathComponent("ship")
+        let shell = try run("script", ["-qfec", "\(shipPath) ssh test", "/dev/null"], in: app.repo.path,
+                            input: "echo \"at $(pwd) on $(hostname)\"; exit\n")
+        #expect(shell.stdout.contains("at /srv/shop/current on web1"), "\(shell.stdout)")
+        let unknown = try ship(["ssh", "test", "web9"], in: app.repo.path)
+        #expect(unknown.status == 2 && unknown.stderr.contains("web9 is not a host of test"))
+    }
 }

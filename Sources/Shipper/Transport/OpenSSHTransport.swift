@@ -17,7 +17,11 @@ public final class OpenSSHTransport: Transport {
     }
 
     /// ssh's arguments up to (and including) the destination.
-    public var baseArguments: [String] {
+    public var baseArguments: [String] { Self.arguments(host: host, settings: settings, controlDirectory: controlDirectory) }
+
+    /// With a control directory: batch mode and one multiplexed connection (ship's own work);
+    /// without: a terminal and prompts allowed, for a person (`ship ssh`).
+    static func arguments(host: Host, settings: SSHSettings, controlDirectory: String?) -> [String] {
         // ssh takes the first value it sees for an option: the user's options go first.
         var arguments: [String] = settings.options
         if let config = settings.configFile { arguments += ["-F", config] }
@@ -25,17 +29,26 @@ public final class OpenSSHTransport: Transport {
         if !host.name.contains("@"), let user = host.user ?? settings.user { arguments += ["-l", user] }
         if let port = host.port ?? settings.port { arguments += ["-p", String(port)] }
         if let identity = settings.identityFile { arguments += ["-i", identity] }
-        arguments += [
-            "-o", "BatchMode=yes",
-            "-o", "ControlMaster=auto",
-            "-o", "ControlPath=\(controlDirectory)/%C",
-            "-o", "ControlPersist=120",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=4",
-            "-o", "ConnectTimeout=15",
-        ]
+        if let controlDirectory {
+            arguments += [
+                "-o", "BatchMode=yes",
+                "-o", "ControlMaster=auto",
+                "-o", "ControlPath=\(controlDirectory)/%C",
+                "-o", "ControlPersist=120",
+                "-o", "ServerAliveInterval=15",
+                "-o", "ServerAliveCountMax=4",
+                "-o", "ConnectTimeout=15",
+            ]
+        } else {
+            arguments += ["-t", "-o", "ConnectTimeout=15"]
+        }
         arguments += ["--", host.name]
         return arguments
+    }
+
+    /// ssh's whole command line for a person at a terminal: the same settings, a terminal.
+    public static func interactive(host: Host, settings: SSHSettings, line: ShellLine, sshPath: String = "/usr/bin/ssh") -> [String] {
+        [sshPath] + arguments(host: host, settings: settings, controlDirectory: nil) + [line.text]
     }
 
     public func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
