@@ -52,6 +52,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     /// `ship logs`: a deployment's hook logs (or an exec's), each event's from an offset on,
     /// as output events; whether the deployment has finished on this host.
     case logs
+    /// `ship setup`: the deploy_to tree and shared directories made, shared files uploaded,
+    /// modes and group for the web user; reports what it changed.
+    case setup
     /// `ship exec`: one command line in `current`, with the hook environment, as the agent's
     /// user or `runas`; its output streamed as hook output is.
     case exec
@@ -219,11 +222,31 @@ public struct AgentRequest: Codable, Sendable {
     public var logDeployment: String?
     public var logEvent: String?
     public var logOffsets: [String: Int64]?
+    /// `setup`: files for deploy_to/shared (on stdin only, never a command line), the user whose
+    /// group gets the shared directories, and whether a file that differs is replaced.
+    public var uploads: [SharedUpload]?
+    public var webUser: String?
+    public var overwrite: Bool?
 
     public init(operation: AgentOperation, deployTo: String) {
         protocolVersion = AgentProtocol.version
         self.operation = operation
         self.deployTo = deployTo
+    }
+}
+
+/// A file `ship setup` puts under deploy_to/shared.
+public struct SharedUpload: Codable, Sendable, Equatable {
+    /// Relative to deploy_to/shared.
+    public var path: String
+    public var content: [UInt8]
+    /// Permission bits.
+    public var mode: Int
+
+    public init(path: String, content: [UInt8], mode: Int) {
+        self.path = path
+        self.content = content
+        self.mode = mode
     }
 }
 

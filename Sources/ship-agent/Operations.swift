@@ -22,6 +22,7 @@ struct Operations {
         case .runHooks: return try runHooks()
         case .exec: return try exec()
         case .logs: return try logs()
+        case .setup: return try setup()
         case .switchCurrent: return try switchCurrent()
         case .discard: return try discard()
         case .prune: return try prune()

@@ -262,7 +262,7 @@ final class SimulatedTransport: Transport {
             let entry = "\(action?.direction.rawValue ?? "?") \(action?.haproxy?.server ?? action?.environment?["SHIP_SERVER"] ?? "?")"
             host.trafficLog.append(entry)
             result.message = entry
-        case .exec, .logs:
+        case .exec, .logs, .setup:
             result = AgentResult(ok: false, message: "simulated hosts run no commands and keep no logs")
         }
         return (events, result)

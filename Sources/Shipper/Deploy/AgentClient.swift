@@ -234,6 +234,28 @@ public struct AgentClient: Sendable {
     public func request(_ operation: AgentOperation) -> AgentRequest {
         AgentRequest(operation: operation, deployTo: deployTo)
     }
+
+    /// `body` on every host of the environment at once (a client each, no session); results in
+    /// the environment's host order.
+    static func onEachHost<T: Sendable>(of environment: Environment, makeTransport: @escaping @Sendable (Host) -> any Transport,
+                                        _ body: @escaping @Sendable (AgentClient) async throws(HostError) -> T) async
+        -> [(host: String, result: Result<T, HostError>)] {
+        await withTaskGroup(of: (Int, String, Result<T, HostError>).self) { group in
+            for (index, host) in environment.hosts.enumerated() {
+                group.addTask {
+                    let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
+                    do throws(HostError) {
+                        return (index, host.description, .success(try await body(client)))
+                    } catch {
+                        return (index, host.description, .failure(error))
+                    }
+                }
+            }
+            var collected: [(Int, String, Result<T, HostError>)] = []
+            for await item in group { collected.append(item) }
+            return collected.sorted { $0.0 < $1.0 }.map { (host: $0.1, result: $0.2) }
+        }
+    }
 }
 
 /// What `AgentClient.probe()` learns about a host.

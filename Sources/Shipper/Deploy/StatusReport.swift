@@ -44,25 +44,13 @@ public enum StatusReport {
     /// Each host's state (agent installed where missing), in host order.
     static func states(config: ShipConfig, environment: Environment, agents: AgentCatalog, journalLimit: Int, measure: Bool = false,
                        makeTransport: @escaping @Sendable (Host) -> any Transport) async -> [(String, Result<AgentResult, HostError>)] {
-        await withTaskGroup(of: (Int, String, Result<AgentResult, HostError>).self) { group in
-            for (index, host) in environment.hosts.enumerated() {
-                group.addTask {
-                    let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
-                    do throws(HostError) {
-                        try await client.ensureAgent(agents)
-                        var request = client.request(.state)
-                        request.journalLimit = journalLimit
-                        request.measureReleases = measure
-                        return (index, host.description, .success(try await client.require(request)))
-                    } catch {
-                        return (index, host.description, .failure(error))
-                    }
-                }
-            }
-            var collected: [(Int, String, Result<AgentResult, HostError>)] = []
-            for await item in group { collected.append(item) }
-            return collected.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2) }
-        }
+        await AgentClient.onEachHost(of: environment, makeTransport: makeTransport) { client throws(HostError) -> AgentResult in
+            try await client.ensureAgent(agents)
+            var request = client.request(.state)
+            request.journalLimit = journalLimit
+            request.measureReleases = measure
+            return try await client.require(request)
+        }.map { ($0.host, $0.result) }
     }
 
     public static func status(config: ShipConfig, environment: Environment, agents: AgentCatalog,
