@@ -2,6 +2,8 @@
 # Builds ship for release and installs it:
 #   PREFIX/bin/ship                    the controller (Swift standard library linked in)
 #   PREFIX/libexec/ship/ship-agent     the fully static agent ship uploads to hosts
+#   PREFIX/share/bash-completion/completions/ship, PREFIX/share/zsh/site-functions/_ship
+#                                      shell completion (bash-completion and zsh find them there)
 #
 #   scripts/install.sh [PREFIX]        default PREFIX: /usr/local
 #
@@ -20,5 +22,9 @@ install -m 755 -s .build/release/ship "$prefix/bin/ship.new"
 mv -f "$prefix/bin/ship.new" "$prefix/bin/ship"
 install -m 755 "$agent" "$prefix/libexec/ship/ship-agent.new"
 mv -f "$prefix/libexec/ship/ship-agent.new" "$prefix/libexec/ship/ship-agent"
+# Completion scripts, as ship's own argument parser writes them.
+install -d "$prefix/share/bash-completion/completions" "$prefix/share/zsh/site-functions"
+"$prefix/bin/ship" --generate-completion-script bash > "$prefix/share/bash-completion/completions/ship"
+"$prefix/bin/ship" --generate-completion-script zsh > "$prefix/share/zsh/site-functions/_ship"
 echo "installed $prefix/bin/ship and $prefix/libexec/ship/ship-agent ($(du -h "$prefix/libexec/ship/ship-agent" | cut -f1), fully static)"
 "$prefix/bin/ship" --version

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Shipper
 
 /// The `ship` executable as users run it: output, exit codes, and no crash on bad input.
 @Suite("ship CLI")
@@ -53,6 +54,27 @@ struct CLITests {
         #expect(object["deploy_to"] as? String == "/srv/shop" && (object["ssh"] as? [String: Any])?["user"] as? String == "deploy")
         let unknown = try ship(["config", "qa"], in: dir.path)
         #expect(unknown.status == 2 && unknown.stderr.contains("unknown environment 'qa'"))
+    }
+
+    @Test("shell completion: the bash script ship writes completes its commands and flags; the zsh one is a compdef")
+    func completion() throws {
+        let dir = try TemporaryDirectory()
+        let bash = try ship(["--generate-completion-script", "bash"], in: dir.path)
+        #expect(bash.status == 0)
+        try dir.write("ship.bash", bash.stdout)
+        func complete(_ words: [String]) throws -> String {
+            let line = words.joined(separator: " ")
+            let script = "source \(ShellQuote.quote(dir.file("ship.bash"))); COMP_WORDS=(\(words.map(ShellQuote.quote).joined(separator: " "))); "
+                + "COMP_CWORD=\(words.count - 1); COMP_LINE=\(ShellQuote.quote(line)); COMP_POINT=\(line.utf8.count); "
+                + "_ship ship \(ShellQuote.quote(words.last!)) \(ShellQuote.quote(words[words.count - 2])); echo \"${COMPREPLY[*]}\""
+            return try run("bash", ["-c", script]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try complete(["ship", "ex"]) == "exec")
+        #expect(try complete(["ship", "se"]).split(separator: " ").sorted() == ["setup"])
+        #expect(try complete(["ship", "deploy", "--dry"]) == "--dry-run")
+        #expect(try complete(["ship", "logs", "--fo"]) == "--follow")
+        let zsh = try ship(["--generate-completion-script", "zsh"], in: dir.path)
+        #expect(zsh.status == 0 && zsh.stdout.hasPrefix("#compdef ship"))
     }
 
     @Test("ship check of a bad ship.yml exits 2 with file:line: key: message and a hint, never a crash")
