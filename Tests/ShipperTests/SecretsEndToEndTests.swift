@@ -60,11 +60,18 @@ struct SecretsEndToEndTests {
                             environment: environment.merging(["XDG_CACHE_HOME": app.repo.directory.file(".cache")]) { $1 })
         #expect(exec.status == 0 && exec.stdout.contains("web1 | exec ***"), "\(exec.stdout)\(exec.stderr)")
 
+        // On a terminal (the live view of a deployment whose hooks print them): the same.
+        let shipPath = (productsDirectory as NSString).appendingPathComponent("ship")
+        let terminal = try run("script", ["-qfec", "\(shipPath) deploy test", "/dev/null"], in: app.repo.path,
+                               environment: environment.merging(["XDG_CACHE_HOME": app.repo.directory.file(".cache"), "TERM": "xterm", "CI": "false"]) { $1 })
+        #expect(terminal.status == 0 && terminal.stdout.contains("plan: deploy"), "the live view of a deployment: \(terminal.stdout)")
+
         let kept = try pool.output("web1", "cat /srv/shop/.ship/journal.jsonl /srv/shop/.ship/logs/* /tmp/ps.log; ls /srv/shop/.ship/logs")
         #expect(kept.contains("sleep 1"), "the ps log holds the hooks' command lines")
         for value in [Self.token, Self.password] {
             #expect(!deploy.stdout.contains(value) && !deploy.stderr.contains(value), "ship's output holds no value")
             #expect(!exec.stdout.contains(value) && !exec.stderr.contains(value))
+            #expect(!terminal.stdout.contains(value))
             #expect(!kept.contains(value), "no journal, hook log or command line on the host holds \(value)")
         }
 
