@@ -67,6 +67,8 @@ struct AppspecTests {
     }
 
     static let errorCases: [ErrorCase] = [
+        ErrorCase(name: "an ECS appspec", yaml: "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n",
+                  expected: "appspec.yml:2: Resources: this appspec is for a CodeDeploy ECS or Lambda deployment, which ship does not do"),
         ErrorCase(name: "unknown hook event", yaml: "version: 1\nhooks:\n  instal: [{ run: x }]\n",
                   expected: "appspec.yml:3: hooks.instal: unknown lifecycle event", hint: "did you mean 'install'?"),
         ErrorCase(name: "CodeDeploy event in ship's format", yaml: "version: 1\nhooks:\n  AfterInstall: [{ run: x }]\n",

@@ -100,11 +100,16 @@ public enum AppspecDecoder {
     // MARK: - AWS CodeDeploy's format
 
     /// Read as CodeDeploy's agent reads it for an in-place Linux deployment: what the agent
-    /// ignores is a warning here, what it refuses is an error, and so are the parts ship cannot
-    /// run yet (files copied from a part of the revision, permissions).
+    /// ignores is a warning here, what it refuses is an error.
     static func decodeCodeDeploy(_ root: ConfigNode, warn: (ShipError) -> Void) throws(ShipError) -> Appspec {
         let known = ["version", "os", "files", "permissions", "hooks", "file_exists_behavior"]
         let entries = try root.mappingEntries(expected: "a mapping with version, os and hooks")
+        // An ECS or Lambda appspec (`Resources:`, `Hooks:` of Lambda functions) deploys no servers.
+        if let resources = entries.first(where: { $0.key.text == "Resources" }) {
+            throw ConfigNode(node: resources.key.node, file: root.file, path: ["Resources"])
+                .error("this appspec is for a CodeDeploy ECS or Lambda deployment, which ship does not do: ship deploys to servers in place",
+                       hint: "an in-place appspec has os: linux, files and hooks with script locations")
+        }
         for (key, _) in entries where !known.contains(key.text) {
             warn(ConfigNode(node: key.node, file: root.file, path: [key.text])
                 .error("unknown key, ignored (as CodeDeploy's agent ignores it)", hint: Suggestion.didYouMean(key.text, among: known)))
