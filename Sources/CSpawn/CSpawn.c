@@ -11,6 +11,16 @@ int ship_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const 
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
+int ship_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int from) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+#else
+    (void)actions;
+    (void)from;
+    return 0;
+#endif
+}
+
 int ship_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }

@@ -26,6 +26,9 @@ public enum Spawn {
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         if let directory { ship_spawn_file_actions_addchdir(&actions, directory) }
+        // Only stdin, stdout and stderr: a descriptor someone else left inheritable (a pipe
+        // whose reader waits for its end) never outlives its owner in one of ship's children.
+        ship_spawn_file_actions_closefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

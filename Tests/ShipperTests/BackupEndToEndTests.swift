@@ -148,7 +148,9 @@ struct BackupEndToEndTests {
         #expect(Date().timeIntervalSince(started) < 30, "stopped at its timeout, not hanging on the lock")
         #expect(try run("pgrep", ourDumps).status == 1, "no dump left running")
         try plainConfig.write(toFile: configPath, atomically: true, encoding: .utf8)
-        lockerInput.fileHandleForWriting.write(Data("UNLOCK TABLES;\n".utf8))
+        // `quit` rather than the end of its input: a child another test started meanwhile may
+        // hold a copy of this pipe's write end (Foundation's pipes are inheritable).
+        lockerInput.fileHandleForWriting.write(Data("UNLOCK TABLES;\nquit\n".utf8))
         try lockerInput.fileHandleForWriting.close()
         locker.waitUntilExit()
         #expect(killed.status == 1, "\(killed.stderr)")

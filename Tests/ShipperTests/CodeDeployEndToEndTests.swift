@@ -303,4 +303,115 @@ struct CodeDeployEndToEndTests {
             ./conf.d/site.conf 644 deploy:root theirs
             """)
     }
+    /// Every key of CodeDeploy's in-place reference in one appspec, deployed as `deploy` to two
+    /// hosts twice and rolled back.
+    static let reference = """
+        version: 0.0
+        os: linux
+        file_exists_behavior: OVERWRITE
+        files:
+          - source: /
+            destination: /var/www/shop
+          - source: public
+            destination: /var/www/shop-public
+          - source: nginx/
+            destination: /etc/shop/nginx.d
+          - source: deploy/shop.service
+            destination: /etc/shop/systemd
+            overwrite: true
+        permissions:
+          - object: /var/www/shop/storage
+            pattern: "**"
+            except: [keep]
+            owner: deploy
+            group: www-data
+            mode: 770
+            type:
+              - directory
+          - object: /etc/shop/systemd/shop.service
+            mode: 640
+            type: [file]
+        hooks:
+          BeforeBlockTraffic: [{ location: scripts/event.sh, timeout: 30 }]
+          AfterBlockTraffic: [{ location: scripts/event.sh, timeout: "30" }]
+          ApplicationStop: [{ location: scripts/event.sh }]
+          BeforeInstall:
+            - location: scripts/event.sh
+            - location: scripts/migrate.sh
+              once: true
+          AfterInstall:
+            - location: scripts/event.sh
+              runas: www-data
+          ApplicationStart: [{ location: scripts/event.sh, timeout: 60 }]
+          ValidateService: [{ location: scripts/event.sh, timeout: 60.5 }]
+          BeforeAllowTraffic: [{ location: scripts/event.sh }]
+          AfterAllowTraffic: [{ location: /scripts/event.sh }]
+        """
+
+    @Test("the in-place reference, every key, as deploy on two hosts: events in order with CodeDeploy's variables, once on one host, links, a merge and a copy, modes and groups; a rollback puts every copy back")
+    func reference() throws {
+        let pool = try SandboxPool(hosts: 2)
+        for host in pool.hosts {
+            _ = try pool.output(host, """
+                install -d -o deploy /srv/shop /var/www /etc/shop /etc/shop/nginx.d /etc/shop/systemd && usermod -aG www-data deploy && \
+                echo theirs > /etc/shop/nginx.d/default.conf && echo old-unit > /etc/shop/systemd/shop.service && \
+                chown deploy /etc/shop/nginx.d/default.conf /etc/shop/systemd/shop.service && touch /tmp/events.log && chmod 666 /tmp/events.log
+                """)
+        }
+        let app = try SandboxApp(pool: pool, extraEnvironment: "    ssh: { user: deploy }", hosts: ["{ host: web1, roles: [migrate] }", "web2"])
+        try app.writeAppspec(Self.reference)
+        try app.repo.write("scripts/event.sh", """
+            #!/bin/sh
+            seen=$(cat /var/www/shop/version.txt 2>/dev/null || echo none)
+            echo "$(hostname) $LIFECYCLE_EVENT $seen $(id -un) $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME ${DEPLOYMENT_ID:+id} ${DEPLOYMENT_GROUP_ID:+group}" >> /tmp/events.log
+            """, executable: true)
+        try app.repo.write("scripts/migrate.sh", "#!/bin/sh\necho \"$(hostname) migrate $(cat version.txt)\" >> /tmp/events.log\n", executable: true)
+        func revision(_ version: String) throws {
+            try app.repo.write("version.txt", version + "\n")
+            try app.repo.write("public/index.html", "home \(version)\n")
+            try app.repo.write("nginx/shop.conf", "server \(version)\n")
+            try app.repo.write("deploy/shop.service", "[Service] \(version)\n")
+            try app.repo.write("storage/cache/.gitkeep", "")
+            try app.repo.write("storage/keep/.gitkeep", "")
+        }
+        try revision("v1")
+        try app.commit("v1")
+        let check = try ship(["check"], in: app.repo.path)
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("files[3].overwrite: unknown key, ignored"), "a key the agent ignores is a warning: \(check.stdout)")
+        let (first, _) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        _ = try pool.output("web1", ": > /tmp/events.log")
+        _ = try pool.output("web2", ": > /tmp/events.log")
+        try revision("v2")
+        try app.commit("v2")
+        let (second, _) = try app.ship(["deploy", "test"])
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+
+        let variables = "shop test id group"
+        #expect(try pool.output("web1", "cat /tmp/events.log") == """
+            web1 BeforeBlockTraffic v1 deploy \(variables)
+            web1 AfterBlockTraffic v1 deploy \(variables)
+            web1 ApplicationStop v1 deploy \(variables)
+            web1 BeforeInstall v1 deploy \(variables)
+            web1 migrate v2
+            web1 AfterInstall v2 www-data \(variables)
+            web1 ApplicationStart v2 deploy \(variables)
+            web1 ValidateService v2 deploy \(variables)
+            web1 BeforeAllowTraffic v2 deploy \(variables)
+            web1 AfterAllowTraffic v2 deploy \(variables)
+            """)
+        #expect(try !pool.output("web2", "cat /tmp/events.log").contains("migrate"), "once: true ran on one host only")
+        for host in pool.hosts {
+            #expect(try pool.output(host, "readlink /var/www/shop /var/www/shop-public") == "/srv/shop/current\n/srv/shop/current/public")
+            #expect(try pool.output(host, "test -L /etc/shop/nginx.d || echo merged; cat /etc/shop/nginx.d/default.conf /etc/shop/nginx.d/shop.conf")
+                    == "merged\ntheirs\nserver v2")
+            #expect(try pool.output(host, "stat -c '%a %U' /etc/shop/systemd/shop.service; cat /etc/shop/systemd/shop.service") == "640 deploy\n[Service] v2")
+            #expect(try pool.output(host, "cd /var/www/shop/storage && stat -c '%n %a %G' cache keep") == "cache 770 www-data\nkeep 755 deploy")
+        }
+        let (rollback, _) = try app.ship(["rollback", "test"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try pool.output("web2", "cat /var/www/shop/version.txt /etc/shop/nginx.d/shop.conf /etc/shop/systemd/shop.service /etc/shop/nginx.d/default.conf")
+                == "v1\nserver v1\n[Service] v1\ntheirs")
+    }
 }

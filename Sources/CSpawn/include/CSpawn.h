@@ -4,6 +4,11 @@
 
 /// posix_spawn_file_actions_addchdir_np (glibc >= 2.29), which Swift cannot see without _GNU_SOURCE.
 int ship_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/// posix_spawn_file_actions_addclosefrom_np (glibc >= 2.34): the child keeps only the
+/// descriptors below `from`, whatever else its parent (a test runner, a library) left open
+/// without close-on-exec. A no-op where the C library lacks it (the static agent's musl), whose
+/// own descriptors are all opened close-on-exec.
+int ship_spawn_file_actions_closefrom(posix_spawn_file_actions_t *actions, int from);
 
 /// pipe2(fds, O_CLOEXEC): both ends close-on-exec, atomically.
 int ship_pipe_cloexec(int fds[2]);
