@@ -22,6 +22,7 @@ if $with_tests; then
     postgresql postgresql-client    # backup tests: a PostgreSQL server, likewise
     python3-venv                    # moto's S3-compatible server for the S3 store tests
     debootstrap                     # the sandbox hosts' own Debian root filesystems (scripts/rootfs.sh)
+    composer                        # the build step's test: composer install of a local path package, offline
   )
 fi
 

@@ -67,6 +67,10 @@ public enum ResolvedConfig {
         entries.append(("compression", .string(environment.compression.rawValue)))
         entries.append(("shared", .map([("dirs", .list(config.shared.dirs.map(ConfigValue.string))),
                                         ("files", .list(config.shared.files.map(ConfigValue.string)))])))
+        if let build = config.build {
+            entries.append(("build", .map([("commands", .list(build.commands.map(ConfigValue.string))),
+                                           ("exclude", .list(build.exclude.map(ConfigValue.string)))])))
+        }
         entries.append(("env", .map(environment.env.map { ($0.name, .string($0.value)) })))
         if !environment.secrets.isEmpty {
             entries.append(("secrets", .map(environment.secrets.map { name in

@@ -16,6 +16,8 @@ public struct ShipConfig: Sendable {
     public var defaultEnvironment: String?
     /// In the order they are declared.
     public var environments: [Environment]
+    /// `build:`: commands run once per revision on the controller, whose output is bundled.
+    public var build: BuildSettings?
 
     /// The environment a command names, else `default_environment`, else the only one.
     public func environment(named name: String?) throws(ShipError) -> Environment {
@@ -34,6 +36,19 @@ public struct ShipConfig: Sendable {
         if environments.count == 1 { return environments[0] }
         throw ShipError.usage("which environment? \(file) has \(environments.map(\.name).joined(separator: ", "))",
                               hint: "name one (e.g. `ship deploy \(environments[0].name)`) or set default_environment")
+    }
+}
+
+/// `build:` commands run in a clean export of the revision on the controller (never in the work
+/// tree); the files they produce or change, but those under `exclude`, go into the bundle.
+public struct BuildSettings: Sendable, Equatable {
+    public var commands: [String]
+    /// Paths (relative to the revision root) whose build output is left out, with everything below.
+    public var exclude: [String] = []
+
+    public init(commands: [String], exclude: [String] = []) {
+        self.commands = commands
+        self.exclude = exclude
     }
 }
 

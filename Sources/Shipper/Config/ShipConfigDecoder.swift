@@ -3,7 +3,7 @@ import Foundation
 /// Turns the YAML of a ship.yml into a validated `ShipConfig`, or the first error with its
 /// file, line and key path.
 enum ShipConfigDecoder {
-    static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression"]
+    static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression", "build"]
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
                                   "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
@@ -59,8 +59,37 @@ enum ShipConfigDecoder {
             defaultEnvironment = name
         }
 
-        return ShipConfig(file: file, directory: directory, app: app, defaultDeployTo: deployTo, defaultKeepReleases: keepReleases,
-                          defaultSSH: ssh, shared: shared, defaultEnvironment: defaultEnvironment, environments: environments)
+        var config = ShipConfig(file: file, directory: directory, app: app, defaultDeployTo: deployTo, defaultKeepReleases: keepReleases,
+                                defaultSSH: ssh, shared: shared, defaultEnvironment: defaultEnvironment, environments: environments)
+        config.build = try top["build"].map { node throws(ShipError) in try decodeBuild(node) }
+        return config
+    }
+
+    /// `build: [CMD, ...]`, or `build: { commands: [...], exclude: [...] }`.
+    static func decodeBuild(_ node: ConfigNode) throws(ShipError) -> BuildSettings {
+        var settings: BuildSettings
+        if case .sequence = node.node {
+            settings = BuildSettings(commands: try node.stringList(expected: "a list of commands, e.g. [composer install --no-dev]"))
+        } else {
+            let map = try node.mapping(allowed: ["commands", "exclude"], expected: "a list of commands, or { commands, exclude }")
+            let commands = try map.required("commands", expected: "a list of commands", hint: "e.g. commands: [composer install --no-dev]")
+            settings = BuildSettings(commands: try commands.stringList(expected: "a list of commands"))
+            if let exclude = map["exclude"] {
+                for item in try exclude.list(expected: "a list of paths in the revision, e.g. [node_modules]") {
+                    var path = try item.nonEmptyString(expected: "a path in the revision")
+                    while path.hasSuffix("/") { path.removeLast() }
+                    while path.hasPrefix("./") { path.removeFirst(2) }
+                    guard !path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.isEmpty else {
+                        throw item.error("expected a path inside the revision, found \(item.found)", hint: "e.g. node_modules")
+                    }
+                    settings.exclude.append(path)
+                }
+            }
+        }
+        guard !settings.commands.isEmpty, settings.commands.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
+            throw node.error("expected at least one command", hint: "e.g. build: [composer install --no-dev --optimize-autoloader]")
+        }
+        return settings
     }
 
     static func sanitizedAppName(_ text: String) -> String {

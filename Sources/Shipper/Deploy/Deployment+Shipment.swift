@@ -30,7 +30,8 @@ extension Deployment {
         var plan: [String: Shipment] = [:]
         for (host, state) in zip(hosts, states) {
             var shipment = Shipment(fullPresent: state.present == true)
-            if ProcessInfo.processInfo.environment["SHIP_FULL_BUNDLES"] != "1",
+            // A built revision's bundle holds files Git does not know: it travels whole.
+            if ProcessInfo.processInfo.environment["SHIP_FULL_BUNDLES"] != "1", prepared.buildKey == nil,
                let base = Self.deltaBase(of: state, revision: prepared.revision.commit), let baseRevision = base.revision {
                 if deltas[baseRevision] == nil { deltas[baseRevision] = writeDelta(from: baseRevision, prepared: prepared) }
                 if let delta = deltas[baseRevision] ?? nil {
@@ -70,6 +71,8 @@ final class BundleMaker: @unchecked Sendable {
     let revision: ResolvedRevision
     let path: String
     let level: Int32
+    /// `build:`'s output, bundled with the revision (set before the bundle is written).
+    var build: BuildOutput?
     private let lock = NSLock()
     private var made: Result<RevisionBundle, ShipError>?
 
@@ -108,7 +111,7 @@ final class BundleMaker: @unchecked Sendable {
             let result: Result<RevisionBundle, ShipError>
             do throws(ShipError) {
                 let repository = try GitRepository.open(containing: directory)
-                let bundle = try BundleWriter.write(repository: repository, revision: revision, to: path, level: level)
+                let bundle = try BundleWriter.write(repository: repository, revision: revision, to: path, level: level, build: build)
                 let manifest = try? JSONEncoder().encode(Manifest(sha256: bundle.sha256, bytes: bundle.bytes, entries: bundle.entries))
                 if let manifest { try? manifest.write(to: URL(fileURLWithPath: path + ".json"), options: .atomic) }
                 result = .success(bundle)

@@ -35,6 +35,8 @@ public struct Deployment: Sendable {
         var bundles: BundleMaker
         /// CodeDeploy `files` destinations: symlinks into `<deploy_to>/current`.
         var links: [DestinationLink] = []
+        /// `build:`'s key: the bundle holds the build's output (and no delta is made from Git).
+        var buildKey: String?
     }
 
     /// Resolves the revision, reads its appspec.yml and checks its tree can be packaged
@@ -65,13 +67,27 @@ public struct Deployment: Sendable {
             throw ShipError("cannot create the bundle cache \(cache): \(error.localizedDescription)")
         }
         let compression = environment.compression
-        let path = cache + "/\(config.app)-\(revision.commit)\(compression == .gzip ? "" : "." + compression.rawValue).tar.gz"
+        let buildKey = config.build.map { RevisionBuild.key($0, commit: revision.commit) }
+        let path = cache + "/\(config.app)-\(revision.commit)\(buildKey.map { "-build-" + $0 } ?? "")"
+            + "\(compression == .gzip ? "" : "." + compression.rawValue).tar.gz"
         let bundles = BundleMaker(directory: config.directory, revision: revision, path: path, level: compression.level)
-        if bundles.cached() == nil { try BundleWriter.check(repository: repository, revision: revision) }
-        return Prepared(revision: revision, appspec: appspec, bundles: bundles,
-                        links: try links(appspec, file: "appspec.yml (at \(revision.shortCommit))") { path throws(ShipError) in
-                            try repository.entryKind(path, at: revision.commit)
-                        })
+        if bundles.cached() == nil {
+            try BundleWriter.check(repository: repository, revision: revision)
+            // Built once per revision and settings, before any host is touched; a bundle made
+            // from the same build already is in the cache (above), and needs no build at all.
+            if let settings = config.build {
+                let reporter = self.reporter
+                bundles.build = try RevisionBuild.run(settings, repository: repository, revision: revision, app: config.app,
+                                                      onStep: { reporter.report(Event(.hostStep(step: $0))) },
+                                                      onLine: { reporter.report(Event(host: "build", .hookOutput(event: nil, line: $0))) })
+            }
+        }
+        var prepared = Prepared(revision: revision, appspec: appspec, bundles: bundles,
+                                links: try links(appspec, file: "appspec.yml (at \(revision.shortCommit))") { path throws(ShipError) in
+                                    try repository.entryKind(path, at: revision.commit)
+                                })
+        prepared.buildKey = buildKey
+        return prepared
     }
 
     /// The `files` destinations ship links into `current` (the root, or a directory of the

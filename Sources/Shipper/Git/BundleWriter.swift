@@ -31,9 +31,12 @@ public struct DeltaBundle: Sendable, Equatable {
 /// out, like `git archive`. A `REVISION` file holding the commit id comes first.
 public enum BundleWriter {
     /// `level`: zlib's, 0 (stored: no compression, gzip framing only) to 9.
+    /// With `build`, the files the build changed come from its tree, and what it added follows
+    /// the revision's entries.
     public static func write(repository: GitRepository, revision: ResolvedRevision, to output: String,
-                             level: Int32 = 6) throws(ShipError) -> RevisionBundle {
+                             level: Int32 = 6, build: BuildOutput? = nil) throws(ShipError) -> RevisionBundle {
         var walker = TreeWalker(repository: repository, revision: revision, gzip: nil)
+        walker.build = build
         return try write(&walker, to: output, level: level)
     }
 
@@ -108,6 +111,8 @@ private struct TreeWalker {
     private var listing: [[UInt8]: Blob]?
     /// Listing the revision's own tree to check it can be packaged (LFS pointers included).
     var validating = false
+    /// `build:`'s output, bundled with the revision.
+    var build: BuildOutput?
     private var odb: OpaquePointer?
 
     init(repository: GitRepository, revision: ResolvedRevision, gzip: ParallelGzipWriter?) {
@@ -162,6 +167,7 @@ private struct TreeWalker {
         try emitHeader(path: Array("REVISION".utf8), type: .file, mode: 0o644, size: revisionFile.count)
         try emitData(revisionFile)
         try walk(tree: tree, prefix: [])
+        if let build { try writeBuilt(build.added, of: build) }
         try emit(TarFormat.trailer(archiveSizeSoFar: archiveSize))
         if !chunk.isEmpty { try gzip?.write(chunk) }
     }
@@ -200,6 +206,10 @@ private struct TreeWalker {
                     }
                 }
                 if listing != nil { continue }
+                if let build, mode != GIT_FILEMODE_LINK, build.changed.contains(display(path)) {
+                    try writeBuilt([display(path)], of: build)
+                    continue
+                }
                 var blob: OpaquePointer?
                 guard git_blob_lookup(&blob, repository.pointer, git_tree_entry_id(entry)) == 0, let blob else {
                     throw GitRepository.failure("cannot read \(display(path))")
@@ -220,6 +230,41 @@ private struct TreeWalker {
                                 hint: "vendor the submodule's files into the repository, or add `\(display(path)) export-ignore` to .gitattributes to leave it out")
             default:
                 throw ShipError("\(display(path)) at \(revision.shortCommit) has an unsupported mode \(String(mode.rawValue, radix: 8))")
+            }
+        }
+    }
+
+    /// Entries of the build's tree, as the revision's are written: mode 755 or 644, the
+    /// revision's time, no owner.
+    mutating func writeBuilt(_ paths: [String], of build: BuildOutput) throws(ShipError) {
+        for path in paths {
+            let full = build.directory + "/" + path
+            let bytes = Array(path.utf8)
+            var info = stat()
+            guard lstat(full, &info) == 0 else { throw ShipError("the build's \(path) is gone from \(build.directory)") }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                try emitHeader(path: bytes + [0x2F], type: .directory, mode: 0o755, size: 0)
+            case S_IFLNK:
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: full) else {
+                    throw ShipError("cannot read the build's link \(path)")
+                }
+                try emitHeader(path: bytes, type: .symlink, mode: 0o777, size: 0, linkTarget: Array(target.utf8))
+            case S_IFREG:
+                guard let handle = FileHandle(forReadingAtPath: full) else { throw ShipError("cannot read the build's \(path)") }
+                defer { try? handle.close() }
+                try emitHeader(path: bytes, type: .file, mode: info.st_mode & 0o111 != 0 ? 0o755 : 0o644, size: Int(info.st_size))
+                var left = Int(info.st_size)
+                while left > 0 {
+                    let data = handle.readData(ofLength: min(left, 1 << 20))
+                    guard !data.isEmpty else { throw ShipError("the build's \(path) changed while it was bundled") }
+                    try emit([UInt8](data))
+                    left -= data.count
+                }
+                try emit(TarFormat.padding(Int(info.st_size)))
+                files += 1
+            default:
+                continue
             }
         }
     }
