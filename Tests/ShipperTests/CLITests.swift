@@ -77,6 +77,30 @@ struct CLITests {
         #expect(zsh.status == 0 && zsh.stdout.hasPrefix("#compdef ship"))
     }
 
+    @Test("ship init --preset writes files ship check accepts, with each framework's shared paths, build and hooks; an unknown preset is refused")
+    func presets() throws {
+        let expected: [String: (shared: String, hooks: [String])] = [
+            "drupal": ("dirs: [web/sites/default/files, private]", ["deploy/drupal-migrate.sh", "deploy/drupal-after-switch.sh", "deploy/php-reload.sh"]),
+            "wordpress": ("dirs: [wp-content/uploads]", ["deploy/wordpress-migrate.sh", "deploy/wordpress-after-switch.sh"]),
+            "laravel": ("dirs: [storage]", ["deploy/laravel-migrate.sh", "deploy/laravel-after-switch.sh"]),
+            "static": ("dirs: []", []),
+        ]
+        for (preset, files) in expected {
+            let dir = try TemporaryDirectory("site")
+            _ = try run("git", ["init", "-q"], in: dir.path)
+            let written = try ship(["init", "--preset", preset], in: dir.path)
+            #expect(written.status == 0, "\(preset): \(written.stderr)")
+            #expect(preset == "static" || written.stdout.contains("fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;"))
+            let check = try ship(["check"], in: dir.path)
+            #expect(check.status == 0, "\(preset): \(check.stdout)\(check.stderr)")
+            #expect(try String(contentsOfFile: dir.file("ship.yml"), encoding: .utf8).contains(files.shared), "\(preset)")
+            for hook in files.hooks { #expect(check.stdout.contains(hook), "\(preset): \(hook)") }
+        }
+        let empty = try TemporaryDirectory()
+        let unknown = try ship(["init", "--preset", "joomla"], in: empty.path)
+        #expect(unknown.status == 2 && unknown.stderr.contains("presets: drupal, wordpress, laravel, static"))
+    }
+
     @Test("ship check of a bad ship.yml exits 2 with file:line: key: message and a hint, never a crash")
     func badConfiguration() throws {
         let dir = try TemporaryDirectory()

@@ -2,8 +2,14 @@ import Foundation
 
 /// The commented starting points `ship init` writes. Both pass `ship check` as written.
 public enum Templates {
-    public static func shipYAML(app: String) -> String {
-        """
+    public static func shipYAML(app: String, sharedDirs: [String] = [], sharedFiles: [String] = [], build: [String] = []) -> String {
+        let dirs = sharedDirs.isEmpty ? "[]                         # e.g. [sites/default/files]" : "[" + sharedDirs.joined(separator: ", ") + "]"
+        let files = sharedFiles.isEmpty ? "[]                        # e.g. [sites/default/settings.local.php]" : "[" + sharedFiles.joined(separator: ", ") + "]"
+        let buildBlock = build.isEmpty
+            ? "# build:                            # run once per revision on this machine; the output is bundled (docs/packaging.md)\n#   - composer install --no-dev --no-interaction --optimize-autoloader\n"
+            : "build:                             # run once per revision on this machine; the output is bundled (docs/packaging.md)\n"
+                + build.map { "  - \($0)\n" }.joined()
+        return """
         # ship.yml: how ship deploys \(app). Reference: docs/configuration.md
         app: \(app)                        # [a-z0-9][a-z0-9-]*
         deploy_to: /srv/\(app)             # absolute path on every host
@@ -17,9 +23,10 @@ public enum Templates {
           # options: ["-o", "ConnectTimeout=10"]
 
         shared:                            # kept across releases under deploy_to/shared, linked into each release
-          dirs: []                         # e.g. [sites/default/files]
-          files: []                        # e.g. [sites/default/settings.local.php]
+          dirs: \(dirs)
+          files: \(files)
 
+        \(buildBlock)
         default_environment: prod
 
         environments:

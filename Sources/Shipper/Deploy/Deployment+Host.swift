@@ -47,6 +47,7 @@ extension Deployment {
         env["SHIP_APP"] = config.app
         env["SHIP_ENV"] = environment.name
         env["SHIP_HOST"] = client.transport.host.description
+        env["SHIP_ROLES"] = client.transport.host.roles.joined(separator: ",")
         if let instance = client.transport.host.instanceId { env["SHIP_INSTANCE_ID"] = instance }
         env["SHIP_DEPLOY_TO"] = environment.deployTo
         env["APPLICATION_NAME"] = config.app
