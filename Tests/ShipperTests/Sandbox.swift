@@ -35,14 +35,25 @@ final class SandboxPool {
         self.count = count
         self.os = os
         directory = try TemporaryDirectory("ship-sandbox")
-        let octet = nextNetwork.withLock { value -> Int in
-            defer { value += 1 }
-            return Int(ProcessInfo.processInfo.processIdentifier % 50) * 5 + value
+        // A network of its own; another test process on this machine may hold one (its pid
+        // decides where its numbers start): then the next one.
+        var attempt = 0
+        while true {
+            let octet = nextNetwork.withLock { value -> Int in
+                defer { value += 1 }
+                return Int(ProcessInfo.processInfo.processIdentifier % 50) * 5 + value
+            }
+            let network = "127.\(100 + octet / 250).\(octet % 250)"
+            let result = try run(repositoryRoot + "/scripts/sandbox.sh", ["start", directory.file("pool"), String(count), "11", network],
+                                 environment: ["SANDBOX_OS": os.joined(separator: ",")])
+            if result.status == 0 {
+                self.network = network
+                break
+            }
+            attempt += 1
+            guard result.stderr.contains("Address already in use"), attempt < 5 else { throw TestFailure("sandbox did not start: \(result.stderr)") }
+            _ = try? run(repositoryRoot + "/scripts/sandbox.sh", ["stop", directory.file("pool")])
         }
-        network = "127.\(100 + octet / 250).\(octet % 250)"
-        let result = try run(repositoryRoot + "/scripts/sandbox.sh", ["start", directory.file("pool"), String(count), "11", network],
-                             environment: ["SANDBOX_OS": os.joined(separator: ",")])
-        guard result.status == 0 else { throw TestFailure("sandbox did not start: \(result.stderr)") }
         // ssh_config lives in the pool directory; keep a stable path.
         try FileManager.default.createSymbolicLink(atPath: sshConfig, withDestinationPath: directory.file("pool/ssh_config"))
     }
