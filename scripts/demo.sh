@@ -61,12 +61,15 @@ cat <<TXT
 
 Deployed. Next:
   cd $app
-  echo '<p>new</p>' >> public/index.html && git commit -qam edit && $ship deploy   # deploy again
+  echo '<p>new</p>' >> public/index.html && git commit -qam edit && $ship deploy --dry-run   # the plan, nothing changed
+  $ship deploy                                    # deploy again
   $ship rollback                                  # back to the previous release
+  $ship exec -- cat REVISION                      # a command in current on every host
+  $ship logs                                      # the last deployment's hook output, per host
+  $ship ssh web3                                  # a shell in current on web3
   $ship status && $ship history                   # what runs where, what happened
   $ship backup db && $ship backup list            # take a database backup, list the backups
   $ship restore assets ID --yes                   # put uploaded files back as they were in backup ID
   $ship unlock                                    # remove a stale lock
-  ssh -F $hosts/ssh_config -l deploy web3         # look around a host (Debian 11; root works too)
   $root/scripts/sandbox.sh stop $hosts            # stop the sandbox
 TXT
