@@ -66,7 +66,7 @@ Deployed. Next:
   $ship rollback                                  # back to the previous release
   $ship exec -- cat REVISION                      # a command in current on every host
   $ship logs                                      # the last deployment's hook output, per host
-  $ship ssh web3                                  # a shell in current on web3
+  $ship ssh web3                                  # a shell in current on web3 (Debian 11)
   $ship status && $ship history                   # what runs where, what happened
   $ship backup db && $ship backup list            # take a database backup, list the backups
   $ship restore assets ID --yes                   # put uploaded files back as they were in backup ID

@@ -177,7 +177,7 @@ struct BackupCommand: AsyncParsableCommand {
         if !json {
             let what = kind == .db ? backups.settings.db.map { "database \($0.name ?? "") (\($0.engine.rawValue))" } ?? "database"
                 : "assets"
-            FileHandle.standardError.write(Data("backing up \(what) of \(env.name) into \(backups.store.location)\n".utf8))
+            FileHandle.standardError.writeQuietly(Data("backing up \(what) of \(env.name) into \(backups.store.location)\n".utf8))
         }
         let manifest: BackupManifest
         do {
@@ -288,7 +288,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 throw ShipError.usage("restoring replaces \(target); refusing without --yes when stdin is not a terminal",
                                       hint: "ship restore \(kind.rawValue) \(env.name) \(id) --yes")
             }
-            FileHandle.standardError.write(Data("Restore \(id) (\(manifest.created), revision \(manifest.revision ?? "unknown")) into \(target) of \(env.name)? This replaces what is there now. Type yes to go on: ".utf8))
+            FileHandle.standardError.writeQuietly(Data("Restore \(id) (\(manifest.created), revision \(manifest.revision ?? "unknown")) into \(target) of \(env.name)? This replaces what is there now. Type yes to go on: ".utf8))
             guard readLine()?.trimmingCharacters(in: .whitespaces).lowercased() == "yes" else {
                 throw ShipError.usage("not restored")
             }
@@ -299,7 +299,7 @@ struct RestoreCommand: AsyncParsableCommand {
         var safety: BackupManifest?
         do {
             if safetyBackup {
-                if !json { FileHandle.standardError.write(Data("backing up what the restore replaces first (--no-safety-backup skips it)\n".utf8)) }
+                if !json { FileHandle.standardError.writeQuietly(Data("backing up what the restore replaces first (--no-safety-backup skips it)\n".utf8)) }
                 safety = try await backups.backupDatabase(purpose: "before_restore")
                 if let safety {
                     if json {
@@ -340,7 +340,7 @@ enum InterruptCleanup {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
                 ScratchFiles.removeAll()
-                FileHandle.standardError.write(Data("\nship: interrupted; \(message)\n".utf8))
+                FileHandle.standardError.writeQuietly(Data("\nship: interrupted; \(message)\n".utf8))
                 Foundation.exit(ShipError.ExitCode.interrupted.rawValue)
             }
             source.resume()
@@ -353,6 +353,6 @@ enum JSONLine {
     static func print(_ object: [String: Any]) {
         guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
-        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.writeQuietly(data)
     }
 }

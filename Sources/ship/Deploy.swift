@@ -102,7 +102,7 @@ extension DeploymentResult {
     /// The hint of a failure, on stderr as `ship`'s errors give theirs.
     func printHint() {
         guard let hint else { return }
-        FileHandle.standardError.write(Data(("hint: " + hint.replacingOccurrences(of: "\n", with: "\n      ") + "\n").utf8))
+        FileHandle.standardError.writeQuietly(Data(("hint: " + hint.replacingOccurrences(of: "\n", with: "\n      ") + "\n").utf8))
     }
 }
 
@@ -115,9 +115,9 @@ enum SignalHandlers {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
                 if interruption.signal() == 1 {
-                    FileHandle.standardError.write(Data("\nship: interrupted; finishing the steps in flight and releasing the lock (again to quit now)\n".utf8))
+                    FileHandle.standardError.writeQuietly(Data("\nship: interrupted; finishing the steps in flight and releasing the lock (again to quit now)\n".utf8))
                 } else {
-                    FileHandle.standardError.write(Data("ship: quitting; if a lock is left behind: ship unlock \(environment)\n".utf8))
+                    FileHandle.standardError.writeQuietly(Data("ship: quitting; if a lock is left behind: ship unlock \(environment)\n".utf8))
                     Foundation.exit(ShipError.ExitCode.interrupted.rawValue)
                 }
             }

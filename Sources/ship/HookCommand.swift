@@ -46,7 +46,7 @@ struct PostReceive: AsyncParsableCommand {
         let agents = try AgentCatalog.locate()
         let code = await PushDeploy.run(gitDirectory: ConfigLoader.absolute(directory, in: FileManager.default.currentDirectoryPath),
                                         input: input, agents: agents, reporter: PlainReporter(),
-                                        say: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) },
+                                        say: { FileHandle.standardOutput.writeQuietly(Data(($0 + "\n").utf8)) },
                                         makeConnections: { environment throws(ShipError) in try SSHConnections(settings: environment.ssh) })
         if code != 0 { throw ExitCode(code) }
     }

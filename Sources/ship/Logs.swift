@@ -58,7 +58,7 @@ struct Logs: AsyncParsableCommand {
         let json = output.json
         let lock = NSLock()
         @Sendable func emit(_ text: String) {
-            lock.withLock { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+            lock.withLock { FileHandle.standardOutput.writeQuietly(Data((text + "\n").utf8)) }
         }
         do {
             _ = try await HookLogs.read(config: config, environment: env, agents: agents, request: request, interruption: interruption,

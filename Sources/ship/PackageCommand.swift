@@ -40,7 +40,7 @@ struct PackageCommand: AsyncParsableCommand {
             print(bundle.sha256)
             let summary = "packaged \(config.app) \(bundle.revision.shortCommit) (\(bundle.revision.spec)): "
                 + "\(bundle.entries) entries, \(ByteCountFormatter.string(fromByteCount: bundle.bytes, countStyle: .file))\n"
-            FileHandle.standardError.write(Data(summary.utf8))
+            FileHandle.standardError.writeQuietly(Data(summary.utf8))
         }
     }
 }

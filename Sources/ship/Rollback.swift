@@ -123,7 +123,7 @@ struct History: AsyncParsableCommand {
         }
         if records.isEmpty && !output.json { print("no deployments recorded for \(env.name)") }
         if !unreachable.isEmpty {
-            FileHandle.standardError.write(Data("warning: not read (unreachable): \(unreachable.joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.writeQuietly(Data("warning: not read (unreachable): \(unreachable.joined(separator: ", "))\n".utf8))
         }
     }
 }

@@ -18,6 +18,7 @@ struct SSHCommand: AsyncParsableCommand {
               ship ssh prod              # the first host
               ship ssh prod web2
               ship ssh prod web2 -- drush status
+              ship ssh web2              # a host of the default environment
             """
     )
 
@@ -34,6 +35,13 @@ struct SSHCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
+        // `ship ssh web2`: a host of the default environment, when no environment has that name.
+        var environment = self.environment, host = self.host
+        if host == nil, let name = environment, !config.environments.contains(where: { $0.name == name }),
+           let fallback = try? config.environment(named: nil), fallback.hosts.contains(where: { $0.description == name || $0.name == name }) {
+            host = name
+            environment = nil
+        }
         let env = try await Inventory.resolve(try config.environment(named: environment))
         let target: Shipper.Host
         if let host {

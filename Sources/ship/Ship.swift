@@ -47,7 +47,7 @@ struct Ship: AsyncParsableCommand {
                 print(fullMessage(for: error))
                 Foundation.exit(0)
             }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            FileHandle.standardError.writeQuietly(Data((fullMessage(for: error) + "\n").utf8))
             Foundation.exit(ShipError.ExitCode.usage.rawValue)
         }
     }
@@ -80,6 +80,6 @@ enum ErrorRenderer {
         if let hint = error.hint {
             text += "hint: " + hint.replacingOccurrences(of: "\n", with: "\n      ") + "\n"
         }
-        FileHandle.standardError.write(Data(text.utf8))
+        FileHandle.standardError.writeQuietly(Data(text.utf8))
     }
 }

@@ -27,7 +27,7 @@ struct Unlock: AsyncParsableCommand {
                 print("\(outcome.host): not locked")
             case .failure(let error):
                 failed = true
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                FileHandle.standardError.writeQuietly(Data("error: \(error)\n".utf8))
             }
         }
         if failed { throw ExitCode(ShipError.ExitCode.preflight.rawValue) }

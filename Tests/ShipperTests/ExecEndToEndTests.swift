@@ -88,6 +88,8 @@ struct ExecEndToEndTests {
         #expect(try app.ship(["deploy", "test"]).result.status == 0)
         let command = try ship(["ssh", "test", "web2", "--", "echo \"$(id -un) $(pwd) $(cat version.txt) $SHIP_HOST $GREETING\""], in: app.repo.path)
         #expect(command.status == 0 && command.stdout.contains("deploy /srv/shop/current v1 web2 howdy"), "\(command.stdout)\(command.stderr)")
+        let bare = try ship(["ssh", "web2", "--", "echo $SHIP_HOST"], in: app.repo.path)
+        #expect(bare.status == 0 && bare.stdout.contains("web2"), "a host of the only environment, named alone: \(bare.stdout)\(bare.stderr)")
         let status = try ship(["ssh", "test", "--", "exit", "7"], in: app.repo.path)
         #expect(status.status == 7, "the command's exit status: \(status.stderr)")
         // A person at a terminal (script(1) gives it one): the shell starts in current, on the first host.

@@ -52,6 +52,10 @@ struct LogsEndToEndTests {
         let plain = try ship(["logs", "test", "--host", "web2", "--event", "validate"], in: app.repo.path)
         #expect(plain.status == 0 && plain.stdout.hasSuffix("web2 validate | validate web2\n"), "\(plain.stdout)")
         #expect(plain.stdout.hasPrefix("== deploy "), "the deployment shown is named first: \(plain.stdout)")
+        // A reader that is gone before the first line (`| true`): no crash, the output is dropped, exit 0.
+        let shipPath = (productsDirectory as NSString).appendingPathComponent("ship")
+        let piped = try run("bash", ["-c", "set -o pipefail; \(shipPath) logs test | true; echo \"status $?\""], in: app.repo.path)
+        #expect(piped.stdout == "status 0\n" && !piped.stderr.contains("Fatal error") && !piped.stderr.contains("crashed"), "\(piped.stdout)\(piped.stderr)")
         let badEvent = try ship(["logs", "test", "--event", "restart"], in: app.repo.path)
         #expect(badEvent.status == 2 && badEvent.stderr.contains("unknown event restart"), "\(badEvent.stderr)")
         let unknown = try ship(["logs", "test", "d00000000"], in: app.repo.path)

@@ -23,8 +23,8 @@ public enum Packager {
         // The bundle a deployment sends: with `build:`'s output (its steps and output on stderr).
         let build = try config.build.map { settings throws(ShipError) in
             try RevisionBuild.run(settings, repository: repository, revision: resolved, app: config.app,
-                                  onStep: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) },
-                                  onLine: { FileHandle.standardError.write(Data(("build | " + $0 + "\n").utf8)) })
+                                  onStep: { FileHandle.standardError.writeQuietly(Data(($0 + "\n").utf8)) },
+                                  onLine: { FileHandle.standardError.writeQuietly(Data(("build | " + $0 + "\n").utf8)) })
         }
         return try BundleWriter.write(repository: repository, revision: resolved, to: path, build: build)
     }

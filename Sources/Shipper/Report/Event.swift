@@ -257,11 +257,11 @@ public final class PlainReporter: Reporter, @unchecked Sendable {
         line += event.text + "\n"
         lock.withLock {
             progress.apply(event)
-            handle.write(Data(line.utf8))
+            handle.writeQuietly(Data(line.utf8))
             switch event.kind {
             case .deploymentFinished(let status, _, _, _), .rollbackFinished(let status, _, _, _):
                 let summary = progress.summary(status: status.replacingOccurrences(of: "_", with: " "), now: event.time)
-                handle.write(Data((summary.joined(separator: "\n") + "\n").utf8))
+                handle.writeQuietly(Data((summary.joined(separator: "\n") + "\n").utf8))
             default:
                 break
             }
@@ -281,6 +281,6 @@ public final class JSONLinesReporter: Reporter, @unchecked Sendable {
     public func report(_ event: Event) {
         guard var data = try? JSONSerialization.data(withJSONObject: event.jsonObject, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
-        lock.withLock { handle.write(data) }
+        lock.withLock { handle.writeQuietly(data) }
     }
 }

@@ -219,6 +219,6 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     }
 
     private func write<S: StringProtocol>(_ text: S) {
-        handle.write(Data(text.utf8))
+        handle.writeQuietly(Data(text.utf8))
     }
 }
