@@ -53,11 +53,7 @@ struct SSHCommand: AsyncParsableCommand {
             guard let first = env.hosts.first else { throw ShipError.usage("\(env.name) has no hosts") }
             target = first
         }
-        // The environment's variables, the host's values over them, then the host's own.
-        var variables: [(name: String, value: String)] = env.env.map { variable in
-            (variable.name, target.env.first { $0.name == variable.name }?.value ?? variable.value)
-        }
-        variables += target.env.filter { variable in !env.env.contains { $0.name == variable.name } }.map { ($0.name, $0.value) }
+        var variables = env.variables(for: target)
         variables += [("SHIP_APP", config.app), ("SHIP_ENV", env.name), ("SHIP_HOST", target.description), ("SHIP_DEPLOY_TO", env.deployTo)]
         let current = env.deployTo + "/current"
         let remote: RemoteCommand

@@ -212,6 +212,23 @@ struct ShipConfigTests {
         #expect(transport.baseArguments.prefix(6) == ["-o", "ConnectTimeout=5", "-l", "admin", "-p", "22"])
     }
 
+    @Test("build: the top level's for every environment, an environment's own over it")
+    func buildPerEnvironment() throws {
+        let config = try ShipConfigDecoder.decode(yaml: """
+            app: shop
+            deploy_to: /srv/shop
+            build: [composer install --no-dev]
+            environments:
+              staging:
+                hosts: [s1]
+              prod:
+                hosts: [web1]
+                build: { commands: [composer install --no-dev, npm ci], exclude: [node_modules] }
+            """, file: "/tmp/ship.yml", displayName: "ship.yml")
+        #expect(try config.environment(named: "staging").build == BuildSettings(commands: ["composer install --no-dev"]))
+        #expect(try config.environment(named: "prod").build == BuildSettings(commands: ["composer install --no-dev", "npm ci"], exclude: ["node_modules"]))
+    }
+
     static let errorCases: [ErrorCase] = [
         ErrorCase(name: "a webhook given twice", yaml: minimal + "    notify: [{ webhook: \"https://x/y\", webhook_env: HOOK }]\n",
                   expected: "ship.yml:6: environments.prod.notify[0]: expected one of webhook and webhook_env, found both"),
@@ -262,6 +279,8 @@ struct ShipConfigTests {
                   expected: "ship.yml:7: environments.prod.secrets[0]: TOKEN is also in env:, which would put its value in ship.yml"),
         ErrorCase(name: "secrets_command without secrets", yaml: minimal + "    secrets_command: pass show shop\n",
                   expected: "ship.yml:6: environments.prod.secrets_command: secrets_command without secrets: ship passes on only the names listed in secrets:"),
+        ErrorCase(name: "an environment's build without commands", yaml: minimal + "    build: []\n",
+                  expected: "ship.yml:6: environments.prod.build: expected at least one command"),
         ErrorCase(name: "a build without commands", yaml: "build: []\n" + minimal,
                   expected: "ship.yml:1: build: expected at least one command"),
         ErrorCase(name: "a build exclude outside the revision", yaml: "build: { commands: [make], exclude: [../x] }\n" + minimal,

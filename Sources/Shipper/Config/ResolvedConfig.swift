@@ -67,7 +67,7 @@ public enum ResolvedConfig {
         entries.append(("compression", .string(environment.compression.rawValue)))
         entries.append(("shared", .map([("dirs", .list(config.shared.dirs.map(ConfigValue.string))),
                                         ("files", .list(config.shared.files.map(ConfigValue.string)))])))
-        if let build = config.build {
+        if let build = environment.build {
             entries.append(("build", .map([("commands", .list(build.commands.map(ConfigValue.string))),
                                            ("exclude", .list(build.exclude.map(ConfigValue.string)))])))
         }
@@ -103,10 +103,7 @@ public enum ResolvedConfig {
         if let user = host.user ?? environment.ssh.user { entries.append(("user", .string(user))) }
         if let port = host.port ?? environment.ssh.port { entries.append(("port", .int(port))) }
         if let instance = host.instanceId { entries.append(("instance_id", .string(instance))) }
-        // The environment's variables in their order, the host's values over them, then its own.
-        var env = environment.env.map { variable in (variable.name, host.env.first { $0.name == variable.name }?.value ?? variable.value) }
-        env += host.env.filter { variable in !environment.env.contains { $0.name == variable.name } }.map { ($0.name, $0.value) }
-        if !host.env.isEmpty { entries.append(("env", .map(env.map { ($0.0, .string($0.1)) }))) }
+        if !host.env.isEmpty { entries.append(("env", .map(environment.variables(for: host).map { ($0.name, .string($0.value)) }))) }
         return .map(entries)
     }
 

@@ -215,6 +215,15 @@ public struct Environment: Sendable {
     public var secrets: [String] = []
     /// `secrets_command:`: a shell line on the controller printing `NAME=value` lines.
     public var secretsCommand: String?
+    /// `build:` resolved: the environment's own, else the top level's.
+    public var build: BuildSettings?
+
+    /// The hook variables of a host, in order: the environment's `env`, the host's values over
+    /// them, then the host's own.
+    public func variables(for host: Host) -> [(name: String, value: String)] {
+        env.map { variable in (variable.name, host.env.first { $0.name == variable.name }?.value ?? variable.value) }
+            + host.env.filter { variable in !env.contains { $0.name == variable.name } }.map { ($0.name, $0.value) }
+    }
 }
 
 /// `health_check:` an HTTP(S) GET the controller makes for each host once its `validate` hooks

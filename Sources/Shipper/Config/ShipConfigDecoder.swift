@@ -7,7 +7,7 @@ enum ShipConfigDecoder {
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
                                   "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
-                                  "secrets", "secrets_command"]
+                                  "secrets", "secrets_command", "build"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -31,6 +31,7 @@ enum ShipConfigDecoder {
         let compression = try top["compression"]?.oneOf(BundleCompression.self) ?? .gzip
         let ssh = try top["ssh"].map { node throws(ShipError) in try decodeSSH(node, directory: directory) } ?? SSHSettings()
         let shared = try top["shared"].map { node throws(ShipError) in try decodeShared(node) } ?? SharedPaths()
+        let build = try top["build"].map { node throws(ShipError) in try decodeBuild(node) }
 
         let environmentsNode = try top.required("environments", expected: "a mapping of environment names to hosts",
                                                 hint: "e.g.\n  environments:\n    prod:\n      hosts: [web1, web2]")
@@ -40,8 +41,9 @@ enum ShipConfigDecoder {
             guard key.text.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.-]*$"#, options: .regularExpression) != nil else {
                 throw keyNode.error("an environment name is letters, digits, '_', '.' and '-'")
             }
-            let defaults = EnvironmentDefaults(deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, app: app,
+            var defaults = EnvironmentDefaults(deployTo: deployTo, keepReleases: keepReleases, ssh: ssh, app: app,
                                                compression: compression)
+            defaults.build = build
             environments.append(try decodeEnvironment(name: key.text, value, directory: directory, defaults: defaults))
         }
         guard !environments.isEmpty else {
@@ -61,7 +63,7 @@ enum ShipConfigDecoder {
 
         var config = ShipConfig(file: file, directory: directory, app: app, defaultDeployTo: deployTo, defaultKeepReleases: keepReleases,
                                 defaultSSH: ssh, shared: shared, defaultEnvironment: defaultEnvironment, environments: environments)
-        config.build = try top["build"].map { node throws(ShipError) in try decodeBuild(node) }
+        config.build = build
         return config
     }
 
@@ -188,6 +190,7 @@ enum ShipConfigDecoder {
         var ssh: SSHSettings
         var app: String
         var compression: BundleCompression
+        var build: BuildSettings?
     }
 
     static func decodeEnvironment(name: String, _ node: ConfigNode, directory: String,
@@ -238,6 +241,7 @@ enum ShipConfigDecoder {
         environment.traffic = try map["traffic"].map { node throws(ShipError) in try decodeTraffic(node, hosts: hosts) }
         environment.notify = try map["notify"].map { node throws(ShipError) in try decodeNotify(node) } ?? []
         environment.inventory = inventory
+        environment.build = try map["build"].map { node throws(ShipError) in try decodeBuild(node) } ?? defaults.build
         if let secrets = map["secrets"] {
             for item in try secrets.list(expected: "a list of variable names, e.g. [DB_PASSWORD, STRIPE_KEY]") {
                 let name = try item.nonEmptyString(expected: "a variable name")

@@ -67,7 +67,7 @@ public struct Deployment: Sendable {
             throw ShipError("cannot create the bundle cache \(cache): \(error.localizedDescription)")
         }
         let compression = environment.compression
-        let buildKey = config.build.map { RevisionBuild.key($0, commit: revision.commit) }
+        let buildKey = environment.build.map { RevisionBuild.key($0, commit: revision.commit) }
         let path = cache + "/\(config.app)-\(revision.commit)\(buildKey.map { "-build-" + $0 } ?? "")"
             + "\(compression == .gzip ? "" : "." + compression.rawValue).tar.gz"
         let bundles = BundleMaker(directory: config.directory, revision: revision, path: path, level: compression.level)
@@ -75,7 +75,7 @@ public struct Deployment: Sendable {
             try BundleWriter.check(repository: repository, revision: revision)
             // Built once per revision and settings, before any host is touched; a bundle made
             // from the same build already is in the cache (above), and needs no build at all.
-            if let settings = config.build {
+            if let settings = environment.build {
                 let reporter = self.reporter
                 bundles.build = try RevisionBuild.run(settings, repository: repository, revision: revision, app: config.app,
                                                       onStep: { reporter.report(Event(.hostStep(step: $0))) },
