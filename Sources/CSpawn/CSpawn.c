@@ -40,3 +40,15 @@ long ship_copy_file_range(int input, int output, unsigned long length) {
 int ship_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
 }
+
+int ship_open_nofollow(int dirfd, const char *name, int directory) {
+    return openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+}
+
+int ship_open_directory_nofollow(int dirfd, const char *name) {
+    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int ship_fchown_fd(int fd, unsigned int uid, unsigned int gid) {
+    return fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH);
+}

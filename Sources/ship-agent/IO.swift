@@ -116,10 +116,24 @@ enum Input {
 
 /// Runs a helper program (tar, sha256sum, rm) to completion, capturing its output.
 enum Helper {
-    static func run(_ argv: [String]) -> (status: Int32, output: String) {
+    /// Runs a program with `input` on its stdin (held in memory: the program may read it at its
+    /// own pace); its status, output and errors.
+    static func run(_ argv: [String], input: [UInt8]) -> (status: Int32, output: String) {
+        let memory = ship_memfd("input")
+        guard memory >= 0 else { return (127, "memfd_create: \(String(cString: strerror(errno)))") }
+        defer { close(memory) }
+        guard POSIXIO.writeAll(memory, input), lseek(memory, 0, SEEK_SET) == 0 else {
+            return (127, "cannot buffer a program's input: \(String(cString: strerror(errno)))")
+        }
+        return run(argv, stdin: memory)
+    }
+
+    /// Runs a program to its end (stdin from `stdin`, or /dev/null); its status and its output
+    /// and errors together.
+    static func run(_ argv: [String], stdin: Int32? = nil) -> (status: Int32, output: String) {
         var pipeFDs: [Int32] = [-1, -1]
         guard ship_pipe_cloexec(&pipeFDs) == 0 else { return (127, "pipe failed: \(String(cString: strerror(errno)))") }
-        let spawned = Spawn.start(argv, stdin: nil, stdout: pipeFDs[1], stderr: pipeFDs[1])
+        let spawned = Spawn.start(argv, stdin: stdin, stdout: pipeFDs[1], stderr: pipeFDs[1])
         close(pipeFDs[1])
         guard case .success(let pid) = spawned else {
             close(pipeFDs[0])

@@ -74,11 +74,17 @@ extension Operations {
             try Containment(root: partial, sharedPaths: sharedPaths).check(links: unpacked.scanner.symlinks)
             try linkShared(into: partial)
             if let permissions = appspec.permissions, !permissions.isEmpty {
+                let applied: Permissions.Applied
                 do {
-                    permissionsApplied = try Permissions(release: partial, entries: permissions, files: appspec.files).apply()
+                    var setter = Permissions(release: partial, entries: permissions, files: appspec.files)
+                    setter.mergesInto = { self.mergesInto($0) }
+                    applied = try setter.apply()
                 } catch {
                     throw AgentError(error.message)
                 }
+                permissionsApplied = applied.changed
+                // Last: once given away, the agent's user can no longer change these paths.
+                try giveThroughHelper(applied.toGive)
             }
         } catch let changed as BaseChanged {
             try? remove(partial)

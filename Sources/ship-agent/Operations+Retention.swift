@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CSpawn
 import FoundationEssentials
 import Hooks
 
@@ -108,21 +109,84 @@ extension Operations {
 
     /// Deletes what the trash holds; returns a warning per entry that could not be deleted.
     func emptyTrash() -> [String] {
-        var warnings: [String] = []
-        for name in ((try? files.contentsOfDirectory(atPath: trash)) ?? []).sorted() {
-            let path = trash + "/" + name
-            let removal = Helper.run(["rm", "-rf", "--", path])
-            guard removal.status != 0 else { continue }
-            // Make what can be made writable writable (the deploy user's own files), then retry.
-            _ = Helper.run(["chmod", "-R", "u+rwX", "--", path])
-            let retry = Helper.run(["rm", "-rf", "--", path])
-            guard retry.status != 0 else { continue }
-            let lines = retry.output.split(separator: "\n")
-            let first = lines.first.map(String.init) ?? "exit \(retry.status)"
-            warnings.append("cannot delete \(path) as \(Self.userName()): \(lines.count) entr\(lines.count == 1 ? "y" : "ies") refused, e.g. \(first); "
-                + "files another user (such as www-data) wrote need that user or root to remove them; every later prune retries")
+        ((try? files.contentsOfDirectory(atPath: trash)) ?? []).sorted().compactMap { deleteFromTrash($0) }
+    }
+
+    /// Deletes `.ship/trash/NAME`; a warning when some of it stays. What the agent's user cannot
+    /// delete, files another user wrote (PHP's caches, as www-data), is deleted as that user
+    /// through the runas sudoers line (the directories each one owns emptied in turn), or by the
+    /// root helper that gave files away; only what none of them may delete stays, to be retried
+    /// by every later prune.
+    func deleteFromTrash(_ name: String) -> String? {
+        let path = trash + "/" + name
+        var removal = Helper.run(["rm", "-rf", "--", path])
+        guard removal.status != 0 else { return nil }
+        // Make what can be made writable writable (the deploy user's own files), then retry.
+        _ = Helper.run(["chmod", "-R", "u+rwX", "--", path])
+        removal = Helper.run(["rm", "-rf", "--", path])
+        guard removal.status != 0 else { return nil }
+        if geteuid() != 0 {
+            // Each owner of what is left deletes what it may, then the agent's user what those
+            // emptied; nested directories of different owners take a round each.
+            var left = Self.owners(below: path)
+            for _ in 0..<4 {
+                // Only users hooks have run as through sudo: asking sudo about any other would
+                // be refused, and logged (or mailed to root) as an incident.
+                let runas = Set(rememberedRunas())
+                for uid in left.owners.subtracting([geteuid()]).sorted() {
+                    guard let user = Users.name(of: uid), runas.contains(user) else { continue }
+                    let spec = ExecSpec(arguments: ["/bin/rm", "-rf", "--", path], directory: "/",
+                                        environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+                    // rm refuses what this user may not delete either; what it deleted shows below.
+                    _ = Helper.run(["sudo", "-n", "-u", user, "--", layout.agent, "exec-hook"], input: spec.encoded)
+                }
+                removal = Helper.run(["rm", "-rf", "--", path])
+                guard removal.status != 0 else { return nil }
+                let now = Self.owners(below: path)
+                if now.entries == left.entries { break }
+                left = now
+            }
+            if removeThroughHelper(name) { return nil }
         }
-        return warnings
+        let lines = removal.output.split(separator: "\n")
+        let first = lines.first.map(String.init) ?? "exit \(removal.status)"
+        return "cannot delete \(path) as \(Self.userName()): \(lines.count) entr\(lines.count == 1 ? "y" : "ies") refused, e.g. \(first); "
+            + "files another user (such as www-data) wrote need that user (the runas sudoers line) or root to remove them; every later prune retries"
+    }
+
+    var runasFile: String { layout.state + "/runas" }
+
+    /// The users hooks have run as through sudo on this host (one per line).
+    func rememberedRunas() -> [String] {
+        guard let data = files.contents(atPath: runasFile) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    func rememberRunas(_ user: String) {
+        let known = rememberedRunas()
+        guard !known.contains(user) else { return }
+        try? writeAtomically(Data((known + [user]).map { $0 + "\n" }.joined().utf8), to: runasFile)
+    }
+
+    /// The owners of everything below a path (itself included), and how many entries there are,
+    /// without following symlinks.
+    static func owners(below root: String) -> (owners: Set<uid_t>, entries: Int) {
+        var found: Set<uid_t> = []
+        var entries = 0
+        var pending = [root]
+        while let path = pending.popLast() {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            found.insert(info.st_uid)
+            entries += 1
+            guard info.st_mode & S_IFMT == S_IFDIR, let stream = opendir(path) else { continue }
+            while let entry = readdir(stream) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { pending.append(path + "/" + name) }
+            }
+            closedir(stream)
+        }
+        return (found, entries)
     }
 
     /// Bytes a directory tree occupies (allocated blocks), without following symlinks.

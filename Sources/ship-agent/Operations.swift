@@ -241,6 +241,7 @@ struct Operations {
                 Output.emit(AgentEvent(kind: .output, line: line, hook: hook.summary, event: event))
             }
             Output.emit(AgentEvent(kind: .hookFinished, hook: hook.summary, event: event, outcome: outcome))
+            if let runas, geteuid() != 0 { rememberRunas(runas) }
             if !outcome.succeeded {
                 return AgentResult(ok: false, message: "\(event.rawValue) hook `\(hook.summary)` failed: \(outcome.summary)")
             }
@@ -336,7 +337,14 @@ struct Operations {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         let removal = Helper.run(["rm", "-rf", "--", path])
-        guard removal.status == 0 else { throw AgentError("cannot remove \(path): \(removal.output)") }
+        guard removal.status != 0 else { return }
+        // A release another user wrote files into (or was given) goes to the trash whole, which
+        // deletes it as those users can, or keeps it out of the way until a prune can.
+        guard Self.parent(of: path) == layout.releases else { throw AgentError("cannot remove \(path): \(removal.output)") }
+        let name = Permissions.name(of: path) + ".\(getpid()).\(Int(HookRunner.monotonicSeconds() * 1000))"
+        try? files.createDirectory(atPath: trash, withIntermediateDirectories: true)
+        guard rename(path, trash + "/" + name) == 0 else { throw AgentError("cannot remove \(path): \(removal.output)") }
+        _ = deleteFromTrash(name)
     }
 
     func writeAtomically(_ data: Data, to path: String) throws {

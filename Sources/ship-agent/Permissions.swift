@@ -16,36 +16,72 @@ import Hooks
 /// name with `*`, directly below) and no `except`. The object directory itself is left as it is,
 /// and so are symlinks (shared paths among them). Every release is a fresh install, so everything
 /// below counts.
+///
+/// An agent that is not root sets modes and its own groups itself; an owner other than its own
+/// user is given by the root-owned helper (`OwnerHelper`, `ship-agent give-owner`) once every mode
+/// is set, which only reaches the release's own paths: such an owner on a file ship copies
+/// outside deploy_to is refused before anything switches.
 struct Permissions {
     let release: String
     let entries: [Appspec.Permission]
     let files: [Appspec.FileMapping]
+    /// Whether a directory source's destination takes copies (`Operations.mergesInto`).
+    var mergesInto: (String) -> Bool = { _ in false }
+    /// The agent's user when it is not root (owners other than it go through the helper).
+    var deployUser: String? = geteuid() == 0 ? nil : Operations.userName()
+
+    private let ids = IDs()
 
     struct Failure: Error {
         var message: String
     }
 
-    /// Applies every entry; returns how many paths changed.
-    func apply() throws(Failure) -> Int {
-        var seen: Set<String> = []
+    /// Users' and groups' ids as looked up, by database and name.
+    final class IDs {
+        var known: [String: UInt32?] = [:]
+        func lookup(_ database: String, _ name: String) -> UInt32? {
+            if let id = known[database + ":" + name] { return id }
+            let id = GiveOwner.lookup(database: database, name)
+            known[database + ":" + name] = id
+            return id
+        }
+    }
+
+    struct Applied {
+        /// How many paths the entries selected and set.
         var changed = 0
+        /// What the helper must give away, by owner: the release's paths, in order.
+        var toGive: [OwnerHelper.Owner: [String]] = [:]
+    }
+
+    /// Applies every entry's mode and what the agent's own user may change; returns what the
+    /// helper still has to give to another user.
+    func apply() throws(Failure) -> Applied {
+        var seen: Set<String> = []
+        var applied = Applied()
         for entry in entries {
-            for (path, directory) in targets(entry) {
-                guard entry.types.contains(directory ? "directory" : "file") else { continue }
-                guard seen.insert(path).inserted else {
-                    throw Failure(message: "permissions: \(display(path)) is set by more than one entry (CodeDeploy refuses this too)")
+            for target in targets(entry) {
+                guard entry.types.contains(target.directory ? "directory" : "file") else { continue }
+                guard seen.insert(target.path).inserted else {
+                    throw Failure(message: "permissions: \(display(target.path)) is set by more than one entry (CodeDeploy refuses this too)")
                 }
-                try set(path, entry)
-                changed += 1
+                if let owner = try set(target.path, entry) {
+                    if let copiedTo = target.copiedTo {
+                        throw Failure(message: "permissions: \(copiedTo) wants owner \(owner.user), and ship copies it outside the release, "
+                                      + "where only root may give files to another user (ship runs as \(deployUser ?? "root"))")
+                    }
+                    applied.toGive[owner, default: []].append(target.path)
+                }
+                applied.changed += 1
             }
         }
-        return changed
+        return applied
     }
 
     /// The release's paths that the entry's object, pattern and except select, through each
     /// `files` entry.
-    func targets(_ entry: Appspec.Permission) -> [(path: String, directory: Bool)] {
-        var found: [(path: String, directory: Bool)] = []
+    func targets(_ entry: Appspec.Permission) -> [Target] {
+        var found: [Target] = []
         let object = entry.object
         for mapping in files {
             let source = mapping.source == "/" ? release : release + "/" + mapping.source
@@ -56,14 +92,17 @@ struct Permissions {
             let installed = kind == S_IFREG
                 ? (mapping.destination == "/" ? "" : mapping.destination) + "/" + Self.name(of: mapping.source)
                 : mapping.destination
+            // Whether ship copies this entry's files there (a file, or a directory merged into one).
+            let copied = mapping.source != "/" && (kind == S_IFREG || (kind == S_IFDIR && mergesInto(mapping.destination)))
+            var selected: [(path: String, directory: Bool)] = []
             if let below = Self.relative(object, to: installed) {
                 // The object is at or below what this entry installs.
                 let base = below.isEmpty ? source : source + "/" + below
                 guard lstat(base, &info) == 0 else { continue }
                 if info.st_mode & S_IFMT == S_IFREG {
-                    found.append((base, false))
+                    selected.append((base, false))
                 } else if info.st_mode & S_IFMT == S_IFDIR {
-                    found += self.below(base, entry: entry)
+                    selected += self.below(base, entry: entry)
                 }
             } else if let above = Self.relative(installed, to: object), !above.isEmpty {
                 // The object is a directory above what this entry installs: `**` reaches all of
@@ -71,15 +110,27 @@ struct Permissions {
                 let first = String(above.split(separator: "/")[0])
                 guard !entry.except.contains(where: { Self.matches(first, $0) }) else { continue }
                 if entry.pattern == "**" {
-                    if kind == S_IFREG { found.append((source, false)) } else if kind == S_IFDIR { found += self.below(source, entry: entry) }
+                    if kind == S_IFREG { selected.append((source, false)) } else if kind == S_IFDIR { selected += self.below(source, entry: entry) }
                 } else if kind == S_IFREG, !above.contains("/"), Self.matches(first, entry.pattern) {
-                    found.append((source, false))
+                    selected.append((source, false))
                 }
+            }
+            found += selected.map { target in
+                let inSource = target.path == source ? "" : String(target.path.dropFirst(source.count))
+                let destination = kind == S_IFREG ? installed : installed + inSource
+                return Target(path: target.path, directory: target.directory, copiedTo: copied ? destination : nil)
             }
         }
         // Two entries of `files` can install the same release path (the root and a directory of it).
         var unique: Set<String> = []
         return found.filter { unique.insert($0.path).inserted }
+    }
+
+    /// A path of the release that an entry selects, and where ship copies it (nil: linked).
+    struct Target {
+        var path: String
+        var directory: Bool
+        var copiedTo: String?
     }
 
     /// `path` relative to `root` when it is `root` or below it ("" for `root` itself).
@@ -116,25 +167,31 @@ struct Permissions {
         return found
     }
 
-    private func set(_ path: String, _ entry: Appspec.Permission) throws(Failure) {
+    /// Sets what the agent's user may set; returns the owner the helper must give the path to.
+    private func set(_ path: String, _ entry: Appspec.Permission) throws(Failure) -> OwnerHelper.Owner? {
         if let mode = entry.mode, let bits = mode_t(mode, radix: 8) {
             guard chmod(path, bits) == 0 else {
                 throw Failure(message: "permissions: cannot set mode \(mode) on \(display(path)): \(String(cString: strerror(errno)))")
             }
         }
-        guard entry.owner != nil || entry.group != nil else { return }
+        if let deployUser, let owner = entry.owner, owner != deployUser {
+            return OwnerHelper.Owner(user: owner, group: entry.group)
+        }
+        guard entry.owner != nil || entry.group != nil else { return nil }
+        // The host's own user database through getent (a static agent makes no NSS lookups), once per name.
         let uid = try entry.owner.map { name throws(Failure) in
-            guard let user = getpwnam(name) else { throw Failure(message: "permissions: no user \(name) on this host") }
-            return user.pointee.pw_uid
+            guard let id = ids.lookup("passwd", name) else { throw Failure(message: "permissions: no user \(name) on this host") }
+            return id
         } ?? uid_t.max
         let gid = try entry.group.map { name throws(Failure) in
-            guard let group = getgrnam(name) else { throw Failure(message: "permissions: no group \(name) on this host") }
-            return group.pointee.gr_gid
+            guard let id = ids.lookup("group", name) else { throw Failure(message: "permissions: no group \(name) on this host") }
+            return id
         } ?? gid_t.max
         guard lchown(path, uid, gid) == 0 else {
             throw Failure(message: "permissions: cannot give \(display(path)) to \(entry.owner ?? "")\(entry.group.map { ":" + $0 } ?? ""): "
                           + String(cString: strerror(errno)))
         }
+        return nil
     }
 
     private func display(_ path: String) -> String {
@@ -167,19 +224,26 @@ struct Permissions {
 }
 
 extension Operations {
-    /// Why the agent's user cannot apply these permissions here (an owner or group it may not
-    /// give files to, as a user that is not root); nil when it can.
+    /// Why the agent's user cannot apply these permissions here (an owner it may not give files
+    /// to, with no helper to do it; a group it is not in), with the fix; nil when it can.
     func permissionProblem(_ entries: [Appspec.Permission]) -> (message: String, hint: String)? {
         guard geteuid() != 0 else { return nil }
         let me = Self.userName()
+        var checked: Set<OwnerHelper.Owner> = []
         for entry in entries {
             if let owner = entry.owner, owner != me {
-                return ("permissions: \(entry.object) wants owner \(owner), and only root may give files to another user (ship runs as \(me))",
-                        "deploy as root for this, or drop owner: and let a runas hook write what \(owner) must own")
+                // The helper gives the owner and the group together.
+                let wanted = OwnerHelper.Owner(user: owner, group: entry.group)
+                guard checked.insert(wanted).inserted else { continue }
+                if let problem = OwnerHelper.problem(deployTo: layout.deployTo, owner: wanted) {
+                    return ("\(entry.object): " + problem.message, problem.hint)
+                }
+                continue
             }
             if let group = entry.group {
-                guard let record = getgrnam(group) else { return ("permissions: no group \(group) on this host", "create it, or fix the group") }
-                let gid = record.pointee.gr_gid
+                guard let gid = GiveOwner.lookup(database: "group", group) else {
+                    return ("permissions: no group \(group) on this host", "create it, or fix the group")
+                }
                 var groups = [gid_t](repeating: 0, count: 256)
                 let count = getgroups(Int32(groups.count), &groups)
                 guard getegid() == gid || (count > 0 && groups.prefix(Int(count)).contains(gid)) else {

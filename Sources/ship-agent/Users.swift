@@ -12,14 +12,24 @@ import Hooks
 enum Users {
     /// The name of the agent's effective user, if /etc/passwd or $USER knows it.
     static func currentName() -> String? {
-        let uid = geteuid()
-        if let data = FileManager.default.contents(atPath: "/etc/passwd") {
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                let fields = line.split(separator: ":", omittingEmptySubsequences: false)
-                if fields.count > 2, UInt32(fields[2]) == uid { return String(fields[0]) }
-            }
+        fromPasswdFile(geteuid()) ?? ProcessInfo.processInfo.environment["USER"]
+    }
+
+    static func fromPasswdFile(_ uid: uid_t) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/etc/passwd") else { return nil }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count > 2, UInt32(fields[2]) == uid { return String(fields[0]) }
         }
-        return ProcessInfo.processInfo.environment["USER"]
+        return nil
+    }
+
+    /// The name of a user id, from /etc/passwd or the host's `getent` (LDAP users too).
+    static func name(of uid: uid_t) -> String? {
+        if let name = fromPasswdFile(uid) { return name }
+        let found = Helper.run(["getent", "passwd", String(uid)])
+        guard found.status == 0 else { return nil }
+        return found.output.split(separator: ":").first.map(String.init)
     }
 
     /// Why hooks cannot run as `user` on this host, or nil when they can: the user must exist,

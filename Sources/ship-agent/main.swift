@@ -37,6 +37,7 @@ if verb == "--version" || verb == "version" {
     exit(0)
 }
 if verb == "exec-hook" { ExecHook.run() }
+if verb == "give-owner" { GiveOwner.run(Array(arguments.dropFirst())) }
 if verb == "serve" { Session.serve() }
 guard let operation = AgentOperation(rawValue: verb) else {
     Output.fail("unknown operation '\(verb)'", exitCode: 2)

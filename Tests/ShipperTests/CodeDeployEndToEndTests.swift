@@ -144,7 +144,8 @@ struct CodeDeployEndToEndTests {
         try app.commit("v2")
         let (refused, _) = try app.ship(["deploy", "test"])
         #expect(refused.status == 5, "\(refused.stdout)\(refused.stderr)")
-        #expect(refused.stdout.contains("wants owner www-data, and only root may give files to another user"), "\(refused.stdout)")
+        #expect(refused.stdout.contains("permissions give files to www-data, which only root may do (ship runs as deploy), through the root-owned helper"),
+                "\(refused.stdout)")
         #expect(try pool.output("web1", "cat /var/www/shop/version.txt") == "v1", "nothing changed")
 
         // Deploying as root, the same appspec gives what is below the directory to www-data (the
@@ -154,6 +155,99 @@ struct CodeDeployEndToEndTests {
         let (asRoot, _) = try app.ship(["deploy", "test"])
         #expect(asRoot.status == 0, "\(asRoot.stdout)\(asRoot.stderr)")
         #expect(try pool.output("web1", "cd /var/www/shop/storage && stat -c '%U' app.log sub sub/deep.log") == "www-data\nwww-data\nwww-data")
+    }
+
+    @Test("another owner as the deploy user, through the root-owned helper and its one sudoers line: the preflight's fix works, files are given, pruning deletes them, hostile requests change nothing")
+    func ownerThroughHelper() throws {
+        let pool = try SandboxPool(hosts: 1)
+        _ = try pool.output("web1", "install -d -o deploy /srv/shop /var/www")
+        let app = try SandboxApp(pool: pool, keepReleases: 1, extraEnvironment: "    ssh: { user: deploy }", hosts: pool.hosts)
+        try app.writeAppspec("""
+            version: 0.0
+            os: linux
+            files:
+              - { source: /, destination: /var/www/shop }
+            permissions:
+              - { object: /var/www/shop/storage, owner: www-data, group: www-data, mode: 640, type: [file] }
+              - { object: /var/www/shop/storage, owner: www-data, group: www-data, mode: 750, type: [directory] }
+            """)
+        try app.repo.write("version.txt", "v1\n")
+        try app.repo.write("storage/app.log", "log\n")
+        try app.repo.write("storage/cache/page.html", "page\n")
+        try app.commit("v1")
+
+        // No helper yet: exit 5 before anything changes, with the commands that install it.
+        let (refused, _) = try app.ship(["deploy", "test"])
+        #expect(refused.status == 5, "\(refused.stdout)\(refused.stderr)")
+        #expect(refused.stdout.contains("through the root-owned helper /usr/local/libexec/ship-agent, which is not installed"), "\(refused.stdout)")
+        let hintLine = try #require(refused.stderr.split(separator: "\n").map(String.init).first { $0.contains("install -D") }, "\(refused.stderr)")
+        let hint = hintLine.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "hint: ", with: "")
+        #expect(hint.contains("deploy ALL=(root) NOPASSWD: /usr/local/libexec/ship-agent give-owner /srv/shop www-data www-data"), "\(hint)")
+        #expect(try pool.ssh("web1", "test -e /srv/shop/current").status == 1, "no release went live")
+
+        // The fix, as the hint words it, run by root on the host.
+        let command = String(hint.dropFirst("as root on the host, once: ".count)).replacingOccurrences(of: " (docs/installing.md)", with: "")
+        _ = try pool.output("web1", command)
+        let (first, _) = try app.ship(["deploy", "test"])
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let owners = try pool.output("web1", "cd /var/www/shop && stat -c '%n %U %G %a' storage storage/app.log storage/cache storage/cache/page.html version.txt")
+        #expect(owners == """
+            storage deploy deploy 755
+            storage/app.log www-data www-data 640
+            storage/cache www-data www-data 750
+            storage/cache/page.html www-data www-data 640
+            version.txt deploy deploy 644
+            """)
+
+        // Old releases hold www-data's files, which deploy cannot delete: without the runas
+        // sudoers line, the helper deletes them when they are pruned.
+        _ = try pool.output("web1", "rm /etc/sudoers.d/ship")
+        for version in 2...3 {
+            try app.repo.write("version.txt", "v\(version)\n")
+            try app.commit("v\(version)")
+            let (next, events) = try app.ship(["deploy", "test"])
+            #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+            #expect(named(events, "host_warning").isEmpty, "\(named(events, "host_warning"))")
+        }
+        #expect(try pool.output("web1", "ls /srv/shop/releases | wc -l") == "2")
+        #expect(try pool.output("web1", "ls -A /srv/shop/.ship/trash").isEmpty, "pruned releases deleted whole")
+
+        // Hostile requests, straight to the helper as the deploy user: nothing outside a
+        // release's own files changes hands.
+        let release = try pool.output("web1", "ls /srv/shop/releases | tail -1")
+        let dir = "/srv/shop/releases/\(release)"
+        _ = try pool.output("web1", """
+            su deploy -s /bin/sh -c 'ln -s /etc/hostname \(dir)/link && ln -s /etc \(dir)/etcdir && echo x > \(dir)/once && ln \(dir)/once \(dir)/twice \
+              && cp /bin/true \(dir)/tool && chmod 4755 \(dir)/tool'
+            touch \(dir)/roots
+            """)
+        func give(_ requests: [String]) throws -> (status: Int32, output: String) {
+            let input = requests.map { $0 + "\\0" }.joined()
+            let result = try pool.ssh("web1", "printf '\(input)' | su deploy -s /bin/sh -c 'sudo -n /usr/local/libexec/ship-agent give-owner /srv/shop www-data www-data' 2>&1")
+            return (result.status, result.stdout)
+        }
+        let hostile = try give(["give\\treleases/../../etc/passwd", "give\\treleases/\(release)/etcdir/hostname", "give\\treleases/\(release)/link",
+                                "give\\treleases/\(release)/twice", "give\\treleases/\(release)/roots", "give\\t.ship/lock", "remove\\t../releases",
+                                "give\\treleases/\(release)/tool"])
+        #expect(hostile.status == 1, "\(hostile.output)")
+        #expect(hostile.output.contains("refused releases/../../etc/passwd: not a path below releases/NAME/"), "\(hostile.output)")
+        #expect(hostile.output.contains("refused releases/\(release)/etcdir/hostname: cannot open etcdir"), "\(hostile.output)")
+        #expect(hostile.output.contains("refused releases/\(release)/twice: has other hard links"), "\(hostile.output)")
+        #expect(hostile.output.contains("refused releases/\(release)/roots: not the deploy user's"), "\(hostile.output)")
+        #expect(hostile.output.contains("refused ../releases: not a name in .ship/trash"), "\(hostile.output)")
+        #expect(try pool.output("web1", "stat -c '%U' /etc/passwd /etc/hostname \(dir)/roots \(dir)/once && ls /srv/shop/releases | wc -l")
+                == "root\nroot\nroot\ndeploy\n2")
+        // The setuid file was given, without its setuid bit.
+        #expect(try pool.output("web1", "stat -c '%U %a' \(dir)/tool") == "www-data 755")
+
+        // A helper the deploy user could replace refuses to run as root at all.
+        _ = try pool.output("web1", """
+            install -o deploy -m 0755 /usr/local/libexec/ship-agent /home/deploy/ship-agent
+            echo 'deploy ALL=(root) NOPASSWD: /home/deploy/ship-agent give-owner /srv/shop www-data' > /etc/sudoers.d/unsafe
+            """)
+        let unsafe = try pool.ssh("web1", "su deploy -s /bin/sh -c 'sudo -n /home/deploy/ship-agent give-owner /srv/shop www-data < /dev/null' 2>&1")
+        #expect(unsafe.status == 2)
+        #expect(unsafe.stdout.contains("can be changed by a user other than root, so /home/deploy/ship-agent must not run as root"), "\(unsafe.stdout)")
     }
 
     @Test("a file source is copied at the switch: DISALLOW stops before anything switches, OVERWRITE keeps the original aside, a rollback and a later revision put it back")

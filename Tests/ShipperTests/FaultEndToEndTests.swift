@@ -94,7 +94,7 @@ struct FaultEndToEndTests {
         #expect(try pool.output("web1", "ls -A /srv/shop/.ship/bin").isEmpty, "no partial agent left behind")
     }
 
-    @Test("files www-data wrote in an old release: pruning moves the release out whole, warns in every output mode, never fails the deployment, and retries; ship releases tells states")
+    @Test("files www-data wrote in an old release: pruning deletes them as www-data through the runas sudoers line; a user with no such line: the release moves out whole, a warning in every output mode, never a failed deployment, and retries; ship releases tells states")
     func webUserFilesInOldReleases() throws {
         let pool = try SandboxPool(hosts: 1, os: ["bullseye"])
         let app = try SandboxApp(pool: pool, keepReleases: 1, extraEnvironment: "    ssh: { user: deploy }")
@@ -107,21 +107,37 @@ struct FaultEndToEndTests {
                 - { run: 'mkdir -p cache/www && touch cache/www/compiled.php', runas: www-data }
 
             """)
+        // With the runas line (deploy may run the agent as www-data), www-data deletes its own
+        // files in what is pruned: nothing is left behind, nothing to warn about.
+        for version in 1...3 {
+            try app.repo.write("version.txt", "w\(version)\n")
+            try app.commit("w\(version)")
+            let (deploy, events) = try app.ship(["deploy", "test"])
+            #expect(deploy.status == 0, "\(deploy.stderr)")
+            #expect(named(events, "host_warning").isEmpty, "\(named(events, "host_warning"))")
+        }
+        #expect(try pool.output("web1", "ls -A /srv/shop/.ship/trash").isEmpty)
+        #expect(try pool.output("web1", "ls /srv/shop/releases | wc -l") == "2")
+
+        // Files of a user deploy has no sudoers line for (`nobody`): only root could delete them.
+        let othersFiles = "su nobody -s /bin/sh -c 'mkdir /srv/shop/current/cache/other && touch /srv/shop/current/cache/other/f'"
         var deployed: [String] = []
         for version in 1...3 {
             try app.repo.write("version.txt", "v\(version)\n")
             try app.commit("v\(version)")
             let (deploy, events) = try app.ship(["deploy", "test"])
             #expect(deploy.status == 0, "pruning never fails a deployment: \(deploy.stderr)")
+            _ = try pool.output("web1", othersFiles)
             deployed.append(try #require(named(events, "deployment_finished").last?["release"] as? String))
             if version == 3 {
                 let warnings = named(events, "host_warning").compactMap { $0["message"] as? String }
-                #expect(warnings.contains { $0.contains("cannot delete /srv/shop/.ship/trash/\(deployed[0])") && $0.contains("www-data") }, "\(warnings)")
+                #expect(warnings.contains { $0.contains("cannot delete /srv/shop/.ship/trash/\(deployed[0])") && $0.contains("root to remove them") }, "\(warnings)")
             }
         }
         // keep_releases 1: current and the rollback target stay; the oldest left releases/ whole.
         #expect(try pool.output("web1", "ls /srv/shop/releases") == "\(deployed[1])\n\(deployed[2])")
-        #expect(try pool.output("web1", "stat -c %U /srv/shop/.ship/trash/*/cache/www") == "www-data")
+        #expect(try pool.output("web1", "stat -c %U /srv/shop/.ship/trash/*/cache/other") == "nobody")
+        #expect(try pool.ssh("web1", "test -e /srv/shop/.ship/trash/*/cache/www").status == 1, "www-data's own files were deleted")
         // The plain output says it too, under the summary.
         try app.repo.write("version.txt", "v4\n")
         try app.commit("v4")
@@ -129,7 +145,7 @@ struct FaultEndToEndTests {
         #expect(plain.status == 0)
         #expect(plain.stdout.contains("  warning: web1: cannot delete /srv/shop/.ship/trash/"), "\(plain.stdout)")
         // Once root gives the files back, the next prune deletes what was left (the release it
-        // prunes now has www-data files of its own, and is warned about in turn).
+        // prunes now has nobody's files of its own, and is warned about in turn).
         let stuck = Set(try pool.output("web1", "ls -A /srv/shop/.ship/trash").split(separator: "\n").map(String.init))
         #expect(stuck.count == 2)
         _ = try pool.output("web1", "chown -R deploy: /srv/shop/.ship/trash")

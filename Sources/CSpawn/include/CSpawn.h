@@ -28,3 +28,13 @@ long ship_copy_file_range(int input, int output, unsigned long length);
 int ship_memfd(const char *name);
 
 #endif
+
+// The descriptor of `name` in `dirfd` itself (O_PATH), never following a symlink; with
+// `directory`, only if it is a directory.
+int ship_open_nofollow(int dirfd, const char *name, int directory);
+
+// A directory below `dirfd` opened for reading its entries, never through a symlink.
+int ship_open_directory_nofollow(int dirfd, const char *name);
+
+// Owner and group of exactly the file an O_PATH descriptor holds ((unsigned)-1: unchanged).
+int ship_fchown_fd(int fd, unsigned int uid, unsigned int gid);
