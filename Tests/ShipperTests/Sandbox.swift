@@ -76,6 +76,12 @@ final class SandboxPool {
     }
 
     var hosts: [String] { (1...count).map { "web\($0)" } }
+
+    /// Writes a file on a host (as root), its text on ssh's stdin.
+    func write(_ host: String, _ path: String, _ text: String) throws {
+        let result = try run("ssh", ["-F", sshConfig, host, "cat > " + path], input: text + "\n")
+        guard result.status == 0 else { throw TestFailure("cannot write \(path) on \(host): \(result.stderr)") }
+    }
 }
 
 /// An application repository whose ship.yml targets a sandbox pool.

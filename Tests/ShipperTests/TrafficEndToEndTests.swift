@@ -8,7 +8,7 @@ import Testing
 /// without it, some do.
 @Suite("traffic control behind HAProxy", .tags(.endToEnd), .serialized)
 struct TrafficEndToEndTests {
-    static let system = "bookworm+nginx-light+haproxy"
+    static let system = WordPressEndToEndTests.system // one cached tree for both suites
 
     /// web1..web3 serve the app, web4 balances them.
     final class Balanced {
@@ -39,7 +39,7 @@ struct TrafficEndToEndTests {
                 guard index < 3 else { continue }
                 // nginx serves current/public; the app's `stop` hook puts it in maintenance (503).
                 let address = "\(pool.network).\(11 + index)"
-                try write(host, "/etc/nginx/ship-test.conf", """
+                try pool.write(host, "/etc/nginx/ship-test.conf", """
                     user www-data;
                     worker_processes 1;
                     pid /run/nginx-ship-test.pid;
@@ -70,7 +70,7 @@ struct TrafficEndToEndTests {
                 return
             }
             let servers = (0..<3).map { "  server web\($0 + 1) \(network).\(11 + $0):8080 check inter 300ms fall 2 rise 1" }
-            try write("web4", "/etc/haproxy/ship-test.cfg", """
+            try pool.write("web4", "/etc/haproxy/ship-test.cfg", """
                 global
                   stats socket /run/haproxy/admin.sock mode 660 level admin group deploy
                 defaults
@@ -95,8 +95,8 @@ struct TrafficEndToEndTests {
         /// server `down` in it (or not) and reload nginx, returning once the old workers, which
         /// still route to the server, have finished.
         func startNginxBalancer() throws {
-            try write("web4", "/etc/nginx/ship-upstream.conf", (0..<3).map { "server \(pool.network).\(11 + $0):8080;" }.joined(separator: "\n"))
-            try write("web4", "/etc/nginx/ship-lb.conf", """
+            try pool.write("web4", "/etc/nginx/ship-upstream.conf", (0..<3).map { "server \(pool.network).\(11 + $0):8080;" }.joined(separator: "\n"))
+            try pool.write("web4", "/etc/nginx/ship-lb.conf", """
                 user www-data;
                 worker_processes 1;
                 pid /run/nginx-lb.pid;
@@ -112,7 +112,7 @@ struct TrafficEndToEndTests {
                 }
                 """)
             for (name, mark) in [("lb-drain", " down"), ("lb-undrain", "")] {
-                try write("web4", "/usr/local/bin/" + name, """
+                try pool.write("web4", "/usr/local/bin/" + name, """
                     #!/bin/sh
                     set -eu
                     echo "$SHIP_TRAFFIC $SHIP_SERVER ($SHIP_HOST)" >> /var/log/lb-actions.log
@@ -156,10 +156,6 @@ struct TrafficEndToEndTests {
             return text
         }
 
-        func write(_ host: String, _ path: String, _ text: String) throws {
-            let result = try run("ssh", ["-F", pool.sshConfig, host, "cat > " + path], input: text + "\n")
-            guard result.status == 0 else { throw TestFailure("cannot write \(path) on \(host): \(result.stderr)") }
-        }
 
         func startWebServers() throws {
             for host in pool.hosts.prefix(3) { _ = try pool.output(host, "nginx -c /etc/nginx/ship-test.conf") }

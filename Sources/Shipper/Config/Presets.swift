@@ -21,7 +21,7 @@ public enum Preset: String, CaseIterable, Sendable {
     /// Everything `ship init --preset` writes.
     public func files(app: String) -> [File] {
         [File(path: "ship.yml", text: shipYAML(app: app), executable: false), File(path: "appspec.yml", text: appspec, executable: false)]
-            + scripts.map { File(path: "deploy/" + $0.name, text: $0.text, executable: true) }
+            + scripts.map { File(path: "deploy/" + $0.name, text: $0.text, executable: !$0.name.hasSuffix(".php")) }
     }
 
     func shipYAML(app: String) -> String {
@@ -165,21 +165,68 @@ public enum Preset: String, CaseIterable, Sendable {
                 (name: "wordpress-migrate.sh", text: """
                     #!/bin/sh
                     # ship's migrate, once per deployment: the live release shows WordPress's maintenance
-                    # page (its .maintenance file) exactly while the database upgrade runs.
+                    # page (its .maintenance file) exactly while the database upgrade runs, and never
+                    # afterwards, also when it fails. WP-CLI when the host has it, else deploy/wordpress.php.
                     set -eu
                     live="$SHIP_DEPLOY_TO/current"
                     if [ -d "$live" ]; then
                         echo '<?php $upgrading = time();' > "$live/.maintenance"
                         trap 'rm -f "$live/.maintenance"' EXIT
                     fi
-                    wp --path=. core update-db
+                    if command -v wp >/dev/null 2>&1; then
+                        if wp --path=. core is-installed; then wp --path=. core update-db; else echo "WordPress is not installed yet: nothing to upgrade"; fi
+                    else
+                        php deploy/wordpress.php upgrade-db
+                    fi
 
                     """),
                 (name: "wordpress-after-switch.sh", text: """
                     #!/bin/sh
                     # Each host, right after the switch: the object cache flushed for the new code.
                     set -eu
-                    wp --path=. cache flush
+                    if command -v wp >/dev/null 2>&1; then
+                        if wp --path=. core is-installed; then wp --path=. cache flush; fi
+                    else
+                        php deploy/wordpress.php cache-flush
+                    fi
+
+                    """),
+                (name: "wordpress.php", text: """
+                    <?php
+                    // WordPress's own upgrade and cache calls for ship's hooks, on hosts without WP-CLI:
+                    //   php deploy/wordpress.php upgrade-db | cache-flush
+                    // (what wp-admin/upgrade.php and `wp cache flush` do). Not served over HTTP.
+                    if (PHP_SAPI !== 'cli') {
+                        http_response_code(404);
+                        exit;
+                    }
+                    $command = $argv[1] ?? '';
+                    if (!in_array($command, ['upgrade-db', 'cache-flush'], true)) {
+                        fwrite(STDERR, "usage: php deploy/wordpress.php upgrade-db|cache-flush\n");
+                        exit(2);
+                    }
+                    // Loads WordPress without sending a site that is not installed yet to its installer.
+                    define('WP_INSTALLING', true);
+                    $_SERVER['HTTP_HOST'] = $_SERVER['HTTP_HOST'] ?? 'localhost';
+                    require dirname(__DIR__) . '/wp-load.php';
+                    if (!is_blog_installed()) {
+                        echo "WordPress is not installed yet (its installer makes the tables): nothing to do\n";
+                        exit(0);
+                    }
+                    if ($command === 'cache-flush') {
+                        wp_cache_flush();
+                        echo "object cache flushed\n";
+                        exit(0);
+                    }
+                    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+                    $before = (int) get_option('db_version');
+                    if ($before === (int) $wp_db_version) {
+                        echo "database at version $before: nothing to upgrade\n";
+                        exit(0);
+                    }
+                    wp_upgrade();
+                    wp_cache_flush();
+                    echo "database upgraded from version $before to " . get_option('db_version') . "\n";
 
                     """),
                 reload,
