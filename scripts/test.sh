@@ -13,6 +13,8 @@ scripts/rootfs.sh bullseye >/dev/null
 scripts/rootfs.sh bookworm+nginx-light+haproxy+php8.2-fpm+php8.2-cli+php8.2-mysql+php8.2-xml+mariadb-client >/dev/null
 scripts/wordpress.sh >/dev/null
 scripts/rootfs.sh bookworm+rsync+python3 >/dev/null
+# Hosts with curl, which fetch bundles from an artifact store themselves.
+scripts/rootfs.sh bookworm+curl >/dev/null
 # ship as users install it: the end-to-end tests run PREFIX/bin/ship from PATH.
 prefix=$(mktemp -d /tmp/ship-install-XXXXXX)
 trap 'rm -rf "$prefix"' EXIT

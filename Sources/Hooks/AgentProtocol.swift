@@ -9,7 +9,7 @@
 /// request on one ssh channel (a bundle's bytes follow its request line, `payloadBytes` long),
 /// answering each with its events and its result, until stdin ends.
 public enum AgentProtocol {
-    public static let version = 5
+    public static let version = 6
     /// ship's release, which the controller and the agent built with it both report.
     public static let shipVersion = "0.3.0"
 }
@@ -58,6 +58,9 @@ public enum AgentOperation: String, Codable, Sendable, CaseIterable {
     /// `ship exec`: one command line in `current`, with the hook environment, as the agent's
     /// user or `runas`; its output streamed as hook output is.
     case exec
+    /// Fetch the bundle from the artifact store with `bundleURL` (a presigned link) into the
+    /// host's bundle cache with the host's `curl`, verifying its SHA-256 before keeping it.
+    case fetch
 
     /// Operations whose stdout is a framed binary stream rather than JSON lines.
     public var streamsFrames: Bool { self == .backupDatabase || self == .backupAssets }
@@ -169,6 +172,9 @@ public struct AgentRequest: Codable, Sendable {
     public var bundleSHA256: String?
     /// `receive-bundle`, `prepare`: how many bytes of bundle follow the request line.
     public var payloadBytes: Int64?
+    /// `fetch`: the presigned link to the bundle in the artifact store. It grants reading that
+    /// one object until it expires, so it travels only here, never on a command line.
+    public var bundleURL: String?
     /// `prepare` of a delta bundle: the release on the host the unchanged files come from.
     public var baseRelease: String?
     /// `prepare` of a delta bundle: the regular files of the new revision that are the same in
@@ -384,6 +390,8 @@ public struct AgentResult: Codable, Sendable, Equatable {
     public var releases: [String]?
     public var lock: LockInfo?
     public var present: Bool?
+    /// `fetch`: the bytes fetched from the store (nil: the cache had the bundle).
+    public var fetched: Int64?
     public var missing: [String]?
     public var pruned: [String]?
     public var journal: [JournalEntry]?

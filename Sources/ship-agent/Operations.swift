@@ -18,6 +18,7 @@ struct Operations {
         case .lock: return try takeLock()
         case .unlock: return try releaseLock()
         case .receiveBundle: return try receiveBundle()
+        case .fetch: return try fetchBundle()
         case .prepare: return try prepare()
         case .runHooks: return try runHooks()
         case .exec: return try exec()
@@ -196,6 +197,61 @@ struct Operations {
         }
         var result = AgentResult(ok: true)
         result.present = true
+        return result
+    }
+
+    /// `fetch`: the bundle from the artifact store, by the host's curl, into the bundle cache.
+    /// The link goes to curl on its stdin (`--config -`), not on its command line, where `ps`
+    /// would show it to every user of the host; the bytes are kept only if their SHA-256 is the
+    /// one the controller gave.
+    func fetchBundle() throws -> AgentResult {
+        let sha = try bundleSHA()
+        try makeDirectories()
+        var result = AgentResult(ok: true)
+        result.present = true
+        if files.fileExists(atPath: layout.bundle(sha)) { return result }
+        guard let url = request.bundleURL, url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            throw AgentError("fetch: no link to the bundle was given")
+        }
+        guard let curl = Child.findOnPath(["curl"]) else {
+            throw AgentError("curl is not installed on this host, so it cannot fetch bundles from the store",
+                             hint: "install curl (apt-get install curl); until then ship sends the bundle over ssh")
+        }
+        let temporary = layout.bundle(sha) + ".\(getpid()).fetching"
+        // A quoted string of curl's config syntax: backslash and double quote escaped.
+        func quoted(_ text: String) -> String {
+            var escaped = "\""
+            for character in text {
+                if character == "\\" || character == "\"" { escaped.append("\\") }
+                escaped.append(character)
+            }
+            return escaped + "\""
+        }
+        let config = "url = \(quoted(url))\noutput = \(quoted(temporary))\n"
+        let fetched = Helper.run([curl, "--config", "-", "--fail", "--silent", "--show-error", "--retry", "3", "--connect-timeout", "15",
+                                  "--speed-limit", "1", "--speed-time", "60"], input: Array(config.utf8))
+        guard fetched.status == 0 else {
+            // curl's 23 is a failed write: on a bundle cache, a full disk.
+            let full = fetched.status == 23 || DiskSpace.isFull(output: fetched.output)
+            unlink(temporary)
+            if full { throw AgentError(DiskSpace.message(at: layout.bundles, while: "fetching the bundle", needed: nil)) }
+            throw AgentError("cannot fetch the bundle from the store: \(fetched.output.trimmed) (curl exit \(fetched.status))")
+        }
+        var info = stat()
+        let bytes = stat(temporary, &info) == 0 ? Int64(info.st_size) : 0
+        let sum = Helper.run(["sha256sum", temporary])
+        let actual = sum.output.split(separator: " ").first.map(String.init) ?? ""
+        guard sum.status == 0, actual == sha else {
+            unlink(temporary)
+            throw AgentError("the bundle fetched from the store is not the one published: SHA-256 \(actual.isEmpty ? sum.output.trimmed : actual) "
+                             + "after \(bytes) bytes, expected \(sha); refused before anything was unpacked")
+        }
+        chmod(temporary, 0o644)
+        guard rename(temporary, layout.bundle(sha)) == 0 else {
+            unlink(temporary)
+            throw AgentError("cannot store the bundle: \(String(cString: strerror(errno)))")
+        }
+        result.fetched = bytes
         return result
     }
 

@@ -262,8 +262,8 @@ final class SimulatedTransport: Transport {
             let entry = "\(action?.direction.rawValue ?? "?") \(action?.haproxy?.server ?? action?.environment?["SHIP_SERVER"] ?? "?")"
             host.trafficLog.append(entry)
             result.message = entry
-        case .exec, .logs, .setup:
-            result = AgentResult(ok: false, message: "simulated hosts run no commands and keep no logs")
+        case .exec, .logs, .setup, .fetch:
+            result = AgentResult(ok: false, message: "simulated hosts run no commands, keep no logs and reach no store")
         }
         return (events, result)
     }

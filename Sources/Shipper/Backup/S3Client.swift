@@ -119,6 +119,49 @@ struct S3Client: Sendable {
 
     func describe(_ key: String) -> String { "s3://\(bucket)/\(key)" }
 
+    /// The object's size, or nil when there is none.
+    func size(of key: String) throws(ShipError) -> Int64? {
+        let response = try send("HEAD", key: key, expect: [200, 404])
+        guard response.status == 200 else { return nil }
+        return response.headers["content-length"].flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+    }
+
+    /// A GET link anyone holding it may use until it expires: SigV4 in the query string, for the
+    /// payload unsigned (the fetcher checks the SHA-256 it was given instead). Path-style, as every
+    /// request of this client; the session token, when there is one, is signed in the link too.
+    func presignedGET(key: String, lifetime: Int, now: Date = Date()) -> String {
+        let base = URL(string: endpoint)
+        let host = (base?.host ?? "") + (base?.port.map { ":\($0)" } ?? "")
+        let path = String(url(key: key, query: []).dropFirst(endpoint.count))
+        return endpoint + Self.presign(method: "GET", path: path, host: host, region: region, accessKey: accessKey, secretKey: secretKey,
+                                       sessionToken: sessionToken, lifetime: lifetime, now: now)
+    }
+
+    /// `path?query&X-Amz-Signature=…` of a presigned request (AWS's "Authenticating Requests: Using
+    /// Query Parameters"); `path` is already URI-encoded, `host` is the Host header's value.
+    static func presign(method: String, path: String, host: String, region: String, accessKey: String, secretKey: String,
+                        sessionToken: String?, lifetime: Int, now: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stamp = formatter.string(from: now)
+        let day = String(stamp.prefix(8))
+        let scope = "\(day)/\(region)/s3/aws4_request"
+        var parameters = [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", "\(accessKey)/\(scope)"), ("X-Amz-Date", stamp),
+                          ("X-Amz-Expires", String(lifetime)), ("X-Amz-SignedHeaders", "host")]
+        if let sessionToken { parameters.append(("X-Amz-Security-Token", sessionToken)) }
+        let query = parameters.map { (encoded($0.0), encoded($0.1)) }.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let canonical = [method, path, query, "host:\(host)", "", "host", "UNSIGNED-PAYLOAD"].joined(separator: "\n")
+        let stringToSign = ["AWS4-HMAC-SHA256", stamp, scope, sha256Hex(Data(canonical.utf8))].joined(separator: "\n")
+        var key = SymmetricKey(data: Data("AWS4\(secretKey)".utf8))
+        for part in [day, region, "s3", "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
+        }
+        let signature = HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key).map { String(format: "%02x", $0) }.joined()
+        return path + "?" + query + "&X-Amz-Signature=" + signature
+    }
+
     // MARK: - HTTP
 
     /// One signed request, retried on connection errors and 5xx answers.
@@ -186,6 +229,7 @@ struct S3Client: Sendable {
             transfer.header(String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self))
             return size * count
         }, pointer)
+        if method == "HEAD" { ship_curl_set_long(curl, CURLOPT_NOBODY, 1) }
         if method == "PUT" || method == "POST" {
             ship_curl_set_long(curl, CURLOPT_UPLOAD, 1)
             ship_curl_set_offset(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(body?.count ?? 0))

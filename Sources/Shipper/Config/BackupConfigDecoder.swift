@@ -8,13 +8,7 @@ extension ShipConfigDecoder {
         let storeText = try storeNode.nonEmptyString(expected: "a local directory or s3://bucket/prefix")
         let store: BackupConfig.Store
         if storeText.hasPrefix("s3://") {
-            let rest = storeText.dropFirst("s3://".count)
-            let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-            let bucket = parts.first.map(String.init) ?? ""
-            guard bucket.range(of: #"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"#, options: .regularExpression) != nil else {
-                throw storeNode.error("expected s3://bucket/prefix with a valid bucket name, found \(storeNode.found)")
-            }
-            let prefix = parts.count > 1 ? String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
+            let (bucket, prefix) = try s3Location(storeNode)
             store = .s3(bucket: bucket, prefix: prefix)
         } else if storeText.contains("://") {
             throw storeNode.error("expected a local directory or s3://bucket/prefix, found \(storeNode.found)")
@@ -25,16 +19,7 @@ extension ShipConfigDecoder {
         var s3: BackupConfig.S3Settings?
         if let s3Node = map["s3"] {
             let s3Map = try s3Node.mapping(allowed: ["endpoint", "region"])
-            var endpoint: String?
-            if let endpointNode = s3Map["endpoint"] {
-                let text = try endpointNode.nonEmptyString(expected: "an http(s):// URL")
-                guard text.hasPrefix("http://") || text.hasPrefix("https://") else {
-                    throw endpointNode.error("expected an http:// or https:// URL, found \(endpointNode.found)")
-                }
-                endpoint = text.hasSuffix("/") ? String(text.dropLast()) : text
-            }
-            let region = try s3Map["region"]?.nonEmptyString(expected: "a region name, e.g. us-east-1") ?? "us-east-1"
-            s3 = .init(endpoint: endpoint, region: region)
+            s3 = .init(endpoint: try s3Endpoint(s3Map["endpoint"]), region: try s3Region(s3Map["region"]))
         }
         if s3 != nil, case .local = store {
             throw map["s3"]!.error("s3 settings given, but store is a local directory",
@@ -67,6 +52,41 @@ extension ShipConfigDecoder {
         }
         return BackupConfig(store: store, keep: keep, s3: s3, beforeMigrate: beforeMigrate, db: db, assets: assets,
                             encryption: encryption, keepDaily: keepDaily, keepWeekly: keepWeekly, keepMonthly: keepMonthly)
+    }
+
+    /// `s3://bucket/prefix`: the bucket (a valid S3 name) and the prefix without slashes at its ends.
+    static func s3Location(_ node: ConfigNode) throws(ShipError) -> (bucket: String, prefix: String) {
+        let text = try node.nonEmptyString(expected: "s3://bucket/prefix")
+        guard text.hasPrefix("s3://") else { throw node.error("expected s3://bucket/prefix, found \(node.found)") }
+        let parts = text.dropFirst("s3://".count).split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let bucket = parts.first.map(String.init) ?? ""
+        guard bucket.range(of: #"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"#, options: .regularExpression) != nil else {
+            throw node.error("expected s3://bucket/prefix with a valid bucket name, found \(node.found)")
+        }
+        return (bucket, parts.count > 1 ? String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : "")
+    }
+
+    /// An S3-compatible endpoint: an http(s) URL without a trailing slash.
+    static func s3Endpoint(_ node: ConfigNode?) throws(ShipError) -> String? {
+        guard let node else { return nil }
+        let text = try node.nonEmptyString(expected: "an http(s):// URL")
+        guard text.hasPrefix("http://") || text.hasPrefix("https://") else {
+            throw node.error("expected an http:// or https:// URL, found \(node.found)")
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    static func s3Region(_ node: ConfigNode?) throws(ShipError) -> String {
+        try node?.nonEmptyString(expected: "a region name, e.g. us-east-1") ?? "us-east-1"
+    }
+
+    /// `artifacts: { store: s3://bucket/prefix, region:, endpoint:, link_lifetime: }`.
+    static func decodeArtifacts(_ node: ConfigNode) throws(ShipError) -> ArtifactsConfig {
+        let map = try node.mapping(allowed: ["store", "region", "endpoint", "link_lifetime"])
+        let (bucket, prefix) = try s3Location(try map.required("store", expected: "s3://bucket/prefix"))
+        let lifetime = try map["link_lifetime"]?.int(in: 60...43_200, expected: "seconds from 60 to 43200 (12 hours)") ?? 600
+        return ArtifactsConfig(bucket: bucket, prefix: prefix, region: try s3Region(map["region"]), endpoint: try s3Endpoint(map["endpoint"]),
+                               linkLifetime: lifetime)
     }
 
     /// `encryption: { key_env: NAME }` or `{ key_file: PATH }`, with `previous:` keys of the same

@@ -71,6 +71,13 @@ public enum ResolvedConfig {
             entries.append(("build", .map([("commands", .list(build.commands.map(ConfigValue.string))),
                                            ("exclude", .list(build.exclude.map(ConfigValue.string)))])))
         }
+        if let artifacts = environment.artifacts {
+            var store: [(String, ConfigValue)] = [("store", .string("s3://\(artifacts.bucket)" + (artifacts.prefix.isEmpty ? "" : "/\(artifacts.prefix)"))),
+                                                  ("region", .string(artifacts.region))]
+            if let endpoint = artifacts.endpoint { store.append(("endpoint", .string(endpoint))) }
+            store.append(("link_lifetime", .int(artifacts.linkLifetime)))
+            entries.append(("artifacts", .map(store)))
+        }
         entries.append(("env", .map(environment.env.map { ($0.name, .string($0.value)) })))
         if !environment.secrets.isEmpty {
             entries.append(("secrets", .map(environment.secrets.map { name in

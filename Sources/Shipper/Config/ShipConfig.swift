@@ -217,6 +217,8 @@ public struct Environment: Sendable {
     public var secretsCommand: String?
     /// `build:` resolved: the environment's own, else the top level's.
     public var build: BuildSettings?
+    /// `artifacts:`: bundles published once to an object store, fetched by each host itself.
+    public var artifacts: ArtifactsConfig?
 
     /// The hook variables of a host, in order: the environment's `env`, the host's values over
     /// them, then the host's own.
@@ -458,4 +460,26 @@ public struct BackupConfig: Sendable {
     public var keepMonthly = 0
 
     public var retention: Retention { Retention(keep: keep, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly) }
+}
+
+/// `artifacts:` of an environment: the S3-compatible store a deployment publishes its bundle to
+/// once (keyed by its SHA-256), for every host to fetch with a short-lived presigned link, so
+/// the controller sends hosts only control traffic (docs/fleets.md).
+public struct ArtifactsConfig: Sendable, Equatable {
+    public var bucket: String
+    /// Keys go below it (no leading or trailing slash; may be empty).
+    public var prefix: String
+    public var region: String
+    /// An S3-compatible endpoint (MinIO, moto); nil: AWS's for the region.
+    public var endpoint: String?
+    /// Seconds a host's download link is valid (it is made right before that host fetches).
+    public var linkLifetime: Int
+
+    public init(bucket: String, prefix: String, region: String, endpoint: String?, linkLifetime: Int = 600) {
+        self.bucket = bucket
+        self.prefix = prefix
+        self.region = region
+        self.endpoint = endpoint
+        self.linkLifetime = linkLifetime
+    }
 }

@@ -7,7 +7,7 @@ enum ShipConfigDecoder {
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
                                   "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
-                                  "secrets", "secrets_command", "build"]
+                                  "secrets", "secrets_command", "build", "artifacts"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -242,6 +242,7 @@ enum ShipConfigDecoder {
         environment.notify = try map["notify"].map { node throws(ShipError) in try decodeNotify(node) } ?? []
         environment.inventory = inventory
         environment.build = try map["build"].map { node throws(ShipError) in try decodeBuild(node) } ?? defaults.build
+        environment.artifacts = try map["artifacts"].map { node throws(ShipError) in try decodeArtifacts(node) }
         if let secrets = map["secrets"] {
             for item in try secrets.list(expected: "a list of variable names, e.g. [DB_PASSWORD, STRIPE_KEY]") {
                 let name = try item.nonEmptyString(expected: "a variable name")

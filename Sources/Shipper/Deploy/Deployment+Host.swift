@@ -19,6 +19,8 @@ extension Deployment {
         var traffic: TrafficControl?
         /// `health_check.from`'s tunnel, for this run.
         var healthTunnel: HealthTunnel?
+        /// `artifacts:`, when this run's bundle is in the store: hosts fetch it from there.
+        var artifacts: ArtifactStore?
     }
 
     struct HostOutcome: Sendable {
@@ -157,7 +159,7 @@ extension Deployment {
         } else {
             let bundle = try full(prepared, host: host)
             prepare.bundleSHA256 = bundle.sha256
-            if !shipment.fullPresent {
+            if !shipment.fullPresent, !(try await fetch(bundle, client, context: context)) {
                 payload = bundle
                 reporter.report(Event(host: host, .hostStep(step: "sending bundle (\(carried(bundle)))")))
             }
@@ -184,6 +186,28 @@ extension Deployment {
                 + ", \(unpacked.milliseconds) ms)"
         }
         reporter.report(Event(host: host, .hostStep(step: "release \(context.release) unpacked" + how)))
+    }
+
+    /// With `artifacts:`, the host fetches the bundle from the store itself; whether it has it
+    /// now. A host that cannot (no curl, no route to the store, a bundle that is not the one
+    /// published) is said so, and gets it over ssh instead.
+    private func fetch(_ bundle: RevisionBundle, _ client: AgentClient, context: HostContext) async throws(HostError) -> Bool {
+        guard let store = context.artifacts else { return false }
+        let host = client.transport.host.description
+        var request = client.request(.fetch)
+        request.bundleSHA256 = bundle.sha256
+        request.bundleURL = store.link(for: bundle.sha256)
+        let result = try await client.call(request)
+        guard result.ok else {
+            reporter.report(Event(host: host, .hostWarning(message: (result.message ?? "cannot fetch the bundle from the store")
+                + (result.hint.map { " (\($0))" } ?? "") + "; sending it over ssh")))
+            return false
+        }
+        if let bytes = result.fetched {
+            reporter.report(Event(host: host, .hostStep(step: "bundle fetched from \(store.location(bundle.sha256)) by the host ("
+                + ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file) + ", SHA-256 verified)")))
+        }
+        return true
     }
 
     private func full(_ prepared: Prepared, host: String) throws(HostError) -> RevisionBundle {

@@ -30,8 +30,9 @@ extension Deployment {
         var plan: [String: Shipment] = [:]
         for (host, state) in zip(hosts, states) {
             var shipment = Shipment(fullPresent: state.present == true)
-            // A built revision's bundle holds files Git does not know: it travels whole.
-            if ProcessInfo.processInfo.environment["SHIP_FULL_BUNDLES"] != "1", prepared.buildKey == nil,
+            // A built revision's bundle holds files Git does not know: it travels whole; so does
+            // one that hosts fetch from the artifact store (the controller sends none).
+            if ProcessInfo.processInfo.environment["SHIP_FULL_BUNDLES"] != "1", prepared.buildKey == nil, environment.artifacts == nil,
                let base = Self.deltaBase(of: state, revision: prepared.revision.commit), let baseRevision = base.revision {
                 if deltas[baseRevision] == nil { deltas[baseRevision] = writeDelta(from: baseRevision, prepared: prepared) }
                 if let delta = deltas[baseRevision] ?? nil {
@@ -43,6 +44,25 @@ extension Deployment {
             plan[host.description] = shipment
         }
         return plan
+    }
+
+    /// Publishes the run's bundle to the artifact store (unless it is there); the store, or nil
+    /// when the upload failed, with a warning: then hosts get the bundle over ssh. Missing
+    /// credentials stop the deployment before any host changes.
+    func publish(_ settings: ArtifactsConfig, prepared: Prepared) throws(ShipError) -> ArtifactStore? {
+        let store = try ArtifactStore(settings, app: config.app)
+        let bundle = try prepared.bundles.full()
+        do throws(ShipError) {
+            let size = ByteCountFormatter.string(fromByteCount: bundle.bytes, countStyle: .file)
+            let step = try store.publish(bundle)
+                ? "bundle published to \(store.location(bundle.sha256)) (\(size)); hosts fetch it from there"
+                : "bundle already in \(store.location(bundle.sha256)) (\(size)); hosts fetch it from there"
+            reporter.report(Event(.hostStep(step: step)))
+            return store
+        } catch {
+            reporter.report(Event(.hostWarning(message: "cannot publish the bundle to the artifact store: \(error.description); hosts get it over ssh")))
+            return nil
+        }
     }
 
     private func writeDelta(from base: String, prepared: Prepared) -> DeltaBundle? {

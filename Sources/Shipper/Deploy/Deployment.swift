@@ -199,7 +199,7 @@ public struct Deployment: Sendable {
                                                  revision: prepared.revision.commit, release: release,
                                                  hosts: hosts.map(\.description))))
 
-        let context = HostContext(deploymentId: deploymentId, kind: request.sync == nil ? "deploy" : "sync", release: release,
+        var runContext = HostContext(deploymentId: deploymentId, kind: request.sync == nil ? "deploy" : "sync", release: release,
                                   revision: prepared.revision.commit, prepared: prepared, lock: lock, traffic: trafficControl(),
                                   healthTunnel: tunnel)
         let previousByHost = Dictionary(uniqueKeysWithValues: zip(hosts.map(\.description), states.map(\.currentRelease)))
@@ -212,6 +212,16 @@ public struct Deployment: Sendable {
         }
         // Deltas are made for this run's hosts only.
         defer { for path in Set(shipments.values.compactMap(\.delta?.bundle.path)) { unlink(path) } }
+        // artifacts: the bundle goes to the store once; each host that lacks it fetches it there.
+        if let settings = environment.artifacts, shipments.values.contains(where: { !$0.fullPresent }) {
+            do throws(ShipError) {
+                runContext.artifacts = try publish(settings, prepared: prepared)
+            } catch {
+                await releaseLocks(clients, lock: lock)
+                return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
+            }
+        }
+        let context = runContext
         // What is about to happen: above the live view on a terminal, an event in JSON.
         var opening = makePlan(hosts: hosts, states: states, prepared: prepared, release: release, shipments: shipments)
         opening.lock = nil // this run's own

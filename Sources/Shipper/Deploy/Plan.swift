@@ -206,8 +206,16 @@ extension Deployment {
                     entry.sends = "nothing (the bundle is in its cache)"
                     entry.sendBytes = 0
                 } else if let full = prepared.bundles.cached() {
-                    entry.sends = "the bundle (\(ByteCountFormatter.string(fromByteCount: full.bytes, countStyle: .file)))"
-                    entry.sendBytes = full.bytes
+                    let size = ByteCountFormatter.string(fromByteCount: full.bytes, countStyle: .file)
+                    if let artifacts = environment.artifacts {
+                        // The host fetches it; the controller sends a link.
+                        entry.sends = "a link: it fetches the bundle (\(size)) from s3://\(artifacts.bucket)"
+                            + (artifacts.prefix.isEmpty ? "" : "/\(artifacts.prefix)")
+                        entry.sendBytes = 0
+                    } else {
+                        entry.sends = "the bundle (\(size))"
+                        entry.sendBytes = full.bytes
+                    }
                 }
             }
             entry.prunes = Self.wouldPrune(state, newRelease: release, keep: environment.keepReleases)
