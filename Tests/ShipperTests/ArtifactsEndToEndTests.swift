@@ -9,6 +9,15 @@ import Testing
 struct ArtifactsEndToEndTests {
     static let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"]
 
+    /// moto's S3 on loopback with the bucket `fleet-artifacts`, and a client of it.
+    func store() throws -> (MotoServer, S3Client) {
+        let s3 = try MotoServer()
+        let client = S3Client(endpoint: s3.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
+                              secretKey: "testing-secret", sessionToken: nil)
+        _ = try client.send("PUT", key: "", expect: [200])
+        return (s3, client)
+    }
+
     func steps(_ events: [[String: Any]], _ host: String) -> [String] {
         named(events, "host_step").filter { $0["host"] as? String == host }.compactMap { $0["step"] as? String }
     }
@@ -19,10 +28,7 @@ struct ArtifactsEndToEndTests {
 
     @Test("published once, one GET per host, the same SHA-256 everywhere; no curl or a tampered object: over ssh; the same bundle is not uploaded twice")
     func fetchedByHosts() throws {
-        let s3 = try MotoServer()
-        let client = S3Client(endpoint: s3.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
-                              secretKey: "testing-secret", sessionToken: nil)
-        _ = try client.send("PUT", key: "", expect: [200])
+        let (s3, client) = try store()
         // web1 and web2 have curl; web3 has not.
         let pool = try SandboxPool(hosts: 3, os: ["bookworm+curl", "bookworm+curl", "bookworm"])
         let app = try SandboxApp(pool: pool, extraEnvironment: """
@@ -102,4 +108,96 @@ struct ArtifactsEndToEndTests {
         #expect((missing.stdout + missing.stderr).contains("needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "\(missing.stderr)")
         #expect(try pool.output("web1", "ls /srv/shop/releases") == releases)
     }
+
+    /// `ship deploy` on a thread of its own: its result once `wait()` is called.
+    final class Background: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private var outcome: ProcessResult?
+
+        init(_ app: SandboxApp, _ arguments: [String]) {
+            let path = app.repo.path
+            let environment = ArtifactsEndToEndTests.credentials.merging(["XDG_CACHE_HOME": app.repo.directory.file(".cache")]) { $1 }
+            Thread { [self] in
+                outcome = try? ShipperTests.ship(arguments, in: path, environment: environment)
+                done.signal()
+            }.start()
+        }
+
+        func wait() throws -> ProcessResult {
+            done.wait()
+            return try #require(outcome)
+        }
+    }
+
+    @Test("the store's current.json after the last host validated; lock: store makes a second controller exit 4 naming the holder; a claim made meanwhile wins over a later one; ship unlock clears the store's lock")
+    func environmentState() throws {
+        let (s3, client) = try store()
+        let pool = try SandboxPool(hosts: 2, os: ["bookworm+curl"])
+        let app = try SandboxApp(pool: pool, extraEnvironment: """
+                ssh: { user: deploy }
+                artifacts: { store: s3://fleet-artifacts, endpoint: "\(s3.endpoint)" }
+                lock: store
+
+            """)
+        // A revision with a file `slow` holds its install hook until the test lets it go.
+        try app.writeAppspec("""
+            version: 1
+            hooks:
+              install: [{ run: 'if [ -f slow ]; then touch /srv/shop/running; while [ ! -e /srv/shop/go ]; do sleep 0.1; done; fi' }]
+
+            """)
+        try app.repo.write("index.html", "v1\n")
+        try app.commit("v1")
+        let (first, events) = try app.ship(["deploy", "test"], environment: Self.credentials)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let release = try #require(named(events, "deployment_finished").last?["release"] as? String)
+        let deploymentId = try #require(named(events, "deployment_finished").last?["deployment_id"] as? String)
+        let current = try JSONSerialization.jsonObject(with: client.getObject(key: "envs/shop/test/current.json")) as? [String: Any]
+        let sha = try pool.output("web1", "ls /srv/shop/.ship/bundles").replacingOccurrences(of: ".tar.gz", with: "")
+        #expect(current?["release"] as? String == release && current?["deployment_id"] as? String == deploymentId)
+        #expect(current?["sha256"] as? String == sha && current?["bundle"] as? String == "bundles/shop/\(sha).tar.gz")
+        #expect(current?["revision"] as? String == (try app.repo.git(["rev-parse", "HEAD"])))
+        #expect(try client.size(of: "envs/shop/test/releases/\(release).json") != nil)
+        #expect(try client.size(of: "envs/shop/test/lock.json") == nil, "the store's lock is released")
+
+        // Two controllers: while the first holds the store's lock, the second exits 4 naming it
+        // and touches no host.
+        try app.repo.write("slow", "")
+        try app.repo.write("index.html", "v2\n")
+        try app.commit("v2")
+        let firstController = Background(app, ["deploy", "test"])
+        // web2 (role migrate) goes first; its hook says when it runs.
+        let started = try pool.ssh("web2", "for i in $(seq 600); do [ -e /srv/shop/running ] && exit 0; sleep 0.1; done; exit 1")
+        if started.status != 0 {
+            let ended = try firstController.wait()
+            throw TestFailure("the first controller's hook never ran: \(ended.status) \(ended.stdout.suffix(3000)) \(ended.stderr)")
+        }
+        let holder = try #require(try JSONSerialization.jsonObject(with: client.getObject(key: "envs/shop/test/lock.json")) as? [String: Any])
+        let holderId = try #require(holder["deploymentId"] as? String)
+        let releasesBefore = try pool.output("web1", "ls /srv/shop/releases")
+        let (second, _) = try app.ship(["deploy", "test"], environment: Self.credentials)
+        #expect(second.status == 4, "\(second.stdout)\(second.stderr)")
+        #expect((second.stdout + second.stderr).contains("test is locked by") && (second.stdout + second.stderr).contains(holderId))
+        #expect(try pool.output("web1", "ls /srv/shop/releases") == releasesBefore)
+
+        // Meanwhile another controller (without lock: store, on another machine) claims
+        // current.json: the first, finishing later, does not overwrite it and says who did.
+        let other = #"{"app":"shop","environment":"test","release":"29991231000000","revision":"0000","sha256":"00","bundle":"x","deployment_id":"d-other","holder":"ci@runner-2","time":"2026-12-03T00:00:00Z"}"#
+        try client.putObject(key: "envs/shop/test/current.json", data: Data(other.utf8))
+        _ = try pool.output("web1", "touch /srv/shop/go; : > /dev/null")
+        _ = try pool.output("web2", "touch /srv/shop/go")
+        let won = try firstController.wait()
+        #expect(won.status == 4, "\(won.stdout)\(won.stderr)")
+        #expect((won.stdout + won.stderr).contains("was claimed meanwhile by ci@runner-2 (deployment d-other"), "\(won.stdout)\(won.stderr)")
+        #expect(String(decoding: try client.getObject(key: "envs/shop/test/current.json"), as: UTF8.self) == other, "the earlier claim stands")
+        #expect(try client.size(of: "envs/shop/test/lock.json") == nil)
+
+        // A stale lock in the store: ship unlock removes it and says whose it was.
+        try client.putObject(key: "envs/shop/test/lock.json", data: Data(#"{"deploymentId":"d-stale","holder":"ci@gone","started":"2026-12-01T00:00:00Z"}"#.utf8))
+        let unlock = try ShipperTests.ship(["unlock", "test"], in: app.repo.path, environment: Self.credentials)
+        #expect(unlock.status == 0, "\(unlock.stderr)")
+        #expect(unlock.stdout.contains("s3://fleet-artifacts/envs/shop/test/lock.json: removed the lock of ci@gone (deployment d-stale"), "\(unlock.stdout)")
+        #expect(try client.size(of: "envs/shop/test/lock.json") == nil)
+    }
 }
+

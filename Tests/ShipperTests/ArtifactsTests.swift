@@ -60,6 +60,22 @@ struct ArtifactsTests {
         #expect(try config.environment(named: "prod").artifacts
             == ArtifactsConfig(bucket: "fleet-artifacts", prefix: "ship", region: "us-east-1", endpoint: "http://127.0.0.1:9000", linkLifetime: 300))
         #expect(try config.environment(named: "staging").artifacts == nil)
+        #expect(try config.environment(named: "prod").lockInStore == false)
+        // lock: store needs the store.
+        let locked = yaml.replacingOccurrences(of: "link_lifetime: 300 }", with: "link_lifetime: 300 }\n    lock: store")
+        #expect(try ConfigLoader.decode(yaml: locked, file: "/work/app/ship.yml", displayName: "ship.yml").environment(named: "prod").lockInStore)
+        for (bad, expected) in [
+            ("  staging:\n    hosts: [web1]\n    lock: store", "ship.yml:9: environments.staging.lock: lock: store needs artifacts.store"),
+            ("  staging:\n    hosts: [web1]\n    lock: s3", "ship.yml:9: environments.staging.lock: expected hosts or store, found"),
+        ] {
+            let text = yaml.replacingOccurrences(of: "  staging:\n    hosts: [web1]", with: bad)
+            do {
+                _ = try ConfigLoader.decode(yaml: text, file: "/work/app/ship.yml", displayName: "ship.yml")
+                Issue.record("accepted: \(bad)")
+            } catch {
+                #expect(error.description.hasPrefix(expected), "\(error.description)")
+            }
+        }
         for (bad, expected) in [
             ("{ store: /var/artifacts }", "ship.yml:6: environments.prod.artifacts.store: expected s3://bucket/prefix, found"),
             ("{ store: s3://B/x }", "ship.yml:6: environments.prod.artifacts.store: expected s3://bucket/prefix with a valid bucket name"),

@@ -166,12 +166,12 @@ struct S3Client: Sendable {
 
     /// One signed request, retried on connection errors and 5xx answers.
     func send(_ method: String, key: String, query: [(String, String)] = [], body: Data? = nil, expect: Set<Int>,
-              into fd: Int32? = nil) throws(ShipError) -> Response {
+              into fd: Int32? = nil, headers extra: [String] = []) throws(ShipError) -> Response {
         var attempt = 0
         while true {
             attempt += 1
             if let fd { ftruncate(fd, 0); lseek(fd, 0, SEEK_SET) }
-            let outcome = perform(method, key: key, query: query, body: body, into: fd)
+            let outcome = perform(method, key: key, query: query, body: body, into: fd, headers: extra)
             switch outcome {
             case .success(let response) where expect.contains(response.status):
                 return response
@@ -192,7 +192,7 @@ struct S3Client: Sendable {
     }
 
     private func perform(_ method: String, key: String, query: [(String, String)], body: Data?,
-                         into fd: Int32?) -> Result<Response, ShipError> {
+                         into fd: Int32?, headers extra: [String]) -> Result<Response, ShipError> {
         Self.globalInit
         guard let curl = curl_easy_init() else { return .failure(ShipError("cannot start libcurl")) }
         defer { curl_easy_cleanup(curl) }
@@ -205,7 +205,7 @@ struct S3Client: Sendable {
         var headers: UnsafeMutablePointer<curl_slist>?
         let payloadHash = body.map { Self.sha256Hex($0) } ?? Self.emptySHA256
         for header in ["x-amz-content-sha256: \(payloadHash)", "Expect:", "Content-Type: application/octet-stream"]
-            + (sessionToken.map { ["x-amz-security-token: \($0)"] } ?? []) {
+            + (sessionToken.map { ["x-amz-security-token: \($0)"] } ?? []) + extra {
             headers = curl_slist_append(headers, header)
         }
         defer { curl_slist_free_all(headers) }

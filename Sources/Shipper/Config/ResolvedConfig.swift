@@ -77,6 +77,7 @@ public enum ResolvedConfig {
             if let endpoint = artifacts.endpoint { store.append(("endpoint", .string(endpoint))) }
             store.append(("link_lifetime", .int(artifacts.linkLifetime)))
             entries.append(("artifacts", .map(store)))
+            entries.append(("lock", .string(environment.lockInStore ? "store" : "hosts")))
         }
         entries.append(("env", .map(environment.env.map { ($0.name, .string($0.value)) })))
         if !environment.secrets.isEmpty {

@@ -219,6 +219,8 @@ public struct Environment: Sendable {
     public var build: BuildSettings?
     /// `artifacts:`: bundles published once to an object store, fetched by each host itself.
     public var artifacts: ArtifactsConfig?
+    /// `lock: store`: the deploy lock is also taken in the artifact store, before any host.
+    public var lockInStore = false
 
     /// The hook variables of a host, in order: the environment's `env`, the host's values over
     /// them, then the host's own.

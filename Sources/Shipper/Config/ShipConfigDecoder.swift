@@ -7,7 +7,7 @@ enum ShipConfigDecoder {
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
                                   "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
-                                  "secrets", "secrets_command", "build", "artifacts"]
+                                  "secrets", "secrets_command", "build", "artifacts", "lock"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -243,6 +243,17 @@ enum ShipConfigDecoder {
         environment.inventory = inventory
         environment.build = try map["build"].map { node throws(ShipError) in try decodeBuild(node) } ?? defaults.build
         environment.artifacts = try map["artifacts"].map { node throws(ShipError) in try decodeArtifacts(node) }
+        if let lockNode = map["lock"] {
+            let value = try lockNode.nonEmptyString(expected: "hosts or store")
+            guard value == "hosts" || value == "store" else {
+                throw lockNode.error("expected hosts or store, found \(lockNode.found)",
+                                     hint: "store: the lock is also taken in the artifact store, so controllers on different machines exclude each other")
+            }
+            guard value == "hosts" || environment.artifacts != nil else {
+                throw lockNode.error("lock: store needs artifacts.store, where the lock is kept", hint: "add artifacts: { store: s3://bucket/prefix }")
+            }
+            environment.lockInStore = value == "store"
+        }
         if let secrets = map["secrets"] {
             for item in try secrets.list(expected: "a list of variable names, e.g. [DB_PASSWORD, STRIPE_KEY]") {
                 let name = try item.nonEmptyString(expected: "a variable name")

@@ -102,11 +102,14 @@ extension Deployment {
         let sorted = clients.sorted { $0.transport.host.description < $1.transport.host.description }
         let deadline = request.lockWait.map { Date().addingTimeInterval($0) }
         var announced = false
+        let store = environment.lockInStore ? try environmentStore() : nil
         while true {
             var taken: [AgentClient] = []
             var states: [String: AgentResult] = [:]
-            var holder: LockInfo?
-            for client in sorted {
+            // lock: store: the store's lock first, so controllers on different machines exclude
+            // each other before either touches a host.
+            var holder = try store?.takeLock(lock)
+            for client in sorted where holder == nil {
                 var lockRequest = client.request(.lock)
                 lockRequest.lock = lock
                 let result: AgentResult
@@ -141,10 +144,17 @@ extension Deployment {
         }
     }
 
+    /// The environment's state in its artifact store, when it has one.
+    func environmentStore() throws(ShipError) -> EnvironmentStore? {
+        guard let settings = environment.artifacts else { return nil }
+        return EnvironmentStore(artifacts: try ArtifactStore(settings, app: config.app), environment: environment.name)
+    }
+
     /// Releases the lock on every host; `finalEntry` (the run's end, for the journal) travels in
     /// the same request, so ending a deployment is one round trip per host.
     func releaseLocks(_ clients: [AgentClient], lock: LockInfo,
                       finalEntry: (@Sendable (AgentClient) -> JournalEntry)? = nil) async {
+        if environment.lockInStore { (try? environmentStore())??.releaseLock(lock) }
         _ = await forEachHost(clients) { client -> Bool in
             var unlock = client.request(.unlock)
             unlock.lock = lock

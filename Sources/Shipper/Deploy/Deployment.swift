@@ -195,6 +195,17 @@ public struct Deployment: Sendable {
         } catch {
             return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
         }
+        // The store's record of the environment as this deployment found it: it claims it at the
+        // end only if no other deployment did meanwhile.
+        var recorded: (store: EnvironmentStore, etag: String?)?
+        if request.sync == nil, let store = try? environmentStore() {
+            do throws(ShipError) {
+                recorded = (store, try store.readCurrent().etag)
+            } catch {
+                reporter.report(Event(.hostWarning(message: "cannot read \(store.artifacts.client.describe(store.currentKey)): \(error.description); "
+                    + "this deployment will not update it")))
+            }
+        }
         reporter.report(Event(.deploymentStarted(deploymentId: deploymentId, environment: environment.name,
                                                  revision: prepared.revision.commit, release: release,
                                                  hosts: hosts.map(\.description))))
@@ -212,8 +223,9 @@ public struct Deployment: Sendable {
         }
         // Deltas are made for this run's hosts only.
         defer { for path in Set(shipments.values.compactMap(\.delta?.bundle.path)) { unlink(path) } }
-        // artifacts: the bundle goes to the store once; each host that lacks it fetches it there.
-        if let settings = environment.artifacts, shipments.values.contains(where: { !$0.fullPresent }) {
+        // artifacts: the bundle goes to the store once (and is there for hosts that pull it);
+        // each host that lacks it fetches it there.
+        if let settings = environment.artifacts {
             do throws(ShipError) {
                 runContext.artifacts = try publish(settings, prepared: prepared)
             } catch {
@@ -425,6 +437,19 @@ public struct Deployment: Sendable {
             journal.detail = failedHosts.contains(client.transport.host.description) ? "host failed" : finalMessage
             journal.hostStatus = hostStatus[client.transport.host.description]
             return journal
+        }
+        // Every host validated: the store says which release the environment is on.
+        if status == .succeeded, exit == nil, let recorded, let bundle = prepared.bundles.cached() {
+            let current = EnvironmentStore.Current(app: config.app, environment: environment.name, release: release,
+                                                   revision: prepared.revision.commit, sha256: bundle.sha256,
+                                                   bundle: recorded.store.artifacts.key(bundle.sha256), deploymentId: deploymentId,
+                                                   holder: lock.holder, time: Event.timestamp(Date()))
+            do throws(ShipError) {
+                try recorded.store.claim(current, replacing: recorded.etag)
+                reporter.report(Event(.hostStep(step: "\(recorded.store.artifacts.client.describe(recorded.store.currentKey)) says release \(release)")))
+            } catch {
+                return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
+            }
         }
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
     }

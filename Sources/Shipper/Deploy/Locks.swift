@@ -12,6 +12,17 @@ public enum Locks {
     public static func forceUnlock(config: ShipConfig, environment: Environment,
                                    makeTransport: @Sendable (Host) -> any Transport) async -> [Outcome] {
         var outcomes: [Outcome] = []
+        // lock: store: the store's lock too, reported as the store's.
+        if environment.lockInStore, let settings = environment.artifacts {
+            let name = "s3://\(settings.bucket)"
+            do throws(ShipError) {
+                let store = EnvironmentStore(artifacts: try ArtifactStore(settings, app: config.app), environment: environment.name)
+                outcomes.append(Outcome(host: store.artifacts.client.describe(store.lockKey), result: .success(try store.forceUnlock())))
+            } catch {
+                outcomes.append(Outcome(host: name, result: .failure(HostError(host: name, step: "unlock", message: error.description,
+                                                                                unreachable: false, hint: error.hint))))
+            }
+        }
         for host in environment.hosts {
             let client = AgentClient(transport: makeTransport(host), deployTo: environment.deployTo)
             var request = client.request(.unlock)
