@@ -198,6 +198,13 @@ struct ArtifactsEndToEndTests {
         #expect(unlock.status == 0, "\(unlock.stderr)")
         #expect(unlock.stdout.contains("s3://fleet-artifacts/envs/shop/test/lock.json: removed the lock of ci@gone (deployment d-stale"), "\(unlock.stdout)")
         #expect(try client.size(of: "envs/shop/test/lock.json") == nil)
+
+        // A rollback to the first release: the store names it again, from its own record.
+        let (rollback, rollbackEvents) = try app.ship(["rollback", "test"], environment: Self.credentials)
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        let rolledBack = try JSONSerialization.jsonObject(with: client.getObject(key: "envs/shop/test/current.json")) as? [String: Any]
+        #expect(rolledBack?["release"] as? String == release && rolledBack?["sha256"] as? String == sha)
+        #expect(rolledBack?["deployment_id"] as? String == named(rollbackEvents, "rollback_finished").last?["deployment_id"] as? String)
     }
 }
 

@@ -49,6 +49,13 @@ struct EnvironmentStore: Sendable {
         return (try? JSONDecoder().decode(Current.self, from: response.body), response.headers["etag"])
     }
 
+    /// The record of a release deployed with this store, if there is one.
+    func record(of release: String) throws(ShipError) -> Current? {
+        let response = try client.send("GET", key: releaseKey(release), expect: [200, 404])
+        guard response.status == 200 else { return nil }
+        return try? JSONDecoder().decode(Current.self, from: response.body)
+    }
+
     /// Writes the release's record, then claims current.json for it if it is still what it was
     /// when the deployment began (`etag`, or absent); else tells who claimed it meanwhile.
     func claim(_ current: Current, replacing etag: String?) throws(ShipError) {

@@ -65,6 +65,16 @@ extension Deployment {
         } catch {
             return done(.failed, error.exitCode, requested ?? "", error.description)
         }
+        // The store's record of the environment as the rollback found it (artifacts:).
+        var recorded: (store: EnvironmentStore, etag: String?)?
+        if let store = try? environmentStore() {
+            do throws(ShipError) {
+                recorded = (store, try store.readCurrent().etag)
+            } catch {
+                reporter.report(Event(.hostWarning(message: "cannot read \(store.artifacts.client.describe(store.currentKey)): \(error.description); "
+                    + "this rollback will not update it")))
+            }
+        }
         let plan = BatchPlan(hosts: hosts, spec: request.batch ?? environment.batch)
         let clientByHost = Dictionary(uniqueKeysWithValues: clients.map { ($0.transport.host.description, $0) })
         var failures: [HostError] = []
@@ -106,6 +116,23 @@ extension Deployment {
             return entry
         }
         let release = requested ?? Set(destinations.values.map(\.target)).sorted().joined(separator: ",")
+        // Every host is on the target: the store says so too, from the target's own record.
+        if status == .succeeded, let recorded {
+            do throws(ShipError) {
+                if var current = try recorded.store.record(of: target) {
+                    current.deploymentId = deploymentId
+                    current.holder = lock.holder
+                    current.time = Event.timestamp(Date())
+                    try recorded.store.claim(current, replacing: recorded.etag)
+                    reporter.report(Event(.hostStep(step: "\(recorded.store.artifacts.client.describe(recorded.store.currentKey)) says release \(target)")))
+                } else {
+                    reporter.report(Event(.hostWarning(message: "the artifact store has no record of release \(target) (deployed before artifacts: was set): "
+                        + "\(recorded.store.artifacts.client.describe(recorded.store.currentKey)) still names the release it did")))
+                }
+            } catch {
+                return done(.failed, error.exitCode, release, error.description, hint: error.hint)
+            }
+        }
         return done(status, interrupted ? .interrupted : (failures.isEmpty ? nil : .failed), release, finalMessage)
     }
 
