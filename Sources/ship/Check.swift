@@ -25,7 +25,7 @@ struct Check: AsyncParsableCommand {
             let hosts = env.hosts.map(\.description).joined(separator: ", ")
             var line = "  \(env.name): \(env.hosts.count) host\(env.hosts.count == 1 ? "" : "s") (\(hosts)), deploy_to \(env.deployTo), "
                 + "keep_releases \(env.keepReleases), batch \(env.batch), "
-                + "max_fail \(env.maxFail), rollback \(env.rollback.rawValue), revision \(env.revision ?? "HEAD")"
+                + "\(env.failureLimit.map { "\($0) (\(env.allowedFailures) of \(env.hosts.count) hosts may fail)" } ?? "max_fail \(env.maxFail)"), rollback \(env.rollback.rawValue), revision \(env.revision ?? "HEAD")"
             if let branch = env.deployOnPush { line += ", deploys on push to \(branch)" }
             if env.backup != nil { line += ", backups configured" }
             if let inventory = env.inventory { line += ", and the instances of inventory aws (\(Inventory.describe(inventory)))" }

@@ -74,6 +74,54 @@ struct OrchestrationTests {
 
     func currents() -> [String?] { pool.hosts.map { pool[$0.name].withLock { $0.current } } }
 
+    @Test("max_concurrency bounds the hosts in flight in a batch of the whole pool; without it, all of them (up to 32) run at once")
+    func maxConcurrency() async throws {
+        let test = try OrchestrationTests(hosts: 12, batch: #""100%""#)
+        let counter = InFlight()
+        for host in test.pool.hosts { test.pool[host.name].withLock { $0.hookTime = (0.05, counter) } }
+        let yml = try String(contentsOfFile: test.repo.directory.file("ship.yml"), encoding: .utf8)
+        try test.repo.write("ship.yml", yml.replacingOccurrences(of: "    max_fail: 0\n", with: "    max_concurrency: \"25%\"\n"))
+        let (bounded, _) = try await test.deploy()
+        #expect(bounded.status == .succeeded)
+        #expect(counter.peak <= 3 && counter.peak >= 2, "25% of 12 hosts: at most 3 at once, saw \(counter.peak)")
+
+        let unbounded = InFlight()
+        for host in test.pool.hosts { test.pool[host.name].withLock { $0.hookTime = (0.05, unbounded) } }
+        try test.repo.write("ship.yml", yml)
+        let (all, _) = try await test.deploy()
+        #expect(all.status == .succeeded)
+        #expect(unbounded.peak > 3, "without max_concurrency the batch runs wider: \(unbounded.peak)")
+    }
+
+    @Test("max_errors and min_healthy_hosts: shares of the pool that may fail before the deployment stops", arguments: [
+        ("max_errors: \"25%\"", 2, true), ("max_errors: \"10%\"", 2, false), ("max_errors: 2", 2, true),
+        ("min_healthy_hosts: \"75%\"", 2, true), ("min_healthy_hosts: 7", 2, false),
+    ])
+    func failureShares(_ setting: String, _ failing: Int, _ carriesOn: Bool) async throws {
+        let test = try OrchestrationTests(hosts: 8, batch: #""100%""#)
+        let yml = try String(contentsOfFile: test.repo.directory.file("ship.yml"), encoding: .utf8)
+        try test.repo.write("ship.yml", yml.replacingOccurrences(of: "    max_fail: 0\n", with: "    \(setting)\n"))
+        try test.repo.commitAll("limits")
+        let (first, _) = try await test.deploy()
+        #expect(first.status == .succeeded)
+        let before = try #require(test.currents().first ?? nil)
+        for host in test.pool.hosts.suffix(failing) { test.pool[host.name].withLock { $0.failing = [.validate] } }
+        try test.repo.write("index.html", "v2\n")
+        try test.repo.commitAll("v2")
+        let (result, _) = try await test.deploy()
+        let currents = test.currents()
+        if carriesOn {
+            // Within the limit: the failed hosts roll back alone, the others keep the release.
+            #expect(result.status == .succeeded, "\(result.message ?? "")")
+            #expect(currents.prefix(8 - failing).allSatisfy { $0 != before } && currents.suffix(failing).allSatisfy { $0 == before }, "\(currents)")
+            #expect(result.message?.contains(setting.components(separatedBy: ":")[0]) == true, "\(result.message ?? "")")
+        } else {
+            // Over it: the deployment stops and every host is back on the release it had.
+            #expect(result.status != .succeeded, "\(result.message ?? "")")
+            #expect(currents.allSatisfy { $0 == before }, "\(currents)")
+        }
+    }
+
     @Test("batches run in order: a batch is validated before the next begins; migrate once")
     func batchesInOrder() async throws {
         let (result, reporter) = try await deploy()

@@ -37,6 +37,8 @@ final class SimulatedHost: @unchecked Sendable {
     var trafficLog: [String] = []
     /// Runs once when a lock request is refused: another deployment finishing meanwhile.
     var afterLockRefused: ((SimulatedHost) -> Void)?
+    /// When set, each `run-hooks` takes this long and is counted in flight while it runs.
+    var hookTime: (seconds: Double, counter: InFlight)?
 
     init(name: String) {
         self.name = name
@@ -210,6 +212,11 @@ final class SimulatedTransport: Transport {
             host.records[release] = ReleaseRecord(release: release, revision: request.revision ?? "", deploymentId: request.journal?.deploymentId,
                                                   appspec: request.appspec ?? .empty, bundleSHA256: request.bundleSHA256)
         case .runHooks:
+            if let (seconds, counter) = host.hookTime {
+                counter.enter()
+                usleep(UInt32(seconds * 1_000_000))
+                counter.leave()
+            }
             let release = request.release ?? ""
             let event = request.event ?? .install
             for hook in host.records[release]?.appspec.hooks(for: event) ?? [] {
@@ -285,4 +292,15 @@ final class SimulatedPool: @unchecked Sendable {
     }
 
     subscript(name: String) -> SimulatedHost { states[name]! }
+}
+
+/// How many hosts are busy at once across a pool, and the most there were.
+final class InFlight: @unchecked Sendable {
+    private let lock = NSLock()
+    private var now = 0
+    private(set) var most = 0
+
+    func enter() { lock.withLock { now += 1; most = max(most, now) } }
+    func leave() { lock.withLock { now -= 1 } }
+    var peak: Int { lock.withLock { most } }
 }

@@ -61,7 +61,15 @@ public enum ResolvedConfig {
         entries.append(("hosts", .list(environment.hosts.map { host(config, environment, $0) })))
         if let inventory = environment.inventory { entries.append(("inventory", self.inventory(inventory))) }
         entries.append(("batch", .string(environment.batch.description)))
-        entries.append(("max_fail", .int(environment.maxFail)))
+        if let limit = environment.failureLimit {
+            switch limit {
+            case .maxErrors(let size): entries.append(("max_errors", .string(size.description)))
+            case .minHealthy(let size): entries.append(("min_healthy_hosts", .string(size.description)))
+            }
+        } else {
+            entries.append(("max_fail", .int(environment.maxFail)))
+        }
+        if let concurrency = environment.maxConcurrency { entries.append(("max_concurrency", .string(concurrency.description))) }
         entries.append(("rollback", .string(environment.rollback.rawValue)))
         if let branch = environment.deployOnPush { entries.append(("deploy_on_push", .string(branch))) }
         entries.append(("compression", .string(environment.compression.rawValue)))

@@ -131,6 +131,19 @@ public struct Host: Sendable, Equatable, Hashable, CustomStringConvertible {
 }
 
 /// One step of a rolling deployment's batch sizes.
+/// `max_errors` (SSM's MaxErrors) or `min_healthy_hosts` (CodeDeploy's minimum healthy hosts).
+public enum FailureLimit: Sendable, Equatable, CustomStringConvertible {
+    case maxErrors(BatchSize)
+    case minHealthy(BatchSize)
+
+    public var description: String {
+        switch self {
+        case .maxErrors(let size): "max_errors \(size)"
+        case .minHealthy(let size): "min_healthy_hosts \(size)"
+        }
+    }
+}
+
 public enum BatchSize: Sendable, Equatable, CustomStringConvertible {
     case count(Int)
     case percent(Int)
@@ -193,7 +206,12 @@ public struct Environment: Sendable {
     public var revision: String?
     public var hosts: [Host]
     public var batch: BatchSpec
+    /// `max_fail`: hosts allowed to fail; `max_errors` and `min_healthy_hosts` (as a share of the
+    /// pool) are read into `failureLimit` instead, resolved by `allowedFailures`.
     public var maxFail: Int
+    public var failureLimit: FailureLimit?
+    /// `max_concurrency`: hosts ship works on at once (default 32).
+    public var maxConcurrency: BatchSize?
     public var rollback: RollbackMode
     /// A push of this branch deploys this environment.
     public var deployOnPush: String?
@@ -217,6 +235,29 @@ public struct Environment: Sendable {
     public var secretsCommand: String?
     /// `build:` resolved: the environment's own, else the top level's.
     public var build: BuildSettings?
+    /// Hosts ship works on at once: `max_concurrency` of this pool (a share rounded up, at least
+    /// one), else 32.
+    public var concurrency: Int {
+        switch maxConcurrency {
+        case .count(let n)?: n
+        case .percent(let p)?: max(1, (hosts.count * p + 99) / 100)
+        case nil: 32
+        }
+    }
+
+    /// Hosts that may fail (each rolled back alone) before a deployment stops: `max_errors` of
+    /// this pool (a share rounded down), or all but `min_healthy_hosts` (a share rounded up, as
+    /// CodeDeploy does), else `max_fail`.
+    public var allowedFailures: Int {
+        switch failureLimit {
+        case .maxErrors(.count(let n))?: n
+        case .maxErrors(.percent(let p))?: hosts.count * p / 100
+        case .minHealthy(.count(let n))?: max(0, hosts.count - n)
+        case .minHealthy(.percent(let p))?: max(0, hosts.count - (hosts.count * p + 99) / 100)
+        case nil: maxFail
+        }
+    }
+
     /// `artifacts:`: bundles published once to an object store, fetched by each host itself.
     public var artifacts: ArtifactsConfig?
     /// `lock: store`: the deploy lock is also taken in the artifact store, before any host.

@@ -7,7 +7,8 @@ enum ShipConfigDecoder {
     static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
                                   "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
-                                  "secrets", "secrets_command", "build", "artifacts", "lock"]
+                                  "secrets", "secrets_command", "build", "artifacts", "lock",
+                                  "max_concurrency", "max_errors", "min_healthy_hosts"]
     static let hostKeys = ["host", "roles", "env", "ssh"]
     static let hostSSHKeys = ["user", "port"]
     static let backupKeys = ["store", "keep", "keep_daily", "keep_weekly", "keep_monthly", "s3", "before_migrate", "db", "assets",
@@ -243,6 +244,20 @@ enum ShipConfigDecoder {
         environment.inventory = inventory
         environment.build = try map["build"].map { node throws(ShipError) in try decodeBuild(node) } ?? defaults.build
         environment.artifacts = try map["artifacts"].map { node throws(ShipError) in try decodeArtifacts(node) }
+        environment.maxConcurrency = try map["max_concurrency"].map { node throws(ShipError) in
+            try decodeHostCount(node, minimum: 1, example: #"max_concurrency: 10 or max_concurrency: "25%""#)
+        }
+        let limits = ["max_fail", "max_errors", "min_healthy_hosts"].filter { map[$0] != nil }
+        if limits.count > 1 {
+            throw map[limits[1]]!.error("\(limits.joined(separator: " and ")) say the same thing: give one",
+                                        hint: "max_fail: N hosts; max_errors: N or N% of the pool; min_healthy_hosts: N or N% that must stay healthy")
+        }
+        if let node = map["max_errors"] {
+            environment.failureLimit = .maxErrors(try decodeHostCount(node, minimum: 0, example: #"max_errors: 2 or max_errors: "10%""#))
+        }
+        if let node = map["min_healthy_hosts"] {
+            environment.failureLimit = .minHealthy(try decodeHostCount(node, minimum: 0, example: #"min_healthy_hosts: 3 or min_healthy_hosts: "75%""#))
+        }
         if let lockNode = map["lock"] {
             let value = try lockNode.nonEmptyString(expected: "hosts or store")
             guard value == "hosts" || value == "store" else {
@@ -410,6 +425,21 @@ enum ShipConfigDecoder {
             return .percent(percent)
         }
         throw node.error("expected \(batchExpectation), found \(node.found)", hint: hint)
+    }
+
+    /// A number of hosts (at least `minimum`), or a share of the pool as "N%" (0% to 100%).
+    static func decodeHostCount(_ node: ConfigNode, minimum: Int, example: String) throws(ShipError) -> BatchSize {
+        let expected = "a number of hosts (at least \(minimum)) or a percentage such as \"25%\""
+        guard case .scalar = node.node, !node.isNull else { throw node.error("expected \(expected), found \(node.found)", hint: example) }
+        if let value = try? node.int() {
+            guard value >= minimum else { throw node.error("expected \(expected), found \(value)", hint: example) }
+            return .count(value)
+        }
+        let text = try node.string()
+        if text.hasSuffix("%"), let percent = Int(text.dropLast()), (minimum...100).contains(percent) {
+            return .percent(percent)
+        }
+        throw node.error("expected \(expected), found \(node.found)", hint: example)
     }
 
     static func decodeBatchSpec(commandLine text: String) throws(ShipError) -> BatchSpec {

@@ -309,7 +309,7 @@ extension Deployment {
     /// the release they stay on, with that release's environment, so none is left down. Returns
     /// the hosts where that failed (they are down, and said so).
     func restartStopped(_ clients: [AgentClient], previousByHost: [String: String?], context: HostContext) async -> [HostError] {
-        let results = await forEachHost(clients, width: Deployment.parallelism) { client throws(HostError) in
+        let results = await forEachHost(clients, width: environment.concurrency) { client throws(HostError) in
             let host = client.transport.host.description
             guard let previous = previousByHost[host] ?? nil else { return }
             let env = hookEnvironment(client, context: context, previous: previous)
@@ -338,7 +338,7 @@ extension Deployment {
 
     /// Removes this deployment's release from hosts where it never went live.
     func discard(_ clients: [AgentClient], context: HostContext) async {
-        _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
+        _ = await forEachHost(clients, width: environment.concurrency) { client -> Bool in
             var discard = client.request(.discard)
             discard.release = context.release
             // A release that never went live and could not be removed is abandoned: every

@@ -64,13 +64,12 @@ extension Deployment {
         return values
     }
 
-    /// How many hosts ship works on at once (within a batch, and for preflight and locks).
-    static let parallelism = 32
-
-    /// Runs `body` on every host, at most `width` at a time; results in host order.
-    func forEachHost<T: Sendable>(_ clients: [AgentClient], width: Int = Deployment.parallelism,
+    /// Runs `body` on every host, at most `width` at a time (default: the environment's
+    /// `max_concurrency`, else 32); results in host order.
+    func forEachHost<T: Sendable>(_ clients: [AgentClient], width: Int? = nil,
                                   _ body: @escaping @Sendable (AgentClient) async throws(HostError) -> T) async -> [Result<T, HostError>] {
-        await withTaskGroup(of: (Int, Result<T, HostError>).self) { group in
+        let width = width ?? environment.concurrency
+        return await withTaskGroup(of: (Int, Result<T, HostError>).self) { group in
             var next = 0
             func addNext() {
                 guard next < clients.count else { return }

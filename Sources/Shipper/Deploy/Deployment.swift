@@ -276,7 +276,7 @@ public struct Deployment: Sendable {
             startedHosts.formUnion(batch.map(\.description))
             let batchClients = batch.map { clientByHost[$0.description]! }
             // Phase 1, in parallel: bundle, unpack, stop, install. Nothing switches yet.
-            let installed = await forEachHost(batchClients, width: Deployment.parallelism) { client -> InstallOutcome in
+            let installed = await forEachHost(batchClients, width: environment.concurrency) { client -> InstallOutcome in
                 let host = client.transport.host.description
                 return await installHost(client, previous: previousByHost[host] ?? nil,
                                          shipment: shipments[host] ?? Shipment(fullPresent: false), context: context)
@@ -335,13 +335,13 @@ public struct Deployment: Sendable {
                     break
                 }
             }
-            if failures.count > environment.maxFail || interruption.requested {
-                interrupted = interruption.requested && failures.count <= environment.maxFail
+            if failures.count > environment.allowedFailures || interruption.requested {
+                interrupted = interruption.requested && failures.count <= environment.allowedFailures
                 await giveUp(ready, reason: interrupted ? "interrupted before switching" : "too many hosts failed")
                 break
             }
             // Phase 2, in parallel: switch, start, validate.
-            let activated = await forEachHost(ready, width: Deployment.parallelism) { client -> ActivationOutcome in
+            let activated = await forEachHost(ready, width: environment.concurrency) { client -> ActivationOutcome in
                 await activateHost(client, context: context)
             }
             var notSwitched: [AgentClient] = []
@@ -351,7 +351,7 @@ public struct Deployment: Sendable {
                 if let error = activation.error {
                     failures.append(error)
                     if activation.switched {
-                        if failures.count <= environment.maxFail {
+                        if failures.count <= environment.allowedFailures {
                             // Tolerated: this host goes back alone and the deployment goes on.
                             let rollbackFailures = await rollBack([(client, previous)], context: context)
                             failures += rollbackFailures
@@ -367,9 +367,9 @@ public struct Deployment: Sendable {
                 }
             }
             await restart(notSwitched)
-            if failures.count > environment.maxFail { break }
+            if failures.count > environment.allowedFailures { break }
         }
-        if failure == nil, failures.count > environment.maxFail { failure = failures.first }
+        if failure == nil, failures.count > environment.allowedFailures { failure = failures.first }
 
         var rollbackFailedHosts: Set<String> = []
         var status: DeploymentResult.Status = .succeeded
@@ -406,10 +406,10 @@ public struct Deployment: Sendable {
                 status = .failed
                 message = "rollback failed on " + rollbackFailed.map(\.description).joined(separator: "; ")
             } else if !failures.isEmpty {
-                message = "\(failures.count) host\(failures.count == 1 ? "" : "s") failed and rolled back (max_fail \(environment.maxFail)): "
+                message = "\(failures.count) host\(failures.count == 1 ? "" : "s") failed and rolled back (\(environment.failureLimit?.description ?? "max_fail \(environment.maxFail)"): "
                     + failures.map(\.description).joined(separator: "; ")
             }
-            _ = await forEachHost(clients, width: Deployment.parallelism) { client -> Bool in
+            _ = await forEachHost(clients, width: environment.concurrency) { client -> Bool in
                 await prune(client, previous: previousByHost[client.transport.host.description] ?? nil, context: context)
                 return true
             }

@@ -94,7 +94,7 @@ extension Deployment {
                 try await rollBackHost(client, from: current, to: target, deploymentId: deploymentId, lock: lock, traffic: traffic, tunnel: tunnel)
             }
             for case .failure(let error) in results { failures.append(error) }
-            if failures.count > environment.maxFail { break }
+            if failures.count > environment.allowedFailures { break }
         }
         let status: DeploymentResult.Status = failures.isEmpty && !interrupted ? .succeeded : .failed
         var message: String? = interrupted ? "interrupted: no new host started"
