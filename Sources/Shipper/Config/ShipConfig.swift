@@ -60,21 +60,29 @@ public struct SSHSettings: Sendable, Equatable {
     /// Absolute path, passed to ssh as `-F`.
     public var configFile: String?
     public var options: [String]
+    /// `max_startups`: new ssh connections opened at once through one jump host (ProxyJump).
+    public var maxStartups: Int?
+
+    /// New connections through one jump host at once unless `max_startups` says otherwise: below
+    /// the 10 at which a stock sshd (MaxStartups 10:30:100) starts dropping them.
+    public static let defaultMaxStartups = 8
 
     public init(user: String? = nil, port: Int? = nil, identityFile: String? = nil,
-                configFile: String? = nil, options: [String] = []) {
+                configFile: String? = nil, options: [String] = [], maxStartups: Int? = nil) {
         self.user = user
         self.port = port
         self.identityFile = identityFile
         self.configFile = configFile
         self.options = options
+        self.maxStartups = maxStartups
     }
 
     /// These settings with the keys `other` sets replacing them (an environment's `ssh:` over
     /// the top level's).
     public func overridden(by other: SSHSettings) -> SSHSettings {
         SSHSettings(user: other.user ?? user, port: other.port ?? port, identityFile: other.identityFile ?? identityFile,
-                    configFile: other.configFile ?? configFile, options: other.options.isEmpty ? options : other.options)
+                    configFile: other.configFile ?? configFile, options: other.options.isEmpty ? options : other.options,
+                    maxStartups: other.maxStartups ?? maxStartups)
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 /// file, line and key path.
 enum ShipConfigDecoder {
     static let topKeys = ["app", "deploy_to", "keep_releases", "ssh", "shared", "default_environment", "environments", "compression", "build"]
-    static let sshKeys = ["user", "port", "identity_file", "config_file", "options"]
+    static let sshKeys = ["user", "port", "identity_file", "config_file", "options", "max_startups"]
     static let environmentKeys = ["revision", "hosts", "batch", "max_fail", "rollback", "deploy_on_push", "env", "backup",
                                   "deploy_to", "keep_releases", "ssh", "compression", "health_check", "traffic", "notify", "inventory",
                                   "secrets", "secrets_command", "build", "artifacts", "lock",
@@ -156,6 +156,9 @@ enum ShipConfigDecoder {
         if let config = map["config_file"] { ssh.configFile = try localPath(config, directory: directory) }
         if let options = map["options"] {
             ssh.options = try options.stringList(expected: "a list of ssh arguments, e.g. [\"-o\", \"ConnectTimeout=10\"]")
+        }
+        if let startups = map["max_startups"] {
+            ssh.maxStartups = try startups.int(in: 1...1000, expected: "new connections at once through one jump host, 1 to 1000 (its sshd's MaxStartups or less)")
         }
         return ssh
     }

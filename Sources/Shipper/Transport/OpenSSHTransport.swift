@@ -8,12 +8,55 @@ public final class OpenSSHTransport: Transport {
     let settings: SSHSettings
     let controlDirectory: String
     let sshPath: String
+    /// The run's limits on new connections through jump hosts (nil: none).
+    let gates: ConnectionGates?
+    private let opening = ConnectionOpening()
 
     public init(host: Host, settings: SSHSettings, controlDirectory: String, sshPath: String = "/usr/bin/ssh") {
         self.host = host
         self.settings = settings
         self.controlDirectory = controlDirectory
         self.sshPath = sshPath
+        gates = nil
+    }
+
+    init(host: Host, settings: SSHSettings, controlDirectory: String, gates: ConnectionGates, sshPath: String = "/usr/bin/ssh") {
+        self.host = host
+        self.settings = settings
+        self.controlDirectory = controlDirectory
+        self.sshPath = sshPath
+        self.gates = gates
+    }
+
+    /// Before the first command: a host behind a jump host gets its multiplexed connection
+    /// opened under the jump host's limit (`ssh.max_startups`), and opened again, after a pause,
+    /// when the jump host's sshd dropped it at the handshake (its MaxStartups); the commands
+    /// then share that connection. A host reached directly is left to its first command.
+    func connect() async {
+        guard let gates else { return }
+        await opening.once { [self] in
+            // Where ssh itself says this host is reached through (its config, ProxyJump).
+            let view = LineBox()
+            let probe = await ChildProcess.run(sshPath, ["-G"] + baseArguments, input: .none, onLine: { view.append($0) })
+            guard probe.status == 0,
+                  let jump = view.lines.first(where: { $0.hasPrefix("proxyjump ") }).map({ String($0.dropFirst("proxyjump ".count)) }),
+                  jump != "none" else { return }
+            let gate = gates.gate(for: jump)
+            await gate.acquire()
+            for attempt in 1...6 {
+                let opened = await ChildProcess.run(sshPath, baseArguments + ["true"], input: .none, onLine: { _ in })
+                guard opened.status == 255, Self.droppedAtHandshake(opened.stderr), attempt < 6 else { break }
+                try? await Task.sleep(for: .milliseconds(200 * attempt + Int.random(in: 0..<200)))
+            }
+            await gate.release()
+        }
+    }
+
+    /// What ssh says when an sshd (the target's or a jump host's) closed a connection before
+    /// the key exchange: MaxStartups, or a server restarting.
+    static func droppedAtHandshake(_ stderr: String) -> Bool {
+        ["kex_exchange_identification", "ssh_exchange_identification", "banner exchange", "Connection reset by peer",
+         "Connection closed by"].contains { stderr.contains($0) }
     }
 
     /// ssh's arguments up to (and including) the destination.
@@ -52,12 +95,14 @@ public final class OpenSSHTransport: Transport {
     }
 
     public func run(_ line: ShellLine, input: TransportInput, onLine: @escaping @Sendable (String) -> Void) async -> CommandResult {
-        await ChildProcess.run(sshPath, baseArguments + [line.text], input: input, onLine: onLine)
+        await connect()
+        return await ChildProcess.run(sshPath, baseArguments + [line.text], input: input, onLine: onLine)
     }
 
     public func stream(_ line: ShellLine, input: TransportInput,
                        onBytes: @escaping @Sendable (UnsafeRawBufferPointer?) -> Void) async -> CommandResult {
-        await ChildProcess.run(sshPath, baseArguments + [line.text], input: input, onBytes: onBytes)
+        await connect()
+        return await ChildProcess.run(sshPath, baseArguments + [line.text], input: input, onBytes: onBytes)
     }
 
     public func close() async {
@@ -65,6 +110,14 @@ public final class OpenSSHTransport: Transport {
         arguments.insert(contentsOf: ["-O", "exit"], at: arguments.count - 2)
         _ = await ChildProcess.run(sshPath, arguments, input: .none, onLine: { _ in })
     }
+}
+
+/// Lines collected from a child's output.
+final class LineBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [String] = []
+    func append(_ line: String) { lock.withLock { collected.append(line) } }
+    var lines: [String] { lock.withLock { collected } }
 }
 
 /// Runs commands on this machine with /bin/sh: for `host: local` and for tests without ssh.

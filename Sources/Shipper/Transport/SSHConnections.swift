@@ -7,6 +7,8 @@ public final class SSHConnections: @unchecked Sendable {
     public let directory: String
     private let lock = NSLock()
     private var transports: [String: OpenSSHTransport] = [:]
+    /// New connections through each jump host, `ssh.max_startups` at a time.
+    private let gates: ConnectionGates
 
     public init(settings: SSHSettings) throws(ShipError) {
         self.settings = settings
@@ -18,12 +20,13 @@ public final class SSHConnections: @unchecked Sendable {
             throw ShipError("cannot create a directory for ssh control sockets: \(String(cString: strerror(errno)))")
         }
         directory = String(cString: created)
+        gates = ConnectionGates(limit: settings.maxStartups ?? SSHSettings.defaultMaxStartups)
     }
 
     public func transport(for host: Host) -> any Transport {
         lock.withLock {
             if let existing = transports[host.description] { return existing }
-            let transport = OpenSSHTransport(host: host, settings: settings, controlDirectory: directory)
+            let transport = OpenSSHTransport(host: host, settings: settings, controlDirectory: directory, gates: gates)
             transports[host.description] = transport
             return transport
         }
