@@ -30,6 +30,10 @@ struct Progress {
     }
 
     var rows: [Row] = []
+    /// Where each host's row is (a thousand hosts: no search per event).
+    private var index: [String: Int] = [:]
+    /// Past this many hosts the summary lists only those that did not succeed, with counts.
+    static let listedHosts = 40
     /// Warnings, `host: message`, repeated under the summary so no output mode loses them.
     var warnings: [String] = []
     var title = ""
@@ -38,20 +42,18 @@ struct Progress {
     var release: String?
 
     mutating func apply(_ event: Event) {
-        if let host = event.host, !rows.contains(where: { $0.host == host }) {
-            rows.append(Row(host: host))
-        }
-        let index = event.host.flatMap { host in rows.firstIndex { $0.host == host } }
+        if let host = event.host { add(host) }
+        let position = event.host.flatMap { index[$0] }
         func update(_ body: (inout Row) -> Void) {
-            guard let index else { return }
-            body(&rows[index])
+            guard let position else { return }
+            body(&rows[position])
         }
         switch event.kind {
         case .deploymentStarted(_, let environment, let revision, let release, let hosts):
             title = "deploying \(revision.prefix(12)) to \(environment) as \(release)"
             self.release = release
             started = event.time
-            for host in hosts where !rows.contains(where: { $0.host == host }) { rows.append(Row(host: host)) }
+            for host in hosts { add(host) }
         case .batchStarted(let number, let total, _):
             batch = (number, total)
         case .hostStep(let step):
@@ -99,6 +101,32 @@ struct Progress {
         }
     }
 
+    private mutating func add(_ host: String) {
+        guard index[host] == nil else { return }
+        index[host] = rows.count
+        rows.append(Row(host: host))
+    }
+
+    /// How many hosts are in each kind of state, in the order they are shown ("3 working").
+    func counts() -> [(label: String, count: Int)] {
+        var tally: [String: Int] = [:]
+        for row in rows { tally[Self.kind(row.state), default: 0] += 1 }
+        return ["working", "waiting", "done", "failed", "rolled back", "not switched"].compactMap { label in
+            tally[label].map { (label, $0) }
+        }
+    }
+
+    static func kind(_ state: State) -> String {
+        switch state {
+        case .waiting: "waiting"
+        case .working: "working"
+        case .succeeded: "done"
+        case .failed: "failed"
+        case .rolledBack: "rolled back"
+        case .notSwitched: "not switched"
+        }
+    }
+
     static func duration(_ seconds: TimeInterval) -> String {
         seconds < 60 ? String(format: "%.1fs", seconds) : String(format: "%dm%02ds", Int(seconds) / 60, Int(seconds) % 60)
     }
@@ -121,7 +149,16 @@ struct Progress {
     func summary(status: String, now: Date) -> [String] {
         let width = rows.map(\.host.count).max() ?? 0
         var lines = ["summary: \(status), release \(release ?? "-"), \(Progress.duration(now.timeIntervalSince(started)))"]
-        for row in rows {
+        // A large pool: the hosts that succeeded as one line, every other host on its own.
+        var listed = rows
+        if rows.count > Progress.listedHosts {
+            let succeeded = rows.filter { $0.state == .succeeded }
+            let times = succeeded.compactMap { row in row.started.map { (row.finished ?? now).timeIntervalSince($0) } }
+            lines.append("  \(succeeded.count) of \(rows.count) hosts succeeded"
+                + (times.isEmpty ? "" : " (\(Progress.duration(times.min()!)) to \(Progress.duration(times.max()!)) each)"))
+            listed = rows.filter { $0.state != .succeeded }
+        }
+        for row in listed {
             let elapsed = row.started.map { Progress.duration((row.finished ?? now).timeIntervalSince($0)) } ?? "-"
             let state: String
             switch row.state {
@@ -148,11 +185,15 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     private var drawnLines = 0
     private let handle: FileHandle
     private let columns: Int
+    /// Lines the live view may take: the terminal's height less one, so it never scrolls.
+    private let screenLines: Int
 
     public init(handle: FileHandle = .standardOutput) {
         self.handle = handle
         var size = winsize()
-        columns = ioctl(handle.fileDescriptor, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 20 ? Int(size.ws_col) : 100
+        let known = ioctl(handle.fileDescriptor, UInt(TIOCGWINSZ), &size) == 0
+        columns = known && size.ws_col > 20 ? Int(size.ws_col) : 100
+        screenLines = known && size.ws_row > 5 ? Int(size.ws_row) - 1 : 23
     }
 
     public func report(_ event: Event) {
@@ -207,10 +248,29 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
         }
         header += "  " + Progress.duration(now.timeIntervalSince(progress.started))
         lines.append(header)
-        for row in progress.rows {
+        func line(_ row: Progress.Row) -> String {
             var line = "  " + progress.describe(row, now: now)
             if let last = row.lastLine, case .working = row.state { line += "  \(last)" }
-            lines.append(String(line.prefix(columns - 1)))
+            return String(line.prefix(columns - 1))
+        }
+        if progress.rows.count + 1 <= screenLines {
+            lines += progress.rows.map(line)
+        } else {
+            // More hosts than the screen: counts per state, then failed hosts, then the ones at
+            // work, as many as fit; the view never scrolls.
+            lines.append("  " + progress.counts().map { "\($0.count) \($0.label)" }.joined(separator: ", "))
+            let failed = progress.rows.filter { if case .failed = $0.state { return true }; return false }
+            let working = progress.rows.filter { if case .working = $0.state { return true }; return false }
+            var room = screenLines - lines.count
+            for (kind, group) in [("failed", failed), ("working", working)] where room > 0 && !group.isEmpty {
+                let shown = group.count <= room ? group.count : max(0, room - 1)
+                lines += group.prefix(shown).map(line)
+                room -= shown
+                if shown < group.count && room > 0 {
+                    lines.append("  … \(group.count - shown) more \(kind)")
+                    room -= 1
+                }
+            }
         }
         if final { lines = [] }
         guard !lines.isEmpty else { return }
