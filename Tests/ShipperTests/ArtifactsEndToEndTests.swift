@@ -9,6 +9,36 @@ import Testing
 struct ArtifactsEndToEndTests {
     static let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"]
 
+    /// An ssh ProxyCommand that relays a connection and records the bytes sent to the host in
+    /// `<prefix>.<pid>` (replaced whole after each chunk, so a reader never sees it half written).
+    static let relay = """
+        import os, socket, sys, threading
+        host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] + "." + str(os.getpid())
+        upstream = socket.create_connection((host, port))
+        def down():
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(1, view):]
+            os._exit(0)
+        threading.Thread(target=down, daemon=True).start()
+        sent = 0
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            upstream.sendall(data)
+            sent += len(data)
+            with open(out + ".tmp", "w") as f:
+                f.write(str(sent))
+            os.replace(out + ".tmp", out)
+        upstream.shutdown(socket.SHUT_WR)
+        threading.Event().wait()
+        """
+
     /// moto's S3 on loopback with the bucket `fleet-artifacts`, and a client of it.
     func store() throws -> (MotoServer, S3Client) {
         let s3 = try MotoServer()
@@ -31,8 +61,17 @@ struct ArtifactsEndToEndTests {
         let (s3, client) = try store()
         // web1 and web2 have curl; web3 has not.
         let pool = try SandboxPool(hosts: 3, os: ["bookworm+curl", "bookworm+curl", "bookworm"])
+        // Every byte ship sends a host goes through a relay that counts it (ssh's ProxyCommand).
+        let counts = try TemporaryDirectory("ship-ssh-bytes")
+        try Self.relay.write(toFile: counts.file("relay.py"), atomically: true, encoding: .utf8)
+        try ("Host web1 web2 web3\n  ProxyCommand /usr/bin/python3 \(counts.file("relay.py")) %h %p \(counts.path)/%n\n\n"
+             + (try String(contentsOfFile: pool.sshConfig, encoding: .utf8))).write(toFile: counts.file("ssh_config"), atomically: true, encoding: .utf8)
+        func sent(to host: String) throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: counts.path).filter { $0.hasPrefix(host + ".") && !$0.hasSuffix(".tmp") }
+                .compactMap { Int(try String(contentsOfFile: counts.file($0), encoding: .utf8)) }.reduce(0, +)
+        }
         let app = try SandboxApp(pool: pool, extraEnvironment: """
-                ssh: { user: deploy }
+                ssh: { user: deploy, config_file: \(counts.file("ssh_config")) }
                 artifacts: { store: s3://fleet-artifacts/ship, endpoint: "\(s3.endpoint)" }
 
             """)
@@ -72,9 +111,20 @@ struct ArtifactsEndToEndTests {
         #expect(requests("PUT") == 1)
 
         // The same revision again, on hosts whose caches were emptied: the store has it, so
-        // nothing is uploaded; each host fetches it once more.
+        // nothing is uploaded; each host fetches it once more. Counted through ssh, the hosts
+        // that fetch are sent control traffic only; the one without curl, the bundle.
         for host in pool.hosts { _ = try pool.output(host, "rm -f /srv/shop/.ship/bundles/*") }
+        for name in try FileManager.default.contentsOfDirectory(atPath: counts.path) where name.hasPrefix("web") {
+            try FileManager.default.removeItem(atPath: counts.file(name))
+        }
         let (again, againEvents) = try app.ship(["deploy", "test"], environment: Self.credentials)
+        let bundleBytes = Int(try #require(try client.size(of: key)))
+        for host in ["web1", "web2"] {
+            let bytes = try sent(to: host)
+            #expect(bytes > 0 && bytes < 200_000, "\(host): \(bytes) bytes through ssh for a \(bundleBytes)-byte bundle")
+        }
+        let pushed = try sent(to: "web3")
+        #expect(pushed > bundleBytes, "web3 got the bundle over ssh: \(pushed) bytes")
         #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
         #expect(named(againEvents, "host_step").contains { ($0["step"] as? String)?.hasPrefix("bundle already in s3://fleet-artifacts/\(key)") == true })
         #expect(requests("PUT") == 1, "nothing uploaded the second time")
