@@ -321,17 +321,60 @@ struct OrchestrationTests {
         #expect(currents().allSatisfy { $0 == first.release })
     }
 
-    @Test("scale: 500 hosts in batches of 10%, controller time and memory printed")
+    @Test("scale: 500 hosts (SHIP_SCALE_HOSTS) in batches of 10%, controller time, memory, threads and descriptors printed")
     func scale() async throws {
-        let big = try OrchestrationTests(hosts: 500, batch: #""10%""#)
+        let environment = ProcessInfo.processInfo.environment
+        let count = environment["SHIP_SCALE_HOSTS"].flatMap(Int.init) ?? 500
+        let big = try OrchestrationTests(hosts: count, batch: #""10%""#)
+        if let width = environment["SHIP_SCALE_CONCURRENCY"] {
+            let yml = try String(contentsOfFile: big.repo.directory.file("ship.yml"), encoding: .utf8)
+            try big.repo.write("ship.yml", yml.replacingOccurrences(of: "    max_fail: 0\n", with: "    max_fail: 0\n    max_concurrency: \(width)\n"))
+        }
+        // The process's threads and open descriptors, sampled while the deployment runs.
+        let peaks = ResourcePeaks()
         var usage = rusage()
         let start = ContinuousClock.now
         let (result, reporter) = try await big.deploy()
         let elapsed = ContinuousClock.now - start
+        let (threads, descriptors) = peaks.stop()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         #expect(result.status == .succeeded)
         #expect(big.currents().allSatisfy { $0 == result.release })
         #expect(reporter.events.filter { if case .batchStarted = $0.kind { return true } else { return false } }.count == 10)
-        print("scale: 500 simulated hosts, 10 batches: \(elapsed) controller time, peak RSS \(usage.ru_maxrss / 1024) MiB, \(reporter.events.count) events")
+        print("scale: \(count) simulated hosts, 10 batches, max_concurrency \(environment["SHIP_SCALE_CONCURRENCY"] ?? "32"): \(elapsed) controller time, "
+              + "peak RSS \(usage.ru_maxrss / 1024) MiB, peak \(threads) threads, peak \(descriptors) descriptors, \(reporter.events.count) events")
     }
 }
+
+/// The most threads and open descriptors this process had, sampled every 5 ms until stopped.
+final class ResourcePeaks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var threads = 0
+    private var descriptors = 0
+    private let done = DispatchSemaphore(value: 0)
+
+    init() {
+        Thread { [self] in
+            while !lock.withLock({ stopped }) {
+                let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+                let now = status.split(separator: "\n").first { $0.hasPrefix("Threads:") }
+                    .flatMap { Int($0.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+                lock.withLock {
+                    threads = max(threads, now)
+                    descriptors = max(descriptors, open)
+                }
+                usleep(5_000)
+            }
+            done.signal()
+        }.start()
+    }
+
+    func stop() -> (threads: Int, descriptors: Int) {
+        lock.withLock { stopped = true }
+        done.wait()
+        return lock.withLock { (threads, descriptors) }
+    }
+}
+
