@@ -70,9 +70,11 @@ struct ArtifactsEndToEndTests {
             try FileManager.default.contentsOfDirectory(atPath: counts.path).filter { $0.hasPrefix(host + ".") && !$0.hasSuffix(".tmp") }
                 .compactMap { Int(try String(contentsOfFile: counts.file($0), encoding: .utf8)) }.reduce(0, +)
         }
+        // max_concurrency 2 of 3 hosts: sessions per batch, not per run (a pool larger than it).
         let app = try SandboxApp(pool: pool, extraEnvironment: """
                 ssh: { user: deploy, config_file: \(counts.file("ssh_config")) }
                 artifacts: { store: s3://fleet-artifacts/ship, endpoint: "\(s3.endpoint)" }
+                max_concurrency: 2
 
             """)
         try app.writeAppspec("version: 1\nhooks:\n  validate: [{ run: test -f public/big.bin }]\n")

@@ -44,6 +44,11 @@ public struct AgentClient: Sendable {
         return AgentClient(transport: transport, deployTo: deployTo, session: oneShot ? nil : AgentSession())
     }
 
+    /// The same host without a session: each operation an ssh command of its own.
+    func withoutSession() -> AgentClient {
+        AgentClient(transport: transport, deployTo: deployTo, agentPath: agentPath, session: nil)
+    }
+
     /// Ends the session, if one is open, after telling the agent the host is settled for
     /// `deploymentId` (so the session's end starts nothing). A session that dropped is not
     /// reopened for this: its agent watches the host on its own.

@@ -160,6 +160,8 @@ extension Deployment {
             unlock.journal = finalEntry?(client)
             // A lock left behind is reported by the next deployment, and `ship unlock` removes it.
             _ = try? await client.call(unlock)
+            // Done with the host: its session ends here rather than with the whole run.
+            await client.endSession(deploymentId: lock.deploymentId)
             return true
         }
     }

@@ -160,12 +160,17 @@ public struct Deployment: Sendable {
             }
         }
         let hosts = clients.map(\.transport.host)
+        // A pool larger than max_concurrency keeps at most that many agent sessions open: the
+        // preflight and the locks use one ssh command per host, each host's session lasts its
+        // batch, pruning and unlocking. A smaller pool keeps one session per host for the run.
+        let bounded = hosts.count > environment.concurrency
+        let firstContact = bounded ? clients.map { $0.withoutSession() } : clients
 
         // Preflight: every host reachable, agent installed, shared files present. Nothing changes yet.
         var states: [AgentResult]
         do {
             let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
-            states = try await preflight(clients, bundleSHA256: prepared.bundles.cached()?.sha256, runasUsers: runas.sorted(),
+            states = try await preflight(firstContact, bundleSHA256: prepared.bundles.cached()?.sha256, runasUsers: runas.sorted(),
                                          links: prepared.links, appspec: prepared.appspec)
         } catch {
             return finish(.failed, exit: .preflight, id: deploymentId, release: release, message: error.description, hint: error.hint)
@@ -174,7 +179,7 @@ public struct Deployment: Sendable {
         do {
             // The name is chosen under the lock, after every release a deployment queued ahead
             // of this one made: new on every host.
-            let locked = try await takeLocks(clients, lock: lock)
+            let locked = try await takeLocks(firstContact, lock: lock)
             for (index, host) in hosts.enumerated() {
                 guard let state = locked[host.description] else { continue }
                 states[index].currentRelease = state.currentRelease
@@ -367,6 +372,19 @@ public struct Deployment: Sendable {
                 }
             }
             await restart(notSwitched)
+            // A pool larger than max_concurrency: the hosts this batch validated are settled and
+            // their agent sessions end now, so no idle session per host is kept for the whole
+            // run (a rollback later opens one again).
+            if bounded {
+                let validated = zip(ready, activated).compactMap { client, outcome -> AgentClient? in
+                    guard case .success(let activation) = outcome, activation.error == nil else { return nil }
+                    return client
+                }
+                _ = await forEachHost(validated) { client -> Bool in
+                    await client.endSession(deploymentId: deploymentId)
+                    return true
+                }
+            }
             if failures.count > environment.allowedFailures { break }
         }
         if failure == nil, failures.count > environment.allowedFailures { failure = failures.first }
@@ -411,6 +429,7 @@ public struct Deployment: Sendable {
             }
             _ = await forEachHost(clients, width: environment.concurrency) { client -> Bool in
                 await prune(client, previous: previousByHost[client.transport.host.description] ?? nil, context: context)
+                if bounded { await client.endSession(deploymentId: deploymentId) }
                 return true
             }
         }
