@@ -48,17 +48,12 @@ enum OwnerHelper {
         guard access(path, X_OK) == 0 else {
             return ("\(wants), through the root-owned helper \(path), which is not installed", hint)
         }
-        let check = run(command(deployTo: deployTo, owner: owner), input: [])
+        let check = Helper.run(command(deployTo: deployTo, owner: owner), input: [])
         guard check.status == 0 else {
             let said = check.output.trimmed.split(separator: "\n").last.map(String.init) ?? "exit \(check.status)"
             return ("\(wants), and sudo does not let \(me) run the helper for that without a password (\(said))", hint)
         }
         return nil
-    }
-
-    /// Runs the helper with NUL-terminated requests on stdin; the status and what it said.
-    static func run(_ argv: [String], input: [UInt8]) -> (status: Int32, output: String) {
-        Helper.run(argv, input: input)
     }
 
     static func requests(_ verb: String, _ paths: [String]) -> [UInt8] {
@@ -89,7 +84,7 @@ extension Operations {
         let prefix = layout.deployTo + "/"
         for (owner, paths) in toGive.sorted(by: { $0.key < $1.key }) {
             let relative = paths.map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
-            let given = OwnerHelper.run(OwnerHelper.command(deployTo: layout.deployTo, owner: owner),
+            let given = Helper.run(OwnerHelper.command(deployTo: layout.deployTo, owner: owner),
                                         input: OwnerHelper.requests("give", relative))
             guard given.status == 0 else {
                 let lines = given.output.trimmed.split(separator: "\n")
@@ -105,7 +100,7 @@ extension Operations {
     func removeThroughHelper(_ name: String) -> Bool {
         guard geteuid() != 0 else { return false }
         for owner in knownOwners() {
-            let removed = OwnerHelper.run(OwnerHelper.command(deployTo: layout.deployTo, owner: owner),
+            let removed = Helper.run(OwnerHelper.command(deployTo: layout.deployTo, owner: owner),
                                           input: OwnerHelper.requests("remove", [name]))
             if removed.status == 0 { return true }
         }

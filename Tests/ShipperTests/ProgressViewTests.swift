@@ -9,7 +9,7 @@ struct ProgressViewTests {
     @Test("a thousand hosts: every frame of the live view fits the screen (counts, failed hosts first); the summary counts the hosts that succeeded and lists the others")
     func thousandHosts() throws {
         let pipe = Pipe()
-        let output = LineBox()
+        let output = LineCollector()
         let done = DispatchSemaphore(value: 0)
         // Read as it is written: a thousand hosts' frames are more than a pipe holds.
         Thread {
@@ -43,7 +43,7 @@ struct ProgressViewTests {
         try pipe.fileHandleForWriting.close()
         done.wait()
 
-        let text = output.lines.joined()
+        let text = output.text
         let frames = text.components(separatedBy: "\u{1B}[J")
         #expect(frames.count > 2000, "one frame per event")
         // A view: its whole lines from the header on (a host's failure is printed above it, to

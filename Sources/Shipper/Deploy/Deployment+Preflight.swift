@@ -153,7 +153,8 @@ extension Deployment {
     /// the same request, so ending a deployment is one round trip per host.
     func releaseLocks(_ clients: [AgentClient], lock: LockInfo,
                       finalEntry: (@Sendable (AgentClient) -> JournalEntry)? = nil) async {
-        if environment.lockInStore { (try? environmentStore())??.releaseLock(lock) }
+        // The store's lock goes last: a controller that takes it finds the hosts free.
+        defer { if environment.lockInStore { (try? environmentStore())??.releaseLock(lock) } }
         _ = await forEachHost(clients) { client -> Bool in
             var unlock = client.request(.unlock)
             unlock.lock = lock

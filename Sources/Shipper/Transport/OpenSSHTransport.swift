@@ -36,10 +36,10 @@ public final class OpenSSHTransport: Transport {
         guard let gates else { return }
         await opening.once { [self] in
             // Where ssh itself says this host is reached through (its config, ProxyJump).
-            let view = LineBox()
-            let probe = await ChildProcess.run(sshPath, ["-G"] + baseArguments, input: .none, onLine: { view.append($0) })
+            let view = SendableBox<[String]>([]) // one reader appends
+            let probe = await ChildProcess.run(sshPath, ["-G"] + baseArguments, input: .none, onLine: { view.value.append($0) })
             guard probe.status == 0,
-                  let jump = view.lines.first(where: { $0.hasPrefix("proxyjump ") }).map({ String($0.dropFirst("proxyjump ".count)) }),
+                  let jump = view.value.first(where: { $0.hasPrefix("proxyjump ") }).map({ String($0.dropFirst("proxyjump ".count)) }),
                   jump != "none" else { return }
             let gate = gates.gate(for: jump)
             await gate.acquire()
@@ -110,14 +110,6 @@ public final class OpenSSHTransport: Transport {
         arguments.insert(contentsOf: ["-O", "exit"], at: arguments.count - 2)
         _ = await ChildProcess.run(sshPath, arguments, input: .none, onLine: { _ in })
     }
-}
-
-/// Lines collected from a child's output.
-final class LineBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var collected: [String] = []
-    func append(_ line: String) { lock.withLock { collected.append(line) } }
-    var lines: [String] { lock.withLock { collected } }
 }
 
 /// Runs commands on this machine with /bin/sh: for `host: local` and for tests without ssh.
