@@ -21,7 +21,14 @@ enum Output {
     /// Set for operations whose stdout is a framed stream (`AgentOperation.streamsFrames`).
     nonisolated(unsafe) static var framed = false
 
+    /// Where events go instead of stdout (`ship-agent pull` shows them as lines).
+    nonisolated(unsafe) static var sink: ((AgentEvent) -> Void)?
+
     static func emit(_ event: AgentEvent) {
+        if let sink {
+            sink(event)
+            return
+        }
         guard var data = try? JSONEncoder().encode(event) else { return }
         if framed {
             writeAll(1, Data(Frame.header(tag: Frame.event, length: data.count)) + data)

@@ -48,8 +48,8 @@ extension Operations {
     func markFromFinalEntry(_ entry: JournalEntry) throws {
         guard entry.step == "finished", let release = entry.release, let outcome = entry.hostStatus else { return }
         switch (entry.kind, outcome) {
-        case ("deploy", "succeeded"), ("rollback", "succeeded"): try mark(release, .good)
-        case ("deploy", "failed"), ("deploy", "rolled_back"): try mark(release, .failed)
+        case ("deploy", "succeeded"), ("rollback", "succeeded"), ("pull", "succeeded"): try mark(release, .good)
+        case ("deploy", "failed"), ("deploy", "rolled_back"), ("pull", "failed"): try mark(release, .failed)
         default: break
         }
     }

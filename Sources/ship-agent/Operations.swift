@@ -205,29 +205,26 @@ struct Operations {
     /// would show it to every user of the host; the bytes are kept only if their SHA-256 is the
     /// one the controller gave.
     func fetchBundle() throws -> AgentResult {
+        guard let url = request.bundleURL, url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            throw AgentError("fetch: no link to the bundle was given")
+        }
+        return try fetchBundle(from: url)
+    }
+
+    /// The bundle from `url` into the cache, unless it is there; `signing`: curl config lines
+    /// that sign the request (`ship-agent pull`, with the host's own credentials).
+    func fetchBundle(from url: String, signing: [String] = []) throws -> AgentResult {
         let sha = try bundleSHA()
         try makeDirectories()
         var result = AgentResult(ok: true)
         result.present = true
         if files.fileExists(atPath: layout.bundle(sha)) { return result }
-        guard let url = request.bundleURL, url.hasPrefix("https://") || url.hasPrefix("http://") else {
-            throw AgentError("fetch: no link to the bundle was given")
-        }
         guard let curl = Child.findOnPath(["curl"]) else {
             throw AgentError("curl is not installed on this host, so it cannot fetch bundles from the store",
                              hint: "install curl (apt-get install curl); until then ship sends the bundle over ssh")
         }
         let temporary = layout.bundle(sha) + ".\(getpid()).fetching"
-        // A quoted string of curl's config syntax: backslash and double quote escaped.
-        func quoted(_ text: String) -> String {
-            var escaped = "\""
-            for character in text {
-                if character == "\\" || character == "\"" { escaped.append("\\") }
-                escaped.append(character)
-            }
-            return escaped + "\""
-        }
-        let config = "url = \(quoted(url))\noutput = \(quoted(temporary))\n"
+        let config = (["url = \(Curl.quoted(url))", "output = \(Curl.quoted(temporary))"] + signing).joined(separator: "\n") + "\n"
         let fetched = Helper.run([curl, "--config", "-", "--fail", "--silent", "--show-error", "--retry", "3", "--connect-timeout", "15",
                                   "--speed-limit", "1", "--speed-time", "60"], input: Array(config.utf8))
         guard fetched.status == 0 else {

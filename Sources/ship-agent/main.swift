@@ -25,7 +25,7 @@ umask(0o022)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let verb = arguments.first else {
-    Output.fail("usage: ship-agent --version | ship-agent OP (started by `ship` over ssh)", exitCode: 2)
+    Output.fail("usage: ship-agent --version | ship-agent pull … (docs/autoscaling.md) | ship-agent OP (started by `ship` over ssh)", exitCode: 2)
 }
 if verb == "--version" || verb == "version" {
     // No program interpreter was loaded (AT_BASE 0): nothing here comes from a shared library.
@@ -39,6 +39,7 @@ if verb == "--version" || verb == "version" {
 if verb == "exec-hook" { ExecHook.run() }
 if verb == "give-owner" { GiveOwner.run(Array(arguments.dropFirst())) }
 if verb == "serve" { Session.serve() }
+if verb == "pull" { Pull.run(Array(arguments.dropFirst())) }
 guard let operation = AgentOperation(rawValue: verb) else {
     Output.fail("unknown operation '\(verb)'", exitCode: 2)
 }

@@ -19,7 +19,7 @@ struct Ship: AsyncParsableCommand {
             `ship --version` prints ship's version and the agent it installs on hosts (fully \
             static: hosts need no Swift).
             """,
-        subcommands: [Init.self, SetupCommand.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Sync.self, Exec.self, SSHCommand.self, Logs.self, Status.self, ConfigCommand.self, Releases.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
+        subcommands: [Init.self, SetupCommand.self, Check.self, PackageCommand.self, Deploy.self, Rollback.self, Sync.self, PublishAgent.self, Exec.self, SSHCommand.self, Logs.self, Status.self, ConfigCommand.self, Releases.self, History.self, Unlock.self, BackupCommand.self, RestoreCommand.self, HookCommand.self]
     )
 
     /// Runs the command line and exits with the contract's exit codes: usage errors are 2, not

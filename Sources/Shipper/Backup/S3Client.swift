@@ -258,20 +258,8 @@ struct S3Client: Sendable {
         return text
     }
 
-    /// SigV4's URI encoding: everything but A-Z a-z 0-9 - _ . ~ as uppercase %XX.
-    static func encoded(_ text: String) -> String {
-        var result = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                result.append(Character(UnicodeScalar(byte)))
-            default:
-                result += String(format: "%%%02X", byte)
-            }
-        }
-        return result
-    }
+    /// SigV4's URI encoding (Hooks' URIEncoding).
+    static func encoded(_ text: String) -> String { URIEncoding.encoded(text) }
 
     static func sha256Hex(_ data: Data) -> String {
         SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()

@@ -52,3 +52,43 @@ struct ArtifactStore: Sendable {
         return client.presignedGET(key: key(sha256), lifetime: lifetime, now: now)
     }
 }
+
+/// `ship publish-agent`: the static agent in the artifact store, for instances that install
+/// themselves (`ship-agent pull` in user-data, docs/autoscaling.md). Each machine's agent goes to
+/// `<prefix>/agent/<version>/ship-agent-linux-<machine>` and to
+/// `<prefix>/agent/ship-agent-linux-<machine>`, the newest published, each with a `.sha256` beside
+/// it in `sha256sum -c` form, so a user-data script checks what it fetched.
+public enum AgentPublisher {
+    public struct Published: Sendable, Equatable {
+        public var machine: String
+        public var version: String
+        public var sha256: String
+        /// s3:// locations: the versioned one, then the newest one.
+        public var locations: [String]
+    }
+
+    public static func publish(config: ShipConfig, environment: Environment, agents: AgentCatalog,
+                               variables: [String: String] = ProcessInfo.processInfo.environment) throws(ShipError) -> [Published] {
+        guard let settings = environment.artifacts else {
+            throw ShipError.usage("environment \(environment.name) has no artifacts: store to publish the agent to",
+                            hint: "add `artifacts: { store: s3://BUCKET/PREFIX, region: REGION }` to it in ship.yml (docs/fleets.md)")
+        }
+        let store = try ArtifactStore(settings, app: config.app, environment: variables)
+        var binaries = [agents.primary]
+        for machine in ["x86_64", "aarch64"] where machine != agents.primary.machine {
+            if let other = try? agents.agent(system: "Linux", machine: machine) { binaries.append(other) }
+        }
+        var published: [Published] = []
+        for agent in binaries {
+            let name = "ship-agent-linux-" + agent.machine
+            let keys = [[settings.prefix, "agent", AgentProtocol.shipVersion, name], [settings.prefix, "agent", name]]
+                .map { $0.filter { !$0.isEmpty }.joined(separator: "/") }
+            for key in keys {
+                try store.client.upload(key: key, file: agent.path)
+                try store.client.putObject(key: key + ".sha256", data: Data("\(agent.sha256)  \(name)\n".utf8))
+            }
+            published.append(Published(machine: agent.machine, version: AgentProtocol.shipVersion, sha256: agent.sha256, locations: keys.map { store.client.describe($0) }))
+        }
+        return published
+    }
+}

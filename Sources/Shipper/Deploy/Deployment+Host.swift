@@ -46,17 +46,32 @@ extension Deployment {
         var env: [String: String] = [:]
         for (name, value) in environment.env { env[name] = value }
         for variable in client.transport.host.env { env[variable.name] = variable.value }
-        env["SHIP_APP"] = config.app
-        env["SHIP_ENV"] = environment.name
+        env.merge(environmentVariables()) { $1 }
         env["SHIP_HOST"] = client.transport.host.description
         env["SHIP_ROLES"] = client.transport.host.roles.joined(separator: ",")
         if let instance = client.transport.host.instanceId { env["SHIP_INSTANCE_ID"] = instance }
-        env["SHIP_DEPLOY_TO"] = environment.deployTo
-        env["APPLICATION_NAME"] = config.app
-        env["DEPLOYMENT_GROUP_NAME"] = environment.name
-        env["DEPLOYMENT_GROUP_ID"] = Deployment.groupId(app: config.app, environment: environment.name)
         for (name, value) in secrets { env[name] = value }
         return env
+    }
+
+    /// ship's and CodeDeploy's variables of the app and environment, the same on every host.
+    func environmentVariables() -> [String: String] {
+        ["SHIP_APP": config.app, "SHIP_ENV": environment.name, "SHIP_DEPLOY_TO": environment.deployTo,
+         "APPLICATION_NAME": config.app, "DEPLOYMENT_GROUP_NAME": environment.name,
+         "DEPLOYMENT_GROUP_ID": Deployment.groupId(app: config.app, environment: environment.name)]
+    }
+
+    /// How a host installs this deployment's release by itself (`ship-agent pull`), for the
+    /// artifact store's record: what each host's agent is sent, with no host's own variables
+    /// and no secret (only their names).
+    func installSpec(_ prepared: Prepared) -> InstallSpec {
+        let runas = Set(LifecycleEvent.order.flatMap { prepared.appspec.hooks(for: $0) }.compactMap(\.runas))
+        return InstallSpec(deployTo: environment.deployTo, appspec: prepared.appspec,
+                           shared: SharedSpec(dirs: config.shared.dirs, files: config.shared.files),
+                           links: prepared.links.isEmpty ? nil : prepared.links, fileExistsBehavior: request.fileExistsBehavior,
+                           environment: Dictionary(environment.env.map { ($0.name, $0.value) }) { $1 }.merging(environmentVariables()) { $1 },
+                           secretNames: secrets.isEmpty ? nil : secrets.keys.sorted(),
+                           keepReleases: environment.keepReleases, runasUsers: runas.isEmpty ? nil : runas.sorted())
     }
 
     /// CodeDeploy's DEPLOYMENT_GROUP_ID: stable for an app's environment, in UUID form.

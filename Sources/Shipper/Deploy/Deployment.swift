@@ -462,13 +462,24 @@ public struct Deployment: Sendable {
             let current = EnvironmentStore.Current(app: config.app, environment: environment.name, release: release,
                                                    revision: prepared.revision.commit, sha256: bundle.sha256,
                                                    bundle: recorded.store.artifacts.key(bundle.sha256), deploymentId: deploymentId,
-                                                   holder: lock.holder, time: Event.timestamp(Date()))
+                                                   holder: lock.holder, time: Event.timestamp(Date()), install: installSpec(prepared))
             do throws(ShipError) {
                 try recorded.store.claim(current, replacing: recorded.etag)
                 reporter.report(Event(.hostStep(step: "\(recorded.store.artifacts.client.describe(recorded.store.currentKey)) says release \(release)")))
             } catch {
                 return finish(.failed, exit: error.exitCode, id: deploymentId, release: release, message: error.description, hint: error.hint)
             }
+        }
+        if status == .succeeded, exit == nil,
+           let caughtUp = await catchUp(deployed: hosts, release: release, revision: prepared.revision.commit) {
+            let what = "\(caughtUp.hosts.count) host\(caughtUp.hosts.count == 1 ? "" : "s") that joined during the deployment (\(caughtUp.hosts.joined(separator: ", ")))"
+            guard caughtUp.result.status == .succeeded else {
+                return finish(.failed, exit: caughtUp.result.exitCode ?? .failed, id: deploymentId, release: release,
+                              message: "every host deployed validated, but \(what) could not be brought to it: "
+                                + (caughtUp.result.message ?? "failed"),
+                              hint: "see the catch-up's steps above; then run ship sync \(environment.name)")
+            }
+            message = (message.map { $0 + "; " } ?? "") + "\(what) brought to it too"
         }
         return finish(status, exit: exit, id: deploymentId, release: release, message: message)
     }

@@ -16,23 +16,7 @@ struct EnvironmentStore: Sendable {
     let environment: String
 
     /// What current.json holds.
-    struct Current: Codable, Sendable, Equatable {
-        var app: String
-        var environment: String
-        var release: String
-        var revision: String
-        var sha256: String
-        /// The bundle's key in the store.
-        var bundle: String
-        var deploymentId: String
-        var holder: String
-        var time: String
-
-        enum CodingKeys: String, CodingKey {
-            case app, environment, release, revision, sha256, bundle, holder, time
-            case deploymentId = "deployment_id"
-        }
-    }
+    typealias Current = EnvironmentRecord
 
     private var client: S3Client { artifacts.client }
     private var base: String {

@@ -109,7 +109,7 @@ public enum StatusReport {
                                                                           started: entry.time, status: "running", hosts: [:])
                 if entry.time < record.started { record.started = entry.time }
                 record.user = record.user ?? entry.user
-                if entry.kind == "deploy" { record.revision = record.revision ?? entry.revision }
+                if entry.kind == "deploy" || entry.kind == "pull" { record.revision = record.revision ?? entry.revision }
                 if entry.step == "switched" && entry.kind == "rollback" { record.revision = record.revision ?? entry.revision }
                 if entry.step == "finished" {
                     record.status = entry.status ?? record.status
@@ -119,7 +119,7 @@ public enum StatusReport {
                 } else if record.hosts[host] == nil {
                     record.hosts[host] = "unfinished"
                 }
-                if entry.step == "switched", record.release == nil, entry.kind == "deploy" { record.release = entry.release }
+                if entry.step == "switched", record.release == nil, entry.kind == "deploy" || entry.kind == "pull" { record.release = entry.release }
                 byId[entry.deploymentId] = record
             }
         }

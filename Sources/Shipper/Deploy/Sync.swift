@@ -8,7 +8,10 @@ import Hooks
 /// with every hook but `migrate` (the database is on that revision already), in the
 /// environment's batches. Nothing to do is a success that changes nothing and takes no lock.
 extension Deployment {
-    public func sync() async -> DeploymentResult {
+    ///
+    /// `pinned`: the release and revision to bring hosts to, instead of the newest good one (a
+    /// deployment catching up the hosts that joined while it ran).
+    public func sync(to pinned: (release: String, revision: String)? = nil) async -> DeploymentResult {
         let deploymentId = ReleaseName.deploymentId()
         func done(_ status: DeploymentResult.Status, _ exit: ShipError.ExitCode?, _ message: String, hint: String? = nil) -> DeploymentResult {
             finish(status, exit: exit, id: deploymentId, release: "", message: message, hint: hint)
@@ -34,7 +37,8 @@ extension Deployment {
                 if let info, info.state == .good, info.revision != nil { candidates.append(info) }
             }
         }
-        guard let target = candidates.max(by: { $0.release < $1.release }), let revision = target.revision else {
+        let newest = candidates.max(by: { $0.release < $1.release }).flatMap { info in info.revision.map { (info.release, $0) } }
+        guard let (targetRelease, revision) = pinned ?? newest else {
             return done(.failed, .failed, "no host has a good release to sync from" + (unreachable.isEmpty ? "" : " (\(unreachable.count) not reached)"),
                         hint: "deploy the environment first: ship deploy \(environment.name)")
         }
@@ -44,13 +48,13 @@ extension Deployment {
         }
         let unreached = unreachable.isEmpty ? "" : "; not reached: " + unreachable.map(\.description).joined(separator: "; ")
         guard !lacking.isEmpty else {
-            let message = "every host reached runs \(revision.prefix(12)) (release \(target.release)): nothing to do" + unreached
+            let message = "every host reached runs \(revision.prefix(12)) (release \(targetRelease)): nothing to do" + unreached
             guard unreachable.isEmpty else { return done(.failed, .failed, message) }
-            reporter.report(Event(.syncUnchanged(release: target.release, revision: revision, message: message)))
-            return DeploymentResult(status: .succeeded, exitCode: nil, deploymentId: deploymentId, release: target.release, message: message)
+            reporter.report(Event(.syncUnchanged(release: targetRelease, revision: revision, message: message)))
+            return DeploymentResult(status: .succeeded, exitCode: nil, deploymentId: deploymentId, release: targetRelease, message: message)
         }
         for host in lacking {
-            reporter.report(Event(host: host.host.description, .hostStep(step: "lacks \(revision.prefix(12)) (release \(target.release)): "
+            reporter.report(Event(host: host.host.description, .hostStep(step: "lacks \(revision.prefix(12)) (release \(targetRelease)): "
                 + (host.release.map { "on release \($0)" + (host.revision.map { " (\($0.prefix(12)))" } ?? "") } ?? "no release yet"))))
         }
         var subset = environment

@@ -1,0 +1,305 @@
+import Foundation
+import Testing
+@testable import Shipper
+
+/// `ship-agent pull` on a fresh sandbox host standing in for an EC2 instance: the user-data script
+/// of docs/autoscaling.md, run as it is, fetches the agent `ship publish-agent` put in moto's S3,
+/// and the agent installs the environment's current release with the instance role's credentials
+/// from a loopback instance metadata service, then completes the Auto Scaling lifecycle action.
+/// A loopback AWS endpoint checks every signature (curl's `--aws-sigv4`) with botocore before
+/// passing S3 requests on to moto, and answers `CompleteLifecycleAction` itself (moto lacks it).
+@Suite("ship-agent pull: instances that install themselves", .tags(.endToEnd), .serialized)
+struct PullEndToEndTests {
+    static let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "API_TOKEN": "controller-secret-value"]
+
+    /// The instance metadata service (IMDSv2: a token first) and a SigV4-checking front of AWS:
+    /// S3 requests go on to moto, CompleteLifecycleAction is answered here. Each signed request
+    /// is a JSON line in the record file: service, action, parameters, whether its signature is
+    /// the one botocore computes for the role's secret, and the session token it carried.
+    static let endpoint = """
+        import json, re, sys, http.server, urllib.request, urllib.error, urllib.parse
+        from botocore.auth import SigV4Auth, S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        port, upstream, record, instance = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+        KEY, SECRET, SESSION, IMDS_TOKEN = "ASIAROLEKEY", "role-secret-key", "role-session-token", "imds-token-7"
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args): pass
+            def reply(self, status, body=b"", headers={}):
+                self.send_response(status)
+                for k, v in headers.items(): self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD": self.wfile.write(body)
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path == "/latest/api/token":
+                    return self.reply(200 if self.command == "PUT" else 405, IMDS_TOKEN.encode())
+                if self.path.startswith("/latest/meta-data/"):
+                    if self.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN: return self.reply(401)
+                    item = self.path[len("/latest/meta-data/"):]
+                    answers = {"placement/region": "us-east-1", "instance-id": instance, "iam/security-credentials/": "shop-web",
+                               "iam/security-credentials/shop-web": json.dumps({"Code": "Success", "AccessKeyId": KEY, "SecretAccessKey": SECRET,
+                                                                                "Token": SESSION, "Expiration": "2099-01-01T00:00:00Z"}, indent=2)}
+                    return self.reply(200, answers[item].encode()) if item in answers else self.reply(404)
+                auth = self.headers.get("Authorization", "")
+                m = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$", auth)
+                entry = {"method": self.command, "path": self.path, "valid": False, "token": self.headers.get("X-Amz-Security-Token")}
+                if m:
+                    key, _, region, service, signed, signature = m.groups()
+                    entry.update(service=service, region=region, key=key)
+                    headers = {h: self.headers[h] for h in signed.split(";")}
+                    request = AWSRequest(method=self.command, url="http://%s%s" % (self.headers["Host"], self.path), data=body, headers=headers)
+                    request.context["timestamp"] = self.headers["X-Amz-Date"]
+                    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(Credentials(KEY, SECRET, SESSION), service, region)
+                    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+                    entry["valid"] = key == KEY and expected == signature and entry["token"] == SESSION
+                if entry.get("service") == "autoscaling":
+                    entry["params"] = dict(urllib.parse.parse_qsl(body.decode()))
+                with open(record, "a") as f: f.write(json.dumps(entry) + "\\n")
+                if not entry["valid"]:
+                    return self.reply(403, b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>signature refused</Message></Error></ErrorResponse>")
+                if entry["service"] == "autoscaling":
+                    return self.reply(200, b"<CompleteLifecycleActionResponse><CompleteLifecycleActionResult/></CompleteLifecycleActionResponse>")
+                passed = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                forwarded = urllib.request.Request(upstream + self.path, data=body or None, method=self.command, headers=passed)
+                try:
+                    with urllib.request.urlopen(forwarded) as answer: status, data, etag = answer.status, answer.read(), answer.headers.get("ETag")
+                except urllib.error.HTTPError as error:
+                    status, data, etag = error.code, error.read(), None
+                self.reply(status, data, {"ETag": etag} if etag else {})
+            do_GET = do_PUT = do_POST = do_HEAD = handle_any
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        print("ready", flush=True)
+        server.serve_forever()
+        """
+
+    /// The loopback AWS of the suite's host.
+    final class FakeAWS {
+        let port: Int
+        let server: ServerProcess
+        let record: String
+        var url: String { "http://127.0.0.1:\(port)" }
+
+        init(upstream: String, instance: String, directory: TemporaryDirectory) throws {
+            let script = directory.file("aws.py")
+            try PullEndToEndTests.endpoint.write(toFile: script, atomically: true, encoding: .utf8)
+            record = directory.file("requests.jsonl")
+            let python = (MotoServer.executable as NSString).deletingLastPathComponent + "/python"
+            let record = self.record
+            (port, server) = try ServerProcess.onFreePort { port in
+                // Like moto's, it keeps nothing worth a clean exit, and SIGTERM does not stop it here.
+                try ServerProcess(python, [script, String(port), upstream, record, instance], readyWhen: "ready", stopSignal: SIGKILL)
+            }
+        }
+
+        var requests: [[String: Any]] {
+            let text = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+
+        var lifecycle: [[String: String]] {
+            requests.filter { $0["service"] as? String == "autoscaling" }.compactMap { $0["params"] as? [String: String] }
+        }
+    }
+
+    /// The user-data script of docs/autoscaling.md, with this suite's settings in its first lines.
+    static func userData(lifecycleHook: String) throws -> String {
+        let doc = try String(contentsOfFile: repositoryRoot + "/docs/autoscaling.md", encoding: .utf8)
+        guard let start = doc.range(of: "```sh\n"), let end = doc.range(of: "\n```", range: start.upperBound..<doc.endIndex) else {
+            throw TestFailure("docs/autoscaling.md has no sh block")
+        }
+        var script = String(doc[start.upperBound..<end.lowerBound])
+        for (line, replacement) in [("STORE=s3://acme-artifacts/ship", "STORE=s3://fleet-artifacts/ship"),
+                                    ("ENV=prod", "ENV=test"), ("LIFECYCLE_HOOK=ship-install", "LIFECYCLE_HOOK=\(lifecycleHook)")] {
+            guard script.contains(line) else { throw TestFailure("the user-data script has no `\(line)`") }
+            script = script.replacingOccurrences(of: line, with: line.isEmpty ? "" : replacement)
+        }
+        return script
+    }
+
+    /// Makes one instance in moto's EC2 (eu-west-1), tagged Env=test only; its id.
+    static func instance(_ moto: MotoServer) throws -> String {
+        let python = (MotoServer.executable as NSString).deletingLastPathComponent + "/python"
+        let script = """
+            import boto3, sys
+            ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test")
+            r = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                  TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Env", "Value": "test"}]}])
+            print(r["Instances"][0]["InstanceId"])
+            """
+        let result = try run(python, ["-c", script, moto.endpoint])
+        guard result.status == 0 else { throw TestFailure("moto setup failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("user-data installs the agent and the current release without migrate, with the role's credentials; ABANDON when validate fails, CONTINUE after; every signature checked; an instance that joined mid-deployment is caught up")
+    func pullOnBoot() throws {
+        let moto = try MotoServer()
+        let client = S3Client(endpoint: moto.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
+                              secretKey: "testing-secret", sessionToken: nil)
+        _ = try client.send("PUT", key: "", expect: [200])
+        let instance = try Self.instance(moto)
+        let scratch = try TemporaryDirectory("ship-pull")
+        let aws = try FakeAWS(upstream: moto.endpoint, instance: instance, directory: scratch)
+
+        let pool = try SandboxPool(hosts: 3, os: ["bookworm+curl"])
+        // web3 stands in for the instance (its ssh alias is the instance id); the environment
+        // lists web1 and web2, and the inventory the instances tagged Role=web, Env=test.
+        try AWSEndToEndTests.alias(pool, [(instance, "web3")])
+        let app = try SandboxApp(pool: pool, extraEnvironment: """
+                ssh: { user: deploy }
+                artifacts: { store: s3://fleet-artifacts/ship, endpoint: "\(moto.endpoint)" }
+                secrets: [API_TOKEN]
+                inventory: { aws: { tags: { Role: web, Env: test }, region: eu-west-1, endpoint: "\(moto.endpoint)", address: instance_id, roles: [web] } }
+
+            """, hosts: ["web1", "{ host: web2, roles: [web, migrate] }"])
+        let record = #"echo "$SHIP_EVENT $SHIP_RELEASE roles=$SHIP_ROLES token=$API_TOKEN" >> /srv/shop/shared/log/hooks.log"#
+        func appspec(migrate: String) -> String {
+            """
+            version: 1
+            hooks:
+              install: [{ run: '\(record)' }]
+              migrate: [{ run: '\(record)\(migrate)' }]
+              start: [{ run: '\(record)' }]
+              validate: [{ run: '\(record); echo "checking with $API_TOKEN"; test ! -e /srv/shop/shared/fail-validate' }]
+
+            """
+        }
+        try app.writeAppspec(appspec(migrate: ""))
+        try app.repo.write("index.html", "v1\n")
+        try app.commit("v1")
+        let (first, firstEvents) = try app.ship(["deploy", "test"], environment: Self.credentials)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let v1 = try #require(named(firstEvents, "deployment_finished").last?["release"] as? String)
+        let v1Commit = try app.repo.git(["rev-parse", "HEAD"])
+
+        // The store's record says how to install the release, and holds the secret's name only.
+        let currentText = String(decoding: try client.getObject(key: "ship/envs/shop/test/current.json"), as: UTF8.self)
+        let current = try #require(try JSONSerialization.jsonObject(with: Data(currentText.utf8)) as? [String: Any])
+        let install = try #require(current["install"] as? [String: Any])
+        #expect(install["deploy_to"] as? String == "/srv/shop" && install["secret_names"] as? [String] == ["API_TOKEN"])
+        #expect((install["environment"] as? [String: String])?["GREETING"] == "hello world")
+        #expect(!currentText.contains("controller-secret-value"), "no secret's value in the store")
+
+        // The agent in the store.
+        let publish = try ShipperTests.ship(["publish-agent", "test"], in: app.repo.path, environment: Self.credentials)
+        #expect(publish.status == 0, "\(publish.stdout)\(publish.stderr)")
+        let agentSHA = try #require(try run("sha256sum", [staticAgentPath]).stdout.split(separator: " ").first.map(String.init))
+        #expect(String(decoding: try client.getObject(key: "ship/agent/ship-agent-linux-x86_64.sha256"), as: UTF8.self)
+                == "\(agentSHA)  ship-agent-linux-x86_64\n")
+        #expect(try client.size(of: "ship/agent/0.3.0/ship-agent-linux-x86_64") != nil)
+        #expect(publish.stdout.contains("s3://fleet-artifacts/ship/agent/ship-agent-linux-x86_64"), "\(publish.stdout)")
+
+        // Boot 1 of the instance: validate fails there. The user-data runs as root, as cloud-init
+        // runs it; the AWS endpoints are the loopback ones.
+        let bootEnvironment = "AWS_EC2_METADATA_SERVICE_ENDPOINT=\(aws.url) AWS_ENDPOINT_URL_S3=\(aws.url) "
+            + "AWS_ENDPOINT_URL_AUTO_SCALING=\(aws.url) API_TOKEN=instance-secret-value"
+        try pool.write("web3", "/root/user-data", try Self.userData(lifecycleHook: "ship-install"))
+        _ = try pool.output("web3", "install -d -o deploy -g deploy /srv/shop /srv/shop/shared /srv/shop/shared/log && touch /srv/shop/shared/fail-validate")
+        let failed = try pool.ssh("web3", "env \(bootEnvironment) sh /root/user-data")
+        #expect(failed.status == 1, "\(failed.stdout)\(failed.stderr)")
+        #expect(failed.stderr.contains("release \(v1) was not installed: validate"), "\(failed.stderr)")
+        #expect(failed.stdout.contains("lifecycle hook ship-install of shop-web completed for \(instance): ABANDON"), "\(failed.stdout)")
+        #expect(try pool.output("web3", "cmp /usr/local/bin/ship-agent /srv/shop/.ship/bin/ship-agent && echo same") == "same")
+
+        // Boot 2: the cause is gone; the same script installs it and says CONTINUE.
+        _ = try pool.output("web3", "rm /srv/shop/shared/fail-validate")
+        let pulled = try pool.ssh("web3", "env \(bootEnvironment) sh /root/user-data")
+        #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
+        #expect(pulled.stdout.contains("credentials: the instance's role shop-web"), "\(pulled.stdout)")
+        #expect(pulled.stdout.contains("done: release \(v1) is live on this host (migrate not run"), "\(pulled.stdout)")
+        #expect(pulled.stdout.contains("checking with ***") && !pulled.stdout.contains("instance-secret-value"), "the secret is masked: \(pulled.stdout)")
+        #expect(try pool.output("web3", "readlink /srv/shop/current") == "releases/\(v1)")
+        #expect(try pool.output("web3", "cat /srv/shop/current/REVISION") == v1Commit)
+        #expect(try pool.output("web3", "stat -c %U /srv/shop/current/index.html") == "deploy", "installed as the deploy user")
+        let web3Hooks = try pool.output("web3", "cat /srv/shop/shared/log/hooks.log").split(separator: "\n").map(String.init)
+        #expect(web3Hooks == ["install \(v1) roles=web token=instance-secret-value", "start \(v1) roles=web token=instance-secret-value",
+                              "validate \(v1) roles=web token=instance-secret-value",
+                              "start \(v1) roles=web token=instance-secret-value", "validate \(v1) roles=web token=instance-secret-value"],
+                "boot 1: install, start, failed validate; boot 2 resumes from the switch; never migrate: \(web3Hooks)")
+        #expect(aws.lifecycle == [
+            ["Action": "CompleteLifecycleAction", "Version": "2011-01-01", "AutoScalingGroupName": "shop-web", "LifecycleHookName": "ship-install",
+             "InstanceId": instance, "LifecycleActionResult": "ABANDON"],
+            ["Action": "CompleteLifecycleAction", "Version": "2011-01-01", "AutoScalingGroupName": "shop-web", "LifecycleHookName": "ship-install",
+             "InstanceId": instance, "LifecycleActionResult": "CONTINUE"],
+        ])
+        let signed = aws.requests
+        #expect(!signed.isEmpty && signed.allSatisfy { $0["valid"] as? Bool == true }, "every signature checks: \(signed)")
+        #expect(signed.filter { $0["service"] as? String == "s3" && ($0["path"] as? String ?? "").hasSuffix(".tar.gz") }.count == 1,
+                "the bundle fetched once; the second boot had it cached")
+        // Run again: nothing to do, and nothing changes.
+        let again = try pool.ssh("web3", "env \(bootEnvironment) runuser -u deploy -- /usr/local/bin/ship-agent pull --store s3://fleet-artifacts/ship --app shop --env test")
+        #expect(again.status == 0 && again.stdout.contains("this host is on release \(v1) already"), "\(again.stdout)\(again.stderr)")
+        // As root into the deploy user's deploy_to: refused, with the command that works.
+        let asRoot = try pool.ssh("web3", "env \(bootEnvironment) /usr/local/bin/ship-agent pull --store s3://fleet-artifacts/ship --app shop --env test")
+        #expect(asRoot.status == 1 && asRoot.stderr.contains("run it as deploy: runuser -u deploy --"), "\(asRoot.stderr)")
+
+        // v2: its migrate hook tags the instance Role=web mid-deployment, as an autoscaler
+        // adding an instance would; once every listed host validated, it is caught up.
+        let tag = "; curl -s --user test:test --aws-sigv4 aws:amz:eu-west-1:ec2 "
+            + "\"\(moto.endpoint)/?Action=CreateTags&Version=2016-11-15&ResourceId.1=\(instance)&Tag.1.Key=Role&Tag.1.Value=web\" > /dev/null"
+        try app.writeAppspec(appspec(migrate: tag))
+        try app.repo.write("index.html", "v2\n")
+        try app.commit("v2")
+        let v2Commit = try app.repo.git(["rev-parse", "HEAD"])
+        let (second, secondEvents) = try app.ship(["deploy", "test"], environment: Self.credentials)
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        let finished = try #require(named(secondEvents, "deployment_finished").last)
+        #expect(named(secondEvents, "deployment_finished").count == 1 && secondEvents.last?["event"] as? String == "deployment_finished")
+        #expect((finished["message"] as? String ?? "").contains("1 host that joined during the deployment (\(instance)) brought to it too"), "\(finished)")
+        for host in ["web1", "web2", "web3"] {
+            #expect(try pool.output(host, "cat /srv/shop/current/REVISION") == v2Commit, "\(host)")
+        }
+        let caughtUp = try pool.output("web3", "cat /srv/shop/shared/log/hooks.log")
+        #expect(!caughtUp.contains("migrate"), "never migrate on the instance: \(caughtUp)")
+        #expect(try pool.output("web2", "grep -c '^migrate' /srv/shop/shared/log/hooks.log") == "2")
+    }
+}
+
+/// What `ship-agent pull` and `ship publish-agent` say to a mistake, before touching anything.
+@Suite("ship-agent pull and ship publish-agent: usage errors")
+struct PullUsageTests {
+    @Test("a usage error exits 2 naming what is wrong, with the usage; nothing is fetched")
+    func usage() throws {
+        for (arguments, message) in [
+            (["pull"], "--store s3://BUCKET[/PREFIX] is required"),
+            (["pull", "--store", "s3://b", "--app", "shop"], "--app and --env are required"),
+            (["pull", "--store", "https://b", "--app", "shop", "--env", "prod"], "--store s3://BUCKET[/PREFIX] is required"),
+            (["pull", "--store", "s3://b", "--app", "../etc", "--env", "prod"], "--app '../etc' is not a name ship gives"),
+            (["pull", "--store", "s3://b", "--app", "shop", "--env", "prod", "--lifecycle-hook", "h"], "--lifecycle-hook and --auto-scaling-group go together"),
+            (["pull", "--store", "s3://b", "--app", "shop", "--env", "prod", "--lock-wait", "soon"], "--lock-wait takes seconds, not 'soon'"),
+            (["pull", "--store", "s3://b", "--app", "shop", "--env", "prod", "--bogus"], "unknown argument '--bogus'"),
+        ] {
+            let result = try run(staticAgentPath, arguments)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains(message) && result.stderr.contains("usage: ship-agent pull --store"), "\(arguments): \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+    }
+
+    @Test("without credentials or a region: exit 1 saying which, and how to give them")
+    func noCredentials() throws {
+        let environment = ["AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": ""]
+        let noRegion = try run(staticAgentPath, ["pull", "--store", "s3://b", "--app", "shop", "--env", "prod"], environment: environment)
+        #expect(noRegion.status == 1 && noRegion.stderr.contains("no AWS region") && noRegion.stderr.contains("hint: pass --region"), "\(noRegion.stderr)")
+        let noKeys = try run(staticAgentPath, ["pull", "--store", "s3://b", "--app", "shop", "--env", "prod", "--region", "eu-west-1"], environment: environment)
+        #expect(noKeys.status == 1 && noKeys.stderr.contains("no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"), "\(noKeys.stderr)")
+    }
+
+    @Test("ship publish-agent on an environment without artifacts: exit 2 saying what to add")
+    func publishWithoutStore() throws {
+        let repo = try TestRepository()
+        try repo.write("ship.yml", """
+            app: shop
+            deploy_to: /srv/shop
+            environments:
+              prod: { hosts: [web1] }
+            """)
+        let result = try ShipperTests.ship(["publish-agent", "prod"], in: repo.path)
+        #expect(result.status == 2, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.contains("environment prod has no artifacts: store to publish the agent to"), "\(result.stderr)")
+        #expect(result.stderr.contains("artifacts: { store: s3://BUCKET/PREFIX"), "\(result.stderr)")
+    }
+}
