@@ -217,8 +217,16 @@ struct Puller {
         var outcome = Pull.Outcome.nothingRecorded
         // A deployment that finished while this host installed moved current.json on: the host
         // follows it before it goes in service (a few times at most).
-        for _ in 0..<5 {
-            guard let record = try store.current() else { return outcome }
+        for attempt in 0..<5 {
+            let read: EnvironmentRecord?
+            do {
+                read = try store.current()
+            } catch let error as AgentError where attempt > 0 {
+                // The host is on the release the store named when the pull began.
+                Pull.say("warning: cannot read the store again to check for a newer release: \(error.message)")
+                return outcome
+            }
+            guard let record = read else { return outcome }
             guard record.app == options.app, record.environment == options.environment else {
                 throw AgentError("\(store.describe(store.currentKey)) is the record of \(record.app) \(record.environment)")
             }

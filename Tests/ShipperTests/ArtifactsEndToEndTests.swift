@@ -9,36 +9,6 @@ import Testing
 struct ArtifactsEndToEndTests {
     static let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"]
 
-    /// An ssh ProxyCommand that relays a connection and records the bytes sent to the host in
-    /// `<prefix>.<pid>` (replaced whole after each chunk, so a reader never sees it half written).
-    static let relay = """
-        import os, socket, sys, threading
-        host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3] + "." + str(os.getpid())
-        upstream = socket.create_connection((host, port))
-        def down():
-            while True:
-                data = upstream.recv(65536)
-                if not data:
-                    break
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(1, view):]
-            os._exit(0)
-        threading.Thread(target=down, daemon=True).start()
-        sent = 0
-        while True:
-            data = os.read(0, 65536)
-            if not data:
-                break
-            upstream.sendall(data)
-            sent += len(data)
-            with open(out + ".tmp", "w") as f:
-                f.write(str(sent))
-            os.replace(out + ".tmp", out)
-        upstream.shutdown(socket.SHUT_WR)
-        threading.Event().wait()
-        """
-
     /// moto's S3 on loopback with the bucket `fleet-artifacts`, and a client of it.
     func store() throws -> (MotoServer, S3Client) {
         let s3 = try MotoServer()
@@ -63,8 +33,7 @@ struct ArtifactsEndToEndTests {
         let pool = try SandboxPool(hosts: 3, os: ["bookworm+curl", "bookworm+curl", "bookworm"])
         // Every byte ship sends a host goes through a relay that counts it (ssh's ProxyCommand).
         let counts = try TemporaryDirectory("ship-ssh-bytes")
-        try Self.relay.write(toFile: counts.file("relay.py"), atomically: true, encoding: .utf8)
-        try ("Host web1 web2 web3\n  ProxyCommand /usr/bin/python3 \(counts.file("relay.py")) %h %p \(counts.path)/%n\n\n"
+        try ("Host web1 web2 web3\n  ProxyCommand /usr/bin/python3 \(repositoryRoot)/scripts/ssh-relay.py %h %p \(counts.path)/%n\n\n"
              + (try String(contentsOfFile: pool.sshConfig, encoding: .utf8))).write(toFile: counts.file("ssh_config"), atomically: true, encoding: .utf8)
         func sent(to host: String) throws -> Int {
             try FileManager.default.contentsOfDirectory(atPath: counts.path).filter { $0.hasPrefix(host + ".") && !$0.hasSuffix(".tmp") }

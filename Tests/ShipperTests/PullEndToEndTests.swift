@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Hooks
 @testable import Shipper
 
 /// `ship-agent pull` on a fresh sandbox host standing in for an EC2 instance: the user-data script
@@ -156,6 +157,10 @@ struct PullEndToEndTests {
 
             """, hosts: ["web1", "{ host: web2, roles: [web, migrate] }"])
         let record = #"echo "$SHIP_EVENT $SHIP_RELEASE roles=$SHIP_ROLES token=$API_TOKEN" >> /srv/shop/shared/log/hooks.log"#
+        // A deployment that finishes while an instance pulls: where the test left a newer record,
+        // validate puts it in the store as current.json.
+        let finishMeanwhile = "; if [ -f /srv/shop/shared/next.json ]; then curl -sf --user test:test --aws-sigv4 aws:amz:us-east-1:s3 -X PUT "
+            + "-H \"Content-Type: application/json\" --data-binary @/srv/shop/shared/next.json \(moto.endpoint)/fleet-artifacts/ship/envs/shop/test/current.json && rm /srv/shop/shared/next.json; fi"
         func appspec(migrate: String) -> String {
             """
             version: 1
@@ -163,7 +168,7 @@ struct PullEndToEndTests {
               install: [{ run: '\(record)' }]
               migrate: [{ run: '\(record)\(migrate)' }]
               start: [{ run: '\(record)' }]
-              validate: [{ run: '\(record); echo "checking with $API_TOKEN"; test ! -e /srv/shop/shared/fail-validate' }]
+              validate: [{ run: '\(record)\(finishMeanwhile); echo "checking with $API_TOKEN"; test ! -e /srv/shop/shared/fail-validate' }]
 
             """
         }
@@ -204,21 +209,32 @@ struct PullEndToEndTests {
         #expect(failed.stdout.contains("lifecycle hook ship-install of shop-web completed for \(instance): ABANDON"), "\(failed.stdout)")
         #expect(try pool.output("web3", "cmp /usr/local/bin/ship-agent /srv/shop/.ship/bin/ship-agent && echo same") == "same")
 
-        // Boot 2: the cause is gone; the same script installs it and says CONTINUE.
+        // Boot 2: the cause is gone; the same script installs it and says CONTINUE. While it runs
+        // (in v1's validate), a deployment of release v1-2 finishes: the pull follows it.
         _ = try pool.output("web3", "rm /srv/shop/shared/fail-validate")
+        let next = "\(v1)-2"
+        var meanwhile = current
+        meanwhile["release"] = next
+        meanwhile["deployment_id"] = "d-meanwhile"
+        let meanwhileData = try JSONSerialization.data(withJSONObject: meanwhile)
+        _ = try JSONDecoder().decode(EnvironmentRecord.self, from: meanwhileData)
+        try pool.write("web3", "/srv/shop/shared/next.json", String(decoding: meanwhileData, as: UTF8.self))
         let pulled = try pool.ssh("web3", "env \(bootEnvironment) sh /root/user-data")
         #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
         #expect(pulled.stdout.contains("credentials: the instance's role shop-web"), "\(pulled.stdout)")
-        #expect(pulled.stdout.contains("done: release \(v1) is live on this host (migrate not run"), "\(pulled.stdout)")
+        #expect(pulled.stdout.contains("release \(next) (revision \(v1Commit.prefix(12))) is current in the store"), "\(pulled.stdout)")
+        #expect(pulled.stdout.contains("done: release \(next) is live on this host (migrate not run"), "\(pulled.stdout)")
         #expect(pulled.stdout.contains("checking with ***") && !pulled.stdout.contains("instance-secret-value"), "the secret is masked: \(pulled.stdout)")
-        #expect(try pool.output("web3", "readlink /srv/shop/current") == "releases/\(v1)")
+        #expect(try pool.output("web3", "readlink /srv/shop/current") == "releases/\(next)")
         #expect(try pool.output("web3", "cat /srv/shop/current/REVISION") == v1Commit)
         #expect(try pool.output("web3", "stat -c %U /srv/shop/current/index.html") == "deploy", "installed as the deploy user")
         let web3Hooks = try pool.output("web3", "cat /srv/shop/shared/log/hooks.log").split(separator: "\n").map(String.init)
         #expect(web3Hooks == ["install \(v1) roles=web token=instance-secret-value", "start \(v1) roles=web token=instance-secret-value",
                               "validate \(v1) roles=web token=instance-secret-value",
-                              "start \(v1) roles=web token=instance-secret-value", "validate \(v1) roles=web token=instance-secret-value"],
-                "boot 1: install, start, failed validate; boot 2 resumes from the switch; never migrate: \(web3Hooks)")
+                              "start \(v1) roles=web token=instance-secret-value", "validate \(v1) roles=web token=instance-secret-value",
+                              "install \(next) roles=web token=instance-secret-value", "start \(next) roles=web token=instance-secret-value",
+                              "validate \(next) roles=web token=instance-secret-value"],
+                "boot 1: install, start, failed validate; boot 2 resumes from the switch, then installs the release deployed meanwhile; never migrate: \(web3Hooks)")
         #expect(aws.lifecycle == [
             ["Action": "CompleteLifecycleAction", "Version": "2011-01-01", "AutoScalingGroupName": "shop-web", "LifecycleHookName": "ship-install",
              "InstanceId": instance, "LifecycleActionResult": "ABANDON"],
@@ -228,10 +244,10 @@ struct PullEndToEndTests {
         let signed = aws.requests
         #expect(!signed.isEmpty && signed.allSatisfy { $0["valid"] as? Bool == true }, "every signature checks: \(signed)")
         #expect(signed.filter { $0["service"] as? String == "s3" && ($0["path"] as? String ?? "").hasSuffix(".tar.gz") }.count == 1,
-                "the bundle fetched once; the second boot had it cached")
+                "the bundle fetched once: the second boot and release \(next) (the same bundle) had it cached")
         // Run again: nothing to do, and nothing changes.
         let again = try pool.ssh("web3", "env \(bootEnvironment) runuser -u deploy -- /usr/local/bin/ship-agent pull --store s3://fleet-artifacts/ship --app shop --env test")
-        #expect(again.status == 0 && again.stdout.contains("this host is on release \(v1) already"), "\(again.stdout)\(again.stderr)")
+        #expect(again.status == 0 && again.stdout.contains("this host is on release \(next) already"), "\(again.stdout)\(again.stderr)")
         // As root into the deploy user's deploy_to: refused, with the command that works.
         let asRoot = try pool.ssh("web3", "env \(bootEnvironment) /usr/local/bin/ship-agent pull --store s3://fleet-artifacts/ship --app shop --env test")
         #expect(asRoot.status == 1 && asRoot.stderr.contains("run it as deploy: runuser -u deploy --"), "\(asRoot.stderr)")
