@@ -81,7 +81,7 @@ UsePAM no
 StrictModes no
 MaxSessions 64
 MaxStartups 64:30:128
-AcceptEnv LANG LC_*
+AcceptEnv LANG LC_* AWS_EC2_METADATA_SERVICE_ENDPOINT
 Subsystem sftp internal-sftp
 LogLevel ERROR
 CFG

@@ -9,7 +9,7 @@
 /// request on one ssh channel (a bundle's bytes follow its request line, `payloadBytes` long),
 /// answering each with its events and its result, until stdin ends.
 public enum AgentProtocol {
-    public static let version = 6
+    public static let version = 7
     /// ship's release, which the controller and the agent built with it both report.
     public static let shipVersion = "0.3.0"
 }
@@ -175,6 +175,9 @@ public struct AgentRequest: Codable, Sendable {
     /// `fetch`: the presigned link to the bundle in the artifact store. It grants reading that
     /// one object until it expires, so it travels only here, never on a command line.
     public var bundleURL: String?
+    /// `fetch` with the host's own credentials (`artifacts.host_credentials`): where the bundle
+    /// is; the agent signs the GET itself (environment, else the instance's role).
+    public var bundleObject: StoreObject?
     /// `prepare` of a delta bundle: the release on the host the unchanged files come from.
     public var baseRelease: String?
     /// `prepare` of a delta bundle: the regular files of the new revision that are the same in
@@ -253,6 +256,29 @@ public struct SharedUpload: Codable, Sendable, Equatable {
         self.path = path
         self.content = content
         self.mode = mode
+    }
+}
+
+/// An object of an S3-compatible store, addressed path-style (`endpoint/bucket/key`) as ship's
+/// S3 client addresses it.
+public struct StoreObject: Codable, Sendable, Equatable {
+    public var endpoint: String
+    public var bucket: String
+    public var key: String
+    public var region: String
+
+    public init(endpoint: String, bucket: String, key: String, region: String) {
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.key = key
+        self.region = region
+    }
+
+    public var url: String {
+        var base = endpoint
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + "/" + URIEncoding.encoded(bucket) + "/"
+            + key.split(separator: "/", omittingEmptySubsequences: false).map { URIEncoding.encoded(String($0)) }.joined(separator: "/")
     }
 }
 

@@ -9,12 +9,18 @@ import Hooks
 /// The host's curl, given its options in curl's config syntax on stdin (`--config -`): links,
 /// credentials and tokens never appear on a command line, where `ps` shows them to every user.
 enum Curl {
-    /// A quoted string of curl's config syntax: backslash and double quote escaped.
+    /// A quoted string of curl's config syntax: backslash and double quote escaped, and line
+    /// breaks, which would otherwise end the option and start another.
     static func quoted(_ text: String) -> String {
         var escaped = "\""
         for character in text {
-            if character == "\\" || character == "\"" { escaped.append("\\") }
-            escaped.append(character)
+            switch character {
+            case "\\", "\"": escaped += "\\" + String(character)
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\r\n": escaped += "\\r\\n"
+            default: escaped.append(character)
+            }
         }
         return escaped + "\""
     }
@@ -54,9 +60,11 @@ struct AWSAccess {
 
     let curl: String
     let region: String
-    /// The instance's metadata service, when there is one (on EC2).
-    let metadata: InstanceMetadata?
+    private let probe: MetadataProbe
     let credentials: Credentials
+
+    /// The instance's metadata service, when there is one (on EC2); looked for once, when needed.
+    var metadata: InstanceMetadata? { probe.metadata }
 
     /// The region (`--region`, AWS_REGION, AWS_DEFAULT_REGION, else the instance's) and the
     /// credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else the
@@ -66,19 +74,19 @@ struct AWSAccess {
             throw AgentError("curl is not installed on this host; ship-agent pull uses it to reach the store",
                              hint: "install curl first (apt-get install -y curl, dnf install -y curl)")
         }
-        let metadata = environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" ? nil : InstanceMetadata.connect(curl, environment: environment)
+        let probe = MetadataProbe(curl: curl, environment: environment)
         let region = given ?? environment["AWS_REGION"].nonEmpty ?? environment["AWS_DEFAULT_REGION"].nonEmpty
-            ?? metadata?.get("placement/region")
+            ?? probe.metadata?.get("placement/region")
         guard let region, !region.isEmpty else {
             throw AgentError("no AWS region: none was given and this is not an EC2 instance that says its own",
                              hint: "pass --region (or set AWS_REGION)")
         }
         if let key = environment["AWS_ACCESS_KEY_ID"].nonEmpty, let secret = environment["AWS_SECRET_ACCESS_KEY"].nonEmpty {
-            return AWSAccess(curl: curl, region: region, metadata: metadata,
+            return AWSAccess(curl: curl, region: region, probe: probe,
                              credentials: Credentials(accessKey: key, secretKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"].nonEmpty,
                                                       source: "AWS_ACCESS_KEY_ID"))
         }
-        guard let metadata else {
+        guard let metadata = probe.metadata else {
             throw AgentError("no AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set, and no instance metadata service answered",
                              hint: "on EC2, give the instance a role (instance profile) that may read the store; elsewhere, export the keys")
         }
@@ -90,7 +98,7 @@ struct AWSAccess {
               let decoded = try? JSONDecoder().decode(RoleCredentials.self, from: Data(document.utf8)) else {
             throw AgentError("cannot read the credentials of the instance's role \(role) from its metadata service")
         }
-        return AWSAccess(curl: curl, region: region, metadata: metadata,
+        return AWSAccess(curl: curl, region: region, probe: probe,
                          credentials: Credentials(accessKey: decoded.AccessKeyId, secretKey: decoded.SecretAccessKey,
                                                   sessionToken: decoded.Token, source: "the instance's role \(role)"))
     }
@@ -119,6 +127,26 @@ struct AWSAccess {
             config.append("data-raw = " + Curl.quoted(form))
         }
         return Curl.send(curl, config)
+    }
+}
+
+/// Whether an instance metadata service answers, asked once (AWS_EC2_METADATA_DISABLED=true:
+/// never): off EC2 the question costs a connection timeout.
+final class MetadataProbe {
+    let curl: String
+    let environment: [String: String]
+    private var answer: InstanceMetadata??
+
+    init(curl: String, environment: [String: String]) {
+        self.curl = curl
+        self.environment = environment
+    }
+
+    var metadata: InstanceMetadata? {
+        if let answer { return answer }
+        let found = environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" ? nil : InstanceMetadata.connect(curl, environment: environment)
+        answer = .some(found)
+        return found
     }
 }
 

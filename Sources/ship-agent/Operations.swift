@@ -205,6 +205,10 @@ struct Operations {
     /// would show it to every user of the host; the bytes are kept only if their SHA-256 is the
     /// one the controller gave.
     func fetchBundle() throws -> AgentResult {
+        if let object = request.bundleObject {
+            let aws = try AWSAccess.resolve(region: object.region)
+            return try fetchBundle(from: object.url, signing: aws.signing("s3"))
+        }
         guard let url = request.bundleURL, url.hasPrefix("https://") || url.hasPrefix("http://") else {
             throw AgentError("fetch: no link to the bundle was given")
         }

@@ -165,8 +165,7 @@ struct PullStore {
     var currentKey: String { [prefix, "envs", app, environment, "current.json"].filter { !$0.isEmpty }.joined(separator: "/") }
 
     func url(_ key: String) -> String {
-        endpoint + "/" + URIEncoding.encoded(bucket) + "/" + key.split(separator: "/", omittingEmptySubsequences: false)
-            .map { URIEncoding.encoded(String($0)) }.joined(separator: "/")
+        StoreObject(endpoint: endpoint, bucket: bucket, key: key, region: aws.region).url
     }
 
     func describe(_ key: String) -> String { "s3://\(bucket)/\(key)" }

@@ -24,12 +24,14 @@ struct PullEndToEndTests {
         from botocore.credentials import Credentials
         port, upstream, record, instance = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
         KEY, SECRET, SESSION, IMDS_TOKEN = "ASIAROLEKEY", "role-secret-key", "role-session-token", "imds-token-7"
+        # The instance role's keys, and the controller's (no session token).
+        KEYS = {KEY: (SECRET, SESSION), "testing": ("testing-secret", None)}
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args): pass
             def reply(self, status, body=b"", headers={}):
                 self.send_response(status)
                 for k, v in headers.items(): self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
+                if "Content-Length" not in headers: self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD": self.wfile.write(body)
             def handle_any(self):
@@ -53,9 +55,12 @@ struct PullEndToEndTests {
                     headers = {h: self.headers[h] for h in signed.split(";")}
                     request = AWSRequest(method=self.command, url="http://%s%s" % (self.headers["Host"], self.path), data=body, headers=headers)
                     request.context["timestamp"] = self.headers["X-Amz-Date"]
-                    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(Credentials(KEY, SECRET, SESSION), service, region)
-                    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-                    entry["valid"] = key == KEY and expected == signature and entry["token"] == SESSION
+                    secret, session = KEYS.get(key, ("", "unknown"))
+                    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(Credentials(key, secret, session), service, region)
+                    canonical = signer.canonical_request(request)
+                    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+                    entry["valid"] = key in KEYS and expected == signature and entry["token"] == session
+                    if not entry["valid"]: entry["canonical"] = canonical
                 if entry.get("service") == "autoscaling":
                     entry["params"] = dict(urllib.parse.parse_qsl(body.decode()))
                 with open(record, "a") as f: f.write(json.dumps(entry) + "\\n")
@@ -63,13 +68,14 @@ struct PullEndToEndTests {
                     return self.reply(403, b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>signature refused</Message></Error></ErrorResponse>")
                 if entry["service"] == "autoscaling":
                     return self.reply(200, b"<CompleteLifecycleActionResponse><CompleteLifecycleActionResult/></CompleteLifecycleActionResponse>")
-                passed = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                passed = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection", "expect")}
                 forwarded = urllib.request.Request(upstream + self.path, data=body or None, method=self.command, headers=passed)
                 try:
-                    with urllib.request.urlopen(forwarded) as answer: status, data, etag = answer.status, answer.read(), answer.headers.get("ETag")
+                    with urllib.request.urlopen(forwarded) as answer: status, data, got = answer.status, answer.read(), answer.headers
                 except urllib.error.HTTPError as error:
-                    status, data, etag = error.code, error.read(), None
-                self.reply(status, data, {"ETag": etag} if etag else {})
+                    status, data, got = error.code, error.read(), error.headers
+                kept = {k: got[k] for k in ("ETag", "Content-Length") if got.get(k) and (k != "Content-Length" or self.command == "HEAD")}
+                self.reply(status, data, kept)
             do_GET = do_PUT = do_POST = do_HEAD = handle_any
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         print("ready", flush=True)
@@ -271,6 +277,45 @@ struct PullEndToEndTests {
         let caughtUp = try pool.output("web3", "cat /srv/shop/shared/log/hooks.log")
         #expect(!caughtUp.contains("migrate"), "never migrate on the instance: \(caughtUp)")
         #expect(try pool.output("web2", "grep -c '^migrate' /srv/shop/shared/log/hooks.log") == "2")
+    }
+
+    @Test("host_credentials: a host fetches the bundle signed with its instance role's credentials, no link; a host without credentials gets it over ssh")
+    func hostCredentials() throws {
+        let moto = try MotoServer()
+        let client = S3Client(endpoint: moto.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
+                              secretKey: "testing-secret", sessionToken: nil)
+        _ = try client.send("PUT", key: "", expect: [200])
+        let scratch = try TemporaryDirectory("ship-host-credentials")
+        let aws = try FakeAWS(upstream: moto.endpoint, instance: "i-0123456789abcdef0", directory: scratch)
+        let pool = try SandboxPool(hosts: 2, os: ["bookworm+curl"])
+        // web1's sessions carry where its metadata service is (ssh SetEnv; the sandbox's sshd
+        // accepts that variable); web2 has none, as a host outside EC2.
+        try ("Host web1\n  SetEnv AWS_EC2_METADATA_SERVICE_ENDPOINT=\(aws.url)\n\n" + (try String(contentsOfFile: pool.sshConfig, encoding: .utf8)))
+            .write(toFile: scratch.file("ssh_config"), atomically: true, encoding: .utf8)
+        // The store's endpoint is the checking front, so every request, the controller's too, is checked.
+        let app = try SandboxApp(pool: pool, extraEnvironment: """
+                ssh: { user: deploy, config_file: \(scratch.file("ssh_config")) }
+                artifacts: { store: s3://fleet-artifacts/ship, endpoint: "\(aws.url)", host_credentials: true }
+
+            """)
+        try app.repo.write("index.html", "v1\n")
+        try app.commit("v1")
+        let (deploy, events) = try app.ship(["deploy", "test"], environment: ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"])
+        #expect(deploy.status == 0, "\(deploy.stdout)\(deploy.stderr)")
+        let steps = named(events, "host_step").filter { $0["host"] as? String == "web1" }.compactMap { $0["step"] as? String }
+        #expect(steps.contains { $0.hasPrefix("bundle fetched from s3://fleet-artifacts/ship/bundles/shop/") }, "\(steps)")
+        #expect(named(events, "bundle_sent").filter { $0["host"] as? String == "web1" }.isEmpty, "web1 was sent no bundle over ssh")
+        let warnings = named(events, "host_warning").filter { $0["host"] as? String == "web2" }.compactMap { $0["message"] as? String }
+        #expect(warnings.contains { $0.contains("no AWS credentials") && $0.hasSuffix("; sending it over ssh") }, "\(warnings)")
+        #expect(named(events, "bundle_sent").filter { $0["host"] as? String == "web2" }.count == 1)
+        for host in pool.hosts { #expect(try pool.output(host, "cat /srv/shop/current/index.html") == "v1") }
+        let requests = aws.requests
+        #expect(!requests.isEmpty && requests.allSatisfy { $0["valid"] as? Bool == true }, "every signature checks: \(requests)")
+        let fetches = requests.filter { ($0["path"] as? String ?? "").hasSuffix(".tar.gz") && $0["method"] as? String == "GET" }
+        #expect(fetches.count == 1 && fetches.first?["key"] as? String == "ASIAROLEKEY" && fetches.first?["token"] as? String == "role-session-token",
+                "the one GET of the bundle is web1's, signed with its role: \(fetches)")
+        #expect(requests.contains { $0["method"] as? String == "PUT" && $0["key"] as? String == "testing" }, "the controller published with its own keys")
+        #expect(!requests.contains { ($0["path"] as? String ?? "").contains("X-Amz-Signature") }, "no presigned link")
     }
 }
 

@@ -204,7 +204,7 @@ struct S3Client: Sendable {
 
         var headers: UnsafeMutablePointer<curl_slist>?
         let payloadHash = body.map { Self.sha256Hex($0) } ?? Self.emptySHA256
-        for header in ["x-amz-content-sha256: \(payloadHash)", "Expect:", "Content-Type: application/octet-stream"]
+        for header in ["x-amz-content-sha256: \(payloadHash)", "Content-Type: application/octet-stream"]
             + (sessionToken.map { ["x-amz-security-token: \($0)"] } ?? []) + extra {
             headers = curl_slist_append(headers, header)
         }
@@ -217,6 +217,9 @@ struct S3Client: Sendable {
         ship_curl_set_string(curl, CURLOPT_PASSWORD, secretKey)
         ship_curl_set_pointer(curl, CURLOPT_HTTPHEADER, headers)
         ship_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
+        // No wait for a 100 Continue, and no empty `Expect:` header to stop it: libcurl's SigV4
+        // would sign that header though it is never sent, and S3 would compute another signature.
+        ship_curl_set_long(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 0)
         ship_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT, 15)
         ship_curl_set_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
         ship_curl_set_long(curl, CURLOPT_LOW_SPEED_TIME, 60)

@@ -80,13 +80,13 @@ extension ShipConfigDecoder {
         try node?.nonEmptyString(expected: "a region name, e.g. us-east-1") ?? "us-east-1"
     }
 
-    /// `artifacts: { store: s3://bucket/prefix, region:, endpoint:, link_lifetime: }`.
+    /// `artifacts: { store: s3://bucket/prefix, region:, endpoint:, link_lifetime:, host_credentials: }`.
     static func decodeArtifacts(_ node: ConfigNode) throws(ShipError) -> ArtifactsConfig {
-        let map = try node.mapping(allowed: ["store", "region", "endpoint", "link_lifetime"])
+        let map = try node.mapping(allowed: ["store", "region", "endpoint", "link_lifetime", "host_credentials"])
         let (bucket, prefix) = try s3Location(try map.required("store", expected: "s3://bucket/prefix"))
         let lifetime = try map["link_lifetime"]?.int(in: 60...43_200, expected: "seconds from 60 to 43200 (12 hours)") ?? 600
         return ArtifactsConfig(bucket: bucket, prefix: prefix, region: try s3Region(map["region"]), endpoint: try s3Endpoint(map["endpoint"]),
-                               linkLifetime: lifetime)
+                               linkLifetime: lifetime, hostCredentials: try map["host_credentials"]?.bool() ?? false)
     }
 
     /// `encryption: { key_env: NAME }` or `{ key_file: PATH }`, with `previous:` keys of the same

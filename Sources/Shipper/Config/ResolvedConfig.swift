@@ -84,6 +84,7 @@ public enum ResolvedConfig {
                                                   ("region", .string(artifacts.region))]
             if let endpoint = artifacts.endpoint { store.append(("endpoint", .string(endpoint))) }
             store.append(("link_lifetime", .int(artifacts.linkLifetime)))
+            store.append(("host_credentials", .bool(artifacts.hostCredentials)))
             entries.append(("artifacts", .map(store)))
             entries.append(("lock", .string(environment.lockInStore ? "store" : "hosts")))
         }

@@ -525,12 +525,15 @@ public struct ArtifactsConfig: Sendable, Equatable {
     public var endpoint: String?
     /// Seconds a host's download link is valid (it is made right before that host fetches).
     public var linkLifetime: Int
+    /// Hosts fetch with their own credentials (an instance profile), not a presigned link.
+    public var hostCredentials: Bool
 
-    public init(bucket: String, prefix: String, region: String, endpoint: String?, linkLifetime: Int = 600) {
+    public init(bucket: String, prefix: String, region: String, endpoint: String?, linkLifetime: Int = 600, hostCredentials: Bool = false) {
         self.bucket = bucket
         self.prefix = prefix
         self.region = region
         self.endpoint = endpoint
         self.linkLifetime = linkLifetime
+        self.hostCredentials = hostCredentials
     }
 }

@@ -44,6 +44,11 @@ struct ArtifactStore: Sendable {
         return true
     }
 
+    /// Where the bundle is, for hosts that fetch it with their own credentials (`host_credentials`).
+    func object(for sha256: String) -> StoreObject {
+        StoreObject(endpoint: client.endpoint, bucket: config.bucket, key: key(sha256), region: config.region)
+    }
+
     /// A link to fetch the bundle with, valid `link_lifetime` seconds from now, and never past
     /// the credentials' own expiry.
     func link(for sha256: String, now: Date = Date()) -> String {

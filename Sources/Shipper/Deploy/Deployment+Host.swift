@@ -211,7 +211,11 @@ extension Deployment {
         let host = client.transport.host.description
         var request = client.request(.fetch)
         request.bundleSHA256 = bundle.sha256
-        request.bundleURL = store.link(for: bundle.sha256)
+        if store.config.hostCredentials {
+            request.bundleObject = store.object(for: bundle.sha256)
+        } else {
+            request.bundleURL = store.link(for: bundle.sha256)
+        }
         let result = try await client.call(request)
         guard result.ok else {
             reporter.report(Event(host: host, .hostWarning(message: (result.message ?? "cannot fetch the bundle from the store")

@@ -209,7 +209,8 @@ extension Deployment {
                     let size = ByteCountFormatter.string(fromByteCount: full.bytes, countStyle: .file)
                     if let artifacts = environment.artifacts {
                         // The host fetches it; the controller sends a link.
-                        entry.sends = "a link: it fetches the bundle (\(size)) from s3://\(artifacts.bucket)"
+                        entry.sends = (artifacts.hostCredentials ? "nothing: with its own credentials," : "a link:")
+                            + " it fetches the bundle (\(size)) from s3://\(artifacts.bucket)"
                             + (artifacts.prefix.isEmpty ? "" : "/\(artifacts.prefix)")
                         entry.sendBytes = 0
                     } else {

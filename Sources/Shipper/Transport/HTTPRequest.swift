@@ -56,7 +56,7 @@ struct HTTPRequest: Sendable {
         let unmanaged = Unmanaged.passRetained(exchange)
         defer { unmanaged.release() }
         var list: UnsafeMutablePointer<curl_slist>?
-        for header in headers + (signature?.sessionToken.map { ["x-amz-security-token: \($0)"] } ?? []) + (body == nil ? [] : ["Expect:"]) {
+        for header in headers + (signature?.sessionToken.map { ["x-amz-security-token: \($0)"] } ?? []) {
             list = curl_slist_append(list, header)
         }
         defer { curl_slist_free_all(list) }
@@ -64,6 +64,10 @@ struct HTTPRequest: Sendable {
         ship_curl_set_string(curl, CURLOPT_CUSTOMREQUEST, method)
         ship_curl_set_pointer(curl, CURLOPT_HTTPHEADER, list)
         ship_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
+        // The body goes at once, without waiting for a 100 Continue. (Not an empty `Expect:`
+        // header: libcurl's SigV4 would sign it as `expect` though it is never sent, and AWS and
+        // botocore then compute another signature.)
+        ship_curl_set_long(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 0)
         ship_curl_set_long(curl, CURLOPT_TIMEOUT, timeout)
         ship_curl_set_long(curl, CURLOPT_FOLLOWLOCATION, 0)
         if let proxy { ship_curl_set_string(curl, CURLOPT_PROXY, proxy) }
