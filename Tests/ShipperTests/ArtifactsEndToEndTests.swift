@@ -10,7 +10,7 @@ struct ArtifactsEndToEndTests {
     static let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"]
 
     /// moto's S3 on loopback with the bucket `fleet-artifacts`, and a client of it.
-    func store() throws -> (MotoServer, S3Client) {
+    static func store() throws -> (MotoServer, S3Client) {
         let s3 = try MotoServer()
         let client = S3Client(endpoint: s3.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
                               secretKey: "testing-secret", sessionToken: nil)
@@ -28,7 +28,7 @@ struct ArtifactsEndToEndTests {
 
     @Test("published once, one GET per host, the same SHA-256 everywhere; no curl or a tampered object: over ssh; the same bundle is not uploaded twice")
     func fetchedByHosts() throws {
-        let (s3, client) = try store()
+        let (s3, client) = try Self.store()
         // web1 and web2 have curl; web3 has not.
         let pool = try SandboxPool(hosts: 3, os: ["bookworm+curl", "bookworm+curl", "bookworm"])
         // Every byte ship sends a host goes through a relay that counts it (ssh's ProxyCommand).
@@ -152,7 +152,7 @@ struct ArtifactsEndToEndTests {
 
     @Test("the store's current.json after the last host validated; lock: store makes a second controller exit 4 naming the holder; a claim made meanwhile wins over a later one; ship unlock clears the store's lock")
     func environmentState() throws {
-        let (s3, client) = try store()
+        let (s3, client) = try Self.store()
         let pool = try SandboxPool(hosts: 2, os: ["bookworm+curl"])
         let app = try SandboxApp(pool: pool, extraEnvironment: """
                 ssh: { user: deploy }

@@ -143,10 +143,7 @@ struct PullEndToEndTests {
 
     @Test("user-data installs the agent and the current release without migrate, with the role's credentials; ABANDON when validate fails, CONTINUE after; every signature checked; an instance that joined mid-deployment is caught up")
     func pullOnBoot() throws {
-        let moto = try MotoServer()
-        let client = S3Client(endpoint: moto.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
-                              secretKey: "testing-secret", sessionToken: nil)
-        _ = try client.send("PUT", key: "", expect: [200])
+        let (moto, client) = try ArtifactsEndToEndTests.store()
         let instance = try Self.instance(moto)
         let scratch = try TemporaryDirectory("ship-pull")
         let aws = try FakeAWS(upstream: moto.endpoint, instance: instance, directory: scratch)
@@ -281,10 +278,7 @@ struct PullEndToEndTests {
 
     @Test("host_credentials: a host fetches the bundle signed with its instance role's credentials, no link; a host without credentials gets it over ssh")
     func hostCredentials() throws {
-        let moto = try MotoServer()
-        let client = S3Client(endpoint: moto.endpoint, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
-                              secretKey: "testing-secret", sessionToken: nil)
-        _ = try client.send("PUT", key: "", expect: [200])
+        let (moto, _) = try ArtifactsEndToEndTests.store()
         let scratch = try TemporaryDirectory("ship-host-credentials")
         let aws = try FakeAWS(upstream: moto.endpoint, instance: "i-0123456789abcdef0", directory: scratch)
         let pool = try SandboxPool(hosts: 2, os: ["bookworm+curl"])
