@@ -150,6 +150,22 @@ struct ArtifactsEndToEndTests {
         }
     }
 
+    @Test("a conditional upload leaves an object already there as it is, in one PUT and in a multipart upload")
+    func conditionalUpload() throws {
+        let (s3, client) = try Self.store()
+        defer { withExtendedLifetime(s3) {} }
+        let files = try TemporaryDirectory("ship-conditional")
+        for (name, size) in [("small", 1_000), ("large", 6 << 20)] {
+            let first = files.file(name + ".1"), second = files.file(name + ".2")
+            FileManager.default.createFile(atPath: first, contents: Data(repeating: 1, count: size))
+            FileManager.default.createFile(atPath: second, contents: Data(repeating: 2, count: size))
+            #expect(try client.upload(key: "race/\(name)", file: first, partSize: 5 << 20, ifAbsent: true), "\(name): written")
+            #expect(try !client.upload(key: "race/\(name)", file: second, partSize: 5 << 20, ifAbsent: true), "\(name): the second writes nothing")
+            #expect(try client.getObject(key: "race/\(name)") == Data(repeating: 1, count: size), "\(name): the first stands")
+        }
+        #expect(try client.list(prefix: "race/").count == 2)
+    }
+
     @Test("the store's current.json after the last host validated; lock: store makes a second controller exit 4 naming the holder; a claim made meanwhile wins over a later one; ship unlock clears the store's lock")
     func environmentState() throws {
         let (s3, client) = try Self.store()

@@ -33,7 +33,10 @@ struct S3Client: Sendable {
     }
 
     /// Uploads a file: one PUT up to `partSize`, a multipart upload above it (aborted on failure).
-    func upload(key: String, file path: String, partSize: Int = 16 << 20) throws(ShipError) {
+    /// `ifAbsent`: a conditional write (`If-None-Match: *`, on the PUT or on completing the
+    /// multipart upload): an object already at `key` stays, and the upload says false.
+    @discardableResult
+    func upload(key: String, file path: String, partSize: Int = 16 << 20, ifAbsent: Bool = false) throws(ShipError) -> Bool {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw ShipError("cannot read \(path)") }
         defer { try? handle.close() } // read-only
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
@@ -44,9 +47,10 @@ struct S3Client: Sendable {
                 throw ShipError("cannot read \(path): \(error.localizedDescription)")
             }
         }
+        let condition = ifAbsent ? ["If-None-Match: *"] : []
         if size <= partSize {
-            try putObject(key: key, data: try readPart())
-            return
+            return try send("PUT", key: key, body: try readPart(), expect: [200, 412], headers: condition).status == 200
+                || !ifAbsent
         }
         let created = try send("POST", key: key, query: [("uploads", "")], expect: [200])
         guard let uploadID = ParsedXML(created.body).value("UploadId") else {
@@ -69,12 +73,18 @@ struct S3Client: Sendable {
                 xml += "<Part><PartNumber>\(number)</PartNumber><ETag>\(Self.xmlEscaped(etag))</ETag></Part>"
             }
             xml += "</CompleteMultipartUpload>"
-            let completed = try send("POST", key: key, query: [("uploadId", uploadID)], body: Data(xml.utf8), expect: [200])
+            let completed = try send("POST", key: key, query: [("uploadId", uploadID)], body: Data(xml.utf8), expect: [200, 412],
+                                     headers: condition)
             // S3 may answer 200 with an error document once the upload was assembling.
             let completion = ParsedXML(completed.body)
+            if completed.status == 412 || (completion.name == "Error" && completion.value("Code") == "PreconditionFailed") {
+                _ = try? send("DELETE", key: key, query: [("uploadId", uploadID)], expect: [204, 200, 404])
+                return false
+            }
             if completion.name == "Error", let code = completion.value("Code") {
                 throw ShipError("S3 could not complete the upload of \(describe(key)): \(code)")
             }
+            return true
         } catch {
             _ = try? send("DELETE", key: key, query: [("uploadId", uploadID)], expect: [204, 200])
             throw error

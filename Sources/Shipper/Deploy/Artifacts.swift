@@ -36,12 +36,14 @@ struct ArtifactStore: Sendable {
     func location(_ sha256: String) -> String { client.describe(key(sha256)) }
 
     /// Puts the bundle in the store unless it is there already (same key, same size: the key is
-    /// its content's hash); whether it uploaded.
+    /// its content's hash), with a conditional write, so that of two controllers publishing it at
+    /// once one writes it and the other writes nothing; whether it uploaded.
     func publish(_ bundle: RevisionBundle) throws(ShipError) -> Bool {
         let key = key(bundle.sha256)
-        if try client.size(of: key) == bundle.bytes { return false }
-        try client.upload(key: key, file: bundle.path)
-        return true
+        let present = try client.size(of: key)
+        if present == bundle.bytes { return false }
+        // Another size under a content hash is a broken object: replaced.
+        return try client.upload(key: key, file: bundle.path, ifAbsent: present == nil)
     }
 
     /// Where the bundle is, for hosts that fetch it with their own credentials (`host_credentials`).
