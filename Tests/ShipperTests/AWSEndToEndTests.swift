@@ -116,10 +116,13 @@ struct AWSEndToEndTests {
         let pool = try SandboxPool(hosts: 3, os: ["bookworm+rsync+python3"])
         try Self.alias(pool, Array(zip(fleet.web, pool.hosts)))
         for host in pool.hosts { _ = try pool.output(host, "install -d -o deploy /srv/shop") }
+        // ship's EC2 and ELBv2 calls go through a front that checks their signatures (moto does not).
+        let scratch = try TemporaryDirectory("ship-aws-front")
+        let front = try AWSFront(upstream: moto.endpoint, instance: "i-none", directory: scratch)
         let app = try SandboxApp(pool: pool, extraEnvironment: """
                 ssh: { user: deploy }
-                inventory: { aws: { tags: { Role: web, Env: prod }, region: eu-west-1, endpoint: "\(moto.endpoint)", address: instance_id } }
-                traffic: { aws_target_group: { target_groups: ["\(fleet.target_group)"], region: eu-west-1, endpoint: "\(moto.endpoint)" } }
+                inventory: { aws: { tags: { Role: web, Env: prod }, region: eu-west-1, endpoint: "\(front.url)", address: instance_id } }
+                traffic: { aws_target_group: { target_groups: ["\(fleet.target_group)"], region: eu-west-1, endpoint: "\(front.url)" } }
             """, hosts: [])
         // What the target group says of this host while its hooks run.
         try app.repo.write("bin/tg-state", """
@@ -168,5 +171,10 @@ struct AWSEndToEndTests {
             return step.hasPrefix("out of rotation") ? "out \(host)" : step.hasPrefix("back in rotation") ? "back \(host)" : nil
         }
         #expect(turns == fleet.web.flatMap { ["out \($0)", "back \($0)"] })
+        // Every call ship made was signed as AWS checks it.
+        let calls = front.requests
+        #expect(!calls.isEmpty && calls.allSatisfy { $0["valid"] as? Bool == true }, "\(calls.filter { $0["valid"] as? Bool != true })")
+        let actions = Set(calls.compactMap { ($0["params"] as? [String: String])?["Action"] })
+        #expect(actions.isSuperset(of: ["DescribeInstances", "DeregisterTargets", "RegisterTargets", "DescribeTargetHealth"]), "\(actions)")
     }
 }

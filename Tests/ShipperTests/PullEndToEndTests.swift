@@ -7,109 +7,11 @@ import Hooks
 /// of docs/autoscaling.md, run as it is, fetches the agent `ship publish-agent` put in moto's S3,
 /// and the agent installs the environment's current release with the instance role's credentials
 /// from a loopback instance metadata service, then completes the Auto Scaling lifecycle action.
-/// A loopback AWS endpoint checks every signature (curl's `--aws-sigv4`) with botocore before
-/// passing S3 requests on to moto, and answers `CompleteLifecycleAction` itself (moto lacks it).
+/// A loopback AWS front (AWSFront) checks every signature (curl's `--aws-sigv4`) with botocore
+/// before passing S3 requests on to moto, and answers `CompleteLifecycleAction` itself.
 @Suite("ship-agent pull: instances that install themselves", .tags(.endToEnd), .serialized)
 struct PullEndToEndTests {
     static let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret", "API_TOKEN": "controller-secret-value"]
-
-    /// The instance metadata service (IMDSv2: a token first) and a SigV4-checking front of AWS:
-    /// S3 requests go on to moto, CompleteLifecycleAction is answered here. Each signed request
-    /// is a JSON line in the record file: service, action, parameters, whether its signature is
-    /// the one botocore computes for the role's secret, and the session token it carried.
-    static let endpoint = """
-        import json, re, sys, http.server, urllib.request, urllib.error, urllib.parse
-        from botocore.auth import SigV4Auth, S3SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials
-        port, upstream, record, instance = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-        KEY, SECRET, SESSION, IMDS_TOKEN = "ASIAROLEKEY", "role-secret-key", "role-session-token", "imds-token-7"
-        # The instance role's keys, and the controller's (no session token).
-        KEYS = {KEY: (SECRET, SESSION), "testing": ("testing-secret", None)}
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args): pass
-            def reply(self, status, body=b"", headers={}):
-                self.send_response(status)
-                for k, v in headers.items(): self.send_header(k, v)
-                if "Content-Length" not in headers: self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD": self.wfile.write(body)
-            def handle_any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if self.path == "/latest/api/token":
-                    return self.reply(200 if self.command == "PUT" else 405, IMDS_TOKEN.encode())
-                if self.path.startswith("/latest/meta-data/"):
-                    if self.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN: return self.reply(401)
-                    item = self.path[len("/latest/meta-data/"):]
-                    answers = {"placement/region": "us-east-1", "instance-id": instance, "iam/security-credentials/": "shop-web",
-                               "iam/security-credentials/shop-web": json.dumps({"Code": "Success", "AccessKeyId": KEY, "SecretAccessKey": SECRET,
-                                                                                "Token": SESSION, "Expiration": "2099-01-01T00:00:00Z"}, indent=2)}
-                    return self.reply(200, answers[item].encode()) if item in answers else self.reply(404)
-                auth = self.headers.get("Authorization", "")
-                m = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$", auth)
-                entry = {"method": self.command, "path": self.path, "valid": False, "token": self.headers.get("X-Amz-Security-Token")}
-                if m:
-                    key, _, region, service, signed, signature = m.groups()
-                    entry.update(service=service, region=region, key=key)
-                    headers = {h: self.headers[h] for h in signed.split(";")}
-                    request = AWSRequest(method=self.command, url="http://%s%s" % (self.headers["Host"], self.path), data=body, headers=headers)
-                    request.context["timestamp"] = self.headers["X-Amz-Date"]
-                    secret, session = KEYS.get(key, ("", "unknown"))
-                    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(Credentials(key, secret, session), service, region)
-                    canonical = signer.canonical_request(request)
-                    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-                    entry["valid"] = key in KEYS and expected == signature and entry["token"] == session
-                    if not entry["valid"]: entry["canonical"] = canonical
-                if entry.get("service") == "autoscaling":
-                    entry["params"] = dict(urllib.parse.parse_qsl(body.decode()))
-                with open(record, "a") as f: f.write(json.dumps(entry) + "\\n")
-                if not entry["valid"]:
-                    return self.reply(403, b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>signature refused</Message></Error></ErrorResponse>")
-                if entry["service"] == "autoscaling":
-                    return self.reply(200, b"<CompleteLifecycleActionResponse><CompleteLifecycleActionResult/></CompleteLifecycleActionResponse>")
-                passed = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection", "expect")}
-                forwarded = urllib.request.Request(upstream + self.path, data=body or None, method=self.command, headers=passed)
-                try:
-                    with urllib.request.urlopen(forwarded) as answer: status, data, got = answer.status, answer.read(), answer.headers
-                except urllib.error.HTTPError as error:
-                    status, data, got = error.code, error.read(), error.headers
-                kept = {k: got[k] for k in ("ETag", "Content-Length") if got.get(k) and (k != "Content-Length" or self.command == "HEAD")}
-                self.reply(status, data, kept)
-            do_GET = do_PUT = do_POST = do_HEAD = handle_any
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        print("ready", flush=True)
-        server.serve_forever()
-        """
-
-    /// The loopback AWS of the suite's host.
-    final class FakeAWS {
-        let port: Int
-        let server: ServerProcess
-        let record: String
-        var url: String { "http://127.0.0.1:\(port)" }
-
-        init(upstream: String, instance: String, directory: TemporaryDirectory) throws {
-            let script = directory.file("aws.py")
-            try PullEndToEndTests.endpoint.write(toFile: script, atomically: true, encoding: .utf8)
-            record = directory.file("requests.jsonl")
-            let python = (MotoServer.executable as NSString).deletingLastPathComponent + "/python"
-            let record = self.record
-            (port, server) = try ServerProcess.onFreePort { port in
-                // Like moto's, it keeps nothing worth a clean exit, and SIGTERM does not stop it here.
-                try ServerProcess(python, [script, String(port), upstream, record, instance], readyWhen: "ready", stopSignal: SIGKILL)
-            }
-        }
-
-        var requests: [[String: Any]] {
-            let text = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
-            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        }
-
-        var lifecycle: [[String: String]] {
-            requests.filter { $0["service"] as? String == "autoscaling" }.compactMap { $0["params"] as? [String: String] }
-        }
-    }
 
     /// The user-data script of docs/autoscaling.md, with this suite's settings in its first lines.
     static func userData(lifecycleHook: String) throws -> String {
@@ -121,7 +23,7 @@ struct PullEndToEndTests {
         for (line, replacement) in [("STORE=s3://acme-artifacts/ship", "STORE=s3://fleet-artifacts/ship"),
                                     ("ENV=prod", "ENV=test"), ("LIFECYCLE_HOOK=ship-install", "LIFECYCLE_HOOK=\(lifecycleHook)")] {
             guard script.contains(line) else { throw TestFailure("the user-data script has no `\(line)`") }
-            script = script.replacingOccurrences(of: line, with: line.isEmpty ? "" : replacement)
+            script = script.replacingOccurrences(of: line, with: replacement)
         }
         return script
     }
@@ -146,7 +48,7 @@ struct PullEndToEndTests {
         let (moto, client) = try ArtifactsEndToEndTests.store()
         let instance = try Self.instance(moto)
         let scratch = try TemporaryDirectory("ship-pull")
-        let aws = try FakeAWS(upstream: moto.endpoint, instance: instance, directory: scratch)
+        let aws = try AWSFront(upstream: moto.endpoint, instance: instance, directory: scratch)
 
         let pool = try SandboxPool(hosts: 3, os: ["bookworm+curl"])
         // web3 stands in for the instance (its ssh alias is the instance id); the environment
@@ -280,7 +182,7 @@ struct PullEndToEndTests {
     func hostCredentials() throws {
         let (moto, _) = try ArtifactsEndToEndTests.store()
         let scratch = try TemporaryDirectory("ship-host-credentials")
-        let aws = try FakeAWS(upstream: moto.endpoint, instance: "i-0123456789abcdef0", directory: scratch)
+        let aws = try AWSFront(upstream: moto.endpoint, instance: "i-0123456789abcdef0", directory: scratch)
         let pool = try SandboxPool(hosts: 2, os: ["bookworm+curl"])
         // web1's sessions carry where its metadata service is (ssh SetEnv; the sandbox's sshd
         // accepts that variable); web2 has none, as a host outside EC2.

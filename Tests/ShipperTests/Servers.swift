@@ -219,6 +219,107 @@ final class MotoServer {
     }
 }
 
+/// A loopback stand-in for AWS's edges, in front of moto: the EC2 instance metadata service
+/// (IMDSv2: a token first, then the instance id, region and the role `shop-web`'s credentials)
+/// and a SigV4-checking front. Every signed request is checked with botocore (moto checks no
+/// signature) and recorded as a JSON line: service, action parameters, whether its signature is
+/// the one botocore computes for the key's secret, and the session token it carried. Checked
+/// requests go on to moto, but for `CompleteLifecycleAction`, which moto lacks: answered here.
+final class AWSFront {
+    static let script = """
+        import json, re, sys, http.server, urllib.request, urllib.error, urllib.parse
+        from botocore.auth import SigV4Auth, S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        port, upstream, record, instance = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+        KEY, SECRET, SESSION, IMDS_TOKEN = "ASIAROLEKEY", "role-secret-key", "role-session-token", "imds-token-7"
+        # The instance role's keys, and the controller's (no session token).
+        KEYS = {KEY: (SECRET, SESSION), "testing": ("testing-secret", None), "test": ("test", None)}
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args): pass
+            def reply(self, status, body=b"", headers={}):
+                self.send_response(status)
+                for k, v in headers.items(): self.send_header(k, v)
+                if "Content-Length" not in headers: self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD": self.wfile.write(body)
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path == "/latest/api/token":
+                    return self.reply(200 if self.command == "PUT" else 405, IMDS_TOKEN.encode())
+                if self.path.startswith("/latest/meta-data/"):
+                    if self.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN: return self.reply(401)
+                    item = self.path[len("/latest/meta-data/"):]
+                    answers = {"placement/region": "us-east-1", "instance-id": instance, "iam/security-credentials/": "shop-web",
+                               "iam/security-credentials/shop-web": json.dumps({"Code": "Success", "AccessKeyId": KEY, "SecretAccessKey": SECRET,
+                                                                                "Token": SESSION, "Expiration": "2099-01-01T00:00:00Z"}, indent=2)}
+                    return self.reply(200, answers[item].encode()) if item in answers else self.reply(404)
+                auth = self.headers.get("Authorization", "")
+                m = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$", auth)
+                entry = {"method": self.command, "path": self.path, "valid": False, "token": self.headers.get("X-Amz-Security-Token")}
+                if m:
+                    key, _, region, service, signed, signature = m.groups()
+                    entry.update(service=service, region=region, key=key)
+                    headers = {h: self.headers[h] for h in signed.split(";")}
+                    request = AWSRequest(method=self.command, url="http://%s%s" % (self.headers["Host"], self.path), data=body, headers=headers)
+                    request.context["timestamp"] = self.headers["X-Amz-Date"]
+                    secret, session = KEYS.get(key, ("", "unknown"))
+                    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(Credentials(key, secret, session), service, region)
+                    canonical = signer.canonical_request(request)
+                    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+                    entry["valid"] = key in KEYS and expected == signature and entry["token"] == session
+                    if not entry["valid"]: entry["canonical"] = canonical
+                if entry.get("service") != "s3":
+                    entry["params"] = dict(urllib.parse.parse_qsl(body.decode()))
+                with open(record, "a") as f: f.write(json.dumps(entry) + "\\n")
+                if not entry["valid"]:
+                    return self.reply(403, b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>signature refused</Message></Error></ErrorResponse>")
+                if entry.get("params", {}).get("Action") == "CompleteLifecycleAction":
+                    return self.reply(200, b"<CompleteLifecycleActionResponse><CompleteLifecycleActionResult/></CompleteLifecycleActionResponse>")
+                passed = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection", "expect")}
+                forwarded = urllib.request.Request(upstream + self.path, data=body or None, method=self.command, headers=passed)
+                try:
+                    with urllib.request.urlopen(forwarded) as answer: status, data, got = answer.status, answer.read(), answer.headers
+                except urllib.error.HTTPError as error:
+                    status, data, got = error.code, error.read(), error.headers
+                kept = {k: got[k] for k in ("ETag", "Content-Length") if got.get(k) and (k != "Content-Length" or self.command == "HEAD")}
+                self.reply(status, data, kept)
+            do_GET = do_PUT = do_POST = do_HEAD = handle_any
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        print("ready", flush=True)
+        server.serve_forever()
+        """
+
+    let port: Int
+    let server: ServerProcess
+    let record: String
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// `instance`: the id the metadata service gives.
+    init(upstream: String, instance: String, directory: TemporaryDirectory) throws {
+        let script = directory.file("aws.py")
+        try Self.script.write(toFile: script, atomically: true, encoding: .utf8)
+        record = directory.file("requests.jsonl")
+        let python = (MotoServer.executable as NSString).deletingLastPathComponent + "/python"
+        let record = self.record
+        (port, server) = try ServerProcess.onFreePort { port in
+            // Like moto's, it keeps nothing worth a clean exit, and SIGTERM does not stop it here.
+            try ServerProcess(python, [script, String(port), upstream, record, instance], readyWhen: "ready", stopSignal: SIGKILL)
+        }
+    }
+
+    var requests: [[String: Any]] {
+        let text = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// The CompleteLifecycleAction calls' parameters.
+    var lifecycle: [[String: String]] {
+        requests.compactMap { $0["params"] as? [String: String] }.filter { $0["Action"] == "CompleteLifecycleAction" }
+    }
+}
+
 extension PostgresServer {
     /// An app directory whose one environment, prod, dumps this database here into ./backups;
     /// `backup` adds keys to its backup section.

@@ -38,12 +38,9 @@ struct HTTPRequest: Sendable {
 
     private final class Exchange {
         var received = Data()
-        let body: Data
-        var offset = 0
         let keep: Int
 
-        init(body: Data, keep: Int) {
-            self.body = body
+        init(keep: Int) {
             self.keep = keep
         }
     }
@@ -52,7 +49,7 @@ struct HTTPRequest: Sendable {
         S3Client.globalInit
         guard let curl = curl_easy_init() else { return .failure(ShipError("cannot start libcurl")) }
         defer { curl_easy_cleanup(curl) }
-        let exchange = Exchange(body: body ?? Data(), keep: keep)
+        let exchange = Exchange(keep: keep)
         let unmanaged = Unmanaged.passRetained(exchange)
         defer { unmanaged.release() }
         var list: UnsafeMutablePointer<curl_slist>?
@@ -84,19 +81,16 @@ struct HTTPRequest: Sendable {
             }
             return size * count
         }, unmanaged.toOpaque())
-        if body != nil {
-            ship_curl_set_long(curl, CURLOPT_UPLOAD, 1)
-            ship_curl_set_offset(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(exchange.body.count))
-            ship_curl_set_read(curl, { buffer, size, count, context in
-                let exchange = Unmanaged<Exchange>.fromOpaque(context!).takeUnretainedValue()
-                let length = min(size * count, exchange.body.count - exchange.offset)
-                guard length > 0, let buffer else { return 0 }
-                exchange.body.withUnsafeBytes { source in
-                    UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + exchange.offset, byteCount: length)
-                }
-                exchange.offset += length
-                return length
-            }, unmanaged.toOpaque())
+        if let body {
+            // As POST fields (libcurl copies them), not through a read callback: libcurl's SigV4
+            // hashes the fields it holds, and a body it reads later would be signed as empty.
+            ship_curl_set_offset(curl, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+            if body.isEmpty {
+                ship_curl_set_string(curl, CURLOPT_COPYPOSTFIELDS, "")
+            } else {
+                var bytes = [UInt8](body)
+                bytes.withUnsafeMutableBytes { _ = ship_curl_set_pointer(curl, CURLOPT_COPYPOSTFIELDS, $0.baseAddress) }
+            }
         }
         let code = curl_easy_perform(curl)
         guard code == CURLE_OK else { return .failure(ShipError(String(cString: curl_easy_strerror(code)))) }
