@@ -150,11 +150,14 @@ struct ArtifactsEndToEndTests {
         }
     }
 
-    @Test("a conditional upload leaves an object already there as it is, in one PUT and in a multipart upload")
+    @Test("a conditional upload leaves an object already there as it is, in one PUT and in a multipart upload; every request signed as AWS checks it")
     func conditionalUpload() throws {
-        let (s3, client) = try Self.store()
-        defer { withExtendedLifetime(s3) {} }
+        let (s3, _) = try Self.store()
         let files = try TemporaryDirectory("ship-conditional")
+        // Through the botocore-checking front: single and multipart uploads, GET, and a listing.
+        let front = try AWSFront(upstream: s3.endpoint, instance: "i-none", directory: files)
+        let client = S3Client(endpoint: front.url, bucket: "fleet-artifacts", region: "us-east-1", accessKey: "testing",
+                              secretKey: "testing-secret", sessionToken: nil)
         for (name, size) in [("small", 1_000), ("large", 6 << 20)] {
             let first = files.file(name + ".1"), second = files.file(name + ".2")
             FileManager.default.createFile(atPath: first, contents: Data(repeating: 1, count: size))
@@ -164,6 +167,9 @@ struct ArtifactsEndToEndTests {
             #expect(try client.getObject(key: "race/\(name)") == Data(repeating: 1, count: size), "\(name): the first stands")
         }
         #expect(try client.list(prefix: "race/").count == 2)
+        let requests = front.requests
+        #expect(requests.count >= 10 && requests.allSatisfy { $0["valid"] as? Bool == true }, "\(requests.filter { $0["valid"] as? Bool != true })")
+        #expect(requests.contains { ($0["path"] as? String ?? "").contains("uploads") }, "a multipart upload was made")
     }
 
     @Test("the store's current.json after the last host validated; lock: store makes a second controller exit 4 naming the holder; a claim made meanwhile wins over a later one; ship unlock clears the store's lock")
