@@ -66,6 +66,9 @@ struct AWSAccess {
     /// The instance's metadata service, when there is one (on EC2); looked for once, when needed.
     var metadata: InstanceMetadata? { probe.metadata }
 
+    /// The EC2 instance's id, asked once.
+    var instanceId: String? { probe.instanceId }
+
     /// The region (`--region`, AWS_REGION, AWS_DEFAULT_REGION, else the instance's) and the
     /// credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else the
     /// instance profile's, which is the way on EC2: nothing secret in user-data).
@@ -136,6 +139,7 @@ final class MetadataProbe {
     let curl: String
     let environment: [String: String]
     private var answer: InstanceMetadata??
+    private var id: String??
 
     init(curl: String, environment: [String: String]) {
         self.curl = curl
@@ -146,6 +150,13 @@ final class MetadataProbe {
         if let answer { return answer }
         let found = environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true" ? nil : InstanceMetadata.connect(curl, environment: environment)
         answer = .some(found)
+        return found
+    }
+
+    var instanceId: String? {
+        if let id { return id }
+        let found = metadata?.get("instance-id")
+        id = .some(found)
         return found
     }
 }

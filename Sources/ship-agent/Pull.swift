@@ -56,9 +56,9 @@ enum Pull {
         do {
             aws = try AWSAccess.resolve(region: options.region)
         } catch let error as AgentError {
-            fail(error, lifecycle: false)
+            fail(error)
         } catch {
-            fail(AgentError("\(error)"), lifecycle: false)
+            fail(AgentError("\(error)"))
         }
         let puller = Puller(options: options, aws: aws)
         say("pull \(options.app) \(options.environment) from s3://\(options.bucket)\(options.prefix.isEmpty ? "" : "/" + options.prefix) "
@@ -86,7 +86,7 @@ enum Pull {
                 if failure == nil { failure = AgentError("\(error)") }
             }
         }
-        if let failure { fail(failure, lifecycle: true) }
+        if let failure { fail(failure) }
         exit(0)
     }
 
@@ -146,7 +146,7 @@ enum Pull {
         Output.writeAll(2, Data(("ship-agent pull: " + line + "\n").utf8))
     }
 
-    static func fail(_ error: AgentError, lifecycle: Bool) -> Never {
+    static func fail(_ error: AgentError) -> Never {
         sayError(error.message)
         if let hint = error.hint { Output.writeAll(2, Data(("  hint: " + hint + "\n").utf8)) }
         exit(1)
@@ -204,16 +204,15 @@ struct Puller {
     init(options: Pull.Options, aws: AWSAccess) {
         self.options = options
         self.aws = aws
-        let variables = ProcessInfo.processInfo.environment
-        var endpoint = options.endpoint ?? variables["AWS_ENDPOINT_URL_S3"].nonEmpty ?? variables["AWS_ENDPOINT_URL"].nonEmpty
+        let endpoint = options.endpoint ?? environment["AWS_ENDPOINT_URL_S3"].nonEmpty ?? environment["AWS_ENDPOINT_URL"].nonEmpty
             ?? "https://s3.\(aws.region).amazonaws.com"
-        while endpoint.hasSuffix("/") { endpoint.removeLast() }
         store = PullStore(aws: aws, endpoint: endpoint, bucket: options.bucket, prefix: options.prefix, app: options.app,
                           environment: options.environment)
     }
 
     func pull() throws -> Pull.Outcome {
         var outcome = Pull.Outcome.nothingRecorded
+        var prepared: String?
         // A deployment that finished while this host installed moved current.json on: the host
         // follows it before it goes in service (a few times at most).
         for attempt in 0..<5 {
@@ -236,7 +235,14 @@ struct Puller {
             if case .upToDate(let release) = outcome, release == record.release { return outcome }
             if case .installed(let release) = outcome, release == record.release { return outcome }
             Pull.say("release \(record.release) (revision \(record.revision.prefix(12))) is current in the store, since \(record.time)")
-            outcome = try HostPull(puller: self, record: record, spec: install).run()
+            let host = try HostPull(puller: self, record: record, spec: install)
+            if prepared != install.deployTo {
+                try host.checkUser()
+                // The agent hooks switch users with (runas, through the sudoers line) is this one.
+                try host.installSelf()
+                prepared = install.deployTo
+            }
+            outcome = try host.run()
         }
         return outcome
     }
@@ -245,7 +251,7 @@ struct Puller {
     /// answer or a server error comes.
     func completeLifecycle(_ result: String) throws {
         guard let hook = options.lifecycleHook, let group = options.autoScalingGroup else { return }
-        guard let instance = options.instanceId ?? aws.metadata?.get("instance-id") else {
+        guard let instance = options.instanceId ?? aws.instanceId else {
             throw AgentError("cannot complete lifecycle hook \(hook): this instance's id is unknown", hint: "pass --instance-id")
         }
         var endpoint = environment["AWS_ENDPOINT_URL_AUTO_SCALING"].nonEmpty ?? environment["AWS_ENDPOINT_URL"].nonEmpty
@@ -278,17 +284,17 @@ struct HostPull {
     let deploymentId: String
     let holder: String
 
-    init(puller: Puller, record: EnvironmentRecord, spec: InstallSpec) {
+    init(puller: Puller, record: EnvironmentRecord, spec: InstallSpec) throws {
+        // The record comes from the store: a deploy_to ship would not write is refused.
+        guard spec.deployTo.hasPrefix("/"), spec.deployTo != "/",
+              !spec.deployTo.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            throw AgentError("the store's record of release \(record.release) names deploy_to '\(spec.deployTo)', which is not an absolute path ship would use")
+        }
         self.puller = puller
         self.record = record
         self.spec = spec
         layout = HostLayout(deployTo: spec.deployTo)
-        var clock = time(nil)
-        var parts = tm()
-        gmtime_r(&clock, &parts)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let count = strftime(&buffer, buffer.count, "%Y%m%d%H%M%S", &parts)
-        deploymentId = "pull-" + String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "-\(getpid())"
+        deploymentId = "pull-" + Operations.now("%Y%m%d%H%M%S") + "-\(getpid())"
         holder = "\(Operations.userName())@\(Operations.hostname())"
     }
 
@@ -312,9 +318,6 @@ struct HostPull {
     }
 
     func run() throws -> Pull.Outcome {
-        try checkUser()
-        // The agent hooks switch users with (runas, through the sudoers line) is this one.
-        try installSelf()
         let preflight = try perform(request(.preflight) {
             $0.shared = spec.shared
             $0.runasUsers = spec.runasUsers
@@ -378,8 +381,10 @@ struct HostPull {
     /// Puts this agent at `.ship/bin/ship-agent` unless the same is there.
     func installSelf() throws {
         let me = "/proc/self/exe"
+        var mySize = stat(), theirs = stat()
+        let sameSize = stat(me, &mySize) == 0 && stat(layout.agent, &theirs) == 0 && mySize.st_size == theirs.st_size
         guard let mine = FileManager.default.contents(atPath: me) else { throw AgentError("cannot read \(me)") }
-        if FileManager.default.contents(atPath: layout.agent) == mine { return }
+        if sameSize, FileManager.default.contents(atPath: layout.agent) == mine { return }
         let directory = String(layout.agent[..<layout.agent.lastIndex(of: "/")!])
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -406,6 +411,13 @@ struct HostPull {
             let result = Operations(layout: layout, request: request(.lock) { $0.lock = lock }).result()
             if result.ok { return result }
             guard let holder = result.lock else { throw AgentError("lock: " + (result.message ?? "failed")) }
+            if isStale(holder) {
+                // A pull on this host that is no longer running (killed, the instance rebooted)
+                // leaves its lock: this one takes it over, and says so.
+                _ = Operations(layout: layout, request: request(.unlock) { $0.force = true }).result()
+                Pull.say("removed the lock of \(holder.holder)'s pull \(holder.deploymentId), which is no longer running (pid \(holder.pid.map(String.init) ?? "?"))")
+                continue
+            }
             if HookRunner.monotonicSeconds() - started >= Double(puller.options.lockWait) {
                 throw AgentError("this host is locked by \(holder.holder) (deployment \(holder.deploymentId), since \(holder.started))",
                                  hint: "if that deployment is over, `ship unlock \(record.environment)` from the controller clears the lock")
@@ -418,12 +430,20 @@ struct HostPull {
         }
     }
 
+    /// A lock of a pull by this user on this host whose process is gone (or is another program).
+    func isStale(_ holder: LockInfo) -> Bool {
+        guard holder.deploymentId.hasPrefix("pull-"), holder.holder == self.holder, let pid = holder.pid else { return false }
+        guard kill(pid, 0) == 0 || errno == EPERM else { return true }
+        let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return !(command.contains("ship-agent") && command.contains("pull"))
+    }
+
     /// What the controller gives a host's hooks, without the host's own entries of ship.yml.
     func hookEnvironment(previous: String?) -> [String: String] {
         var env = spec.environment
         env["SHIP_HOST"] = Operations.hostname()
         env["SHIP_ROLES"] = puller.options.roles.joined(separator: ",")
-        if let instance = puller.options.instanceId ?? puller.aws.metadata?.get("instance-id") { env["SHIP_INSTANCE_ID"] = instance }
+        if let instance = puller.options.instanceId ?? puller.aws.instanceId { env["SHIP_INSTANCE_ID"] = instance }
         env["SHIP_DEPLOYMENT_ID"] = deploymentId
         env["DEPLOYMENT_ID"] = deploymentId
         env["SHIP_RELEASE"] = record.release
@@ -530,15 +550,15 @@ struct HostPull {
             _ = Operations(layout: layout, request: request(.discard) { $0.release = record.release }).result()
         }
         guard stopped, let previous else { return }
-        var env = hookEnvironment(previous: nil)
-        env["SHIP_RELEASE"] = previous
+        // run-hooks gives each hook its own release's SHIP_RELEASE, path and revision.
+        let env = hookEnvironment(previous: nil)
         do {
             try hooks(previous, .start, env)
             try hooks(previous, .validate, env, settles: true)
             Pull.say("release \(previous) started again")
-        } catch let error as AgentError {
-            Pull.sayError("release \(previous) could not be started again: \(error.message)")
-        } catch {}
+        } catch {
+            Pull.sayError("release \(previous) could not be started again: \((error as? AgentError)?.message ?? "\(error)")")
+        }
     }
 
     /// Hook events as lines of the pull's output.

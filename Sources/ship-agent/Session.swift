@@ -126,13 +126,13 @@ extension Operations {
         if stoppedMarker()?.deploymentId == deploymentId { unlink(layout.stopped) }
     }
 
-    /// UTC, as the controller writes journal times.
-    static func now() -> String {
+    /// UTC, as the controller writes journal times (or in another strftime `format`).
+    static func now(_ format: String = "%Y-%m-%dT%H:%M:%SZ") -> String {
         var clock = time(nil)
         var parts = tm()
         gmtime_r(&clock, &parts)
         var buffer = [CChar](repeating: 0, count: 32)
-        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        let count = strftime(&buffer, buffer.count, format, &parts)
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
